@@ -1,0 +1,35 @@
+# The README's commands. Each runs the set-up script first (idempotent, quiet when done).
+#   make demo   install, build, run the main job on built-in data
+#   make test   install, build, run every test
+#   make build  install and build
+#   make bench  install, build, run the benchmarks (prints tables)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+VENV = $(shell bash scripts/setup.sh --print-venv | tail -n 1)
+
+.PHONY: all setup build test demo bench clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+$(BUILD)/CMakeCache.txt:
+	@bash scripts/setup.sh
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DR1_PYTHON=$(VENV)/bin/python
+
+build: $(BUILD)/CMakeCache.txt
+	@bash scripts/setup.sh
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: build
+	R1=$(BUILD)/r1 bash recipes/demo.sh
+
+bench: build
+	R1_PYTHON=$(VENV)/bin/python bash bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

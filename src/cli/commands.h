@@ -1,0 +1,10 @@
+// Each subcommand registers itself on the CLI11 app; main.cpp only wires them together.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace r1::cli {
+
+void add_model_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+
+}  // namespace r1::cli

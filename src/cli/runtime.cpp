@@ -1,0 +1,32 @@
+#include "cli/runtime.h"
+
+#include <thread>
+
+#include "io/model_dir.h"
+#include "util/error.h"
+
+namespace r1::cli {
+
+void RuntimeOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--dtype", dtype, "float32, bfloat16 or float16")->capture_default_str();
+  cmd->add_option("--threads", threads, "CPU threads for tensor math (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+}
+
+torch::Device RuntimeOptions::setup() const {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(n);
+  torch::Device dev(torch::kCPU);
+  try {
+    dev = torch::Device(device);
+  } catch (const c10::Error&) {
+    throw Error("--device '" + device + "' is not a device (cpu, cuda, cuda:N)");
+  }
+  if (dev.is_cuda() && !torch::cuda::is_available())
+    throw Error("--device " + device + ": no CUDA GPU is available on this machine");
+  return dev;
+}
+
+torch::ScalarType RuntimeOptions::scalar_type() const { return torch_dtype_from_name(dtype); }
+
+}  // namespace r1::cli

@@ -1,0 +1,271 @@
+#include "io/model_dir.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "util/error.h"
+#include "util/json_file.h"
+
+namespace fs = std::filesystem;
+
+namespace r1 {
+namespace {
+
+const char* kIndexFile = "model.safetensors.index.json";
+const char* kSingleFile = "model.safetensors";
+
+// Tensors HF may store that carry no weights (older checkpoints saved RoPE buffers).
+bool ignorable_tensor(const std::string& name) {
+  return name.size() >= 9 && name.compare(name.size() - 9, 9, ".inv_freq") == 0;
+}
+
+// All safetensors files of a directory, opened: one file, or the shards listed by the index.
+std::vector<std::unique_ptr<SafetensorsFile>> open_weight_files(const std::string& dir) {
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  const fs::path index = fs::path(dir) / kIndexFile;
+  if (fs::exists(index)) {
+    auto j = read_json_file(index.string());
+    if (!j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(index.string() + ": missing 'weight_map' object");
+    std::set<std::string> shards;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it.value().is_string()) throw Error(index.string() + ": weight_map entry '" + it.key() + "' is not a file name");
+      const std::string shard = it.value().get<std::string>();
+      if (shard.find('/') != std::string::npos || shard == "..")
+        throw Error(index.string() + ": shard name '" + shard + "' must be a plain file name");
+      shards.insert(shard);
+    }
+    for (const auto& s : shards) files.push_back(std::make_unique<SafetensorsFile>((fs::path(dir) / s).string()));
+    return files;
+  }
+  const fs::path single = fs::path(dir) / kSingleFile;
+  if (!fs::exists(single)) throw Error(dir + ": no " + kSingleFile + " or " + kIndexFile);
+  files.push_back(std::make_unique<SafetensorsFile>(single.string()));
+  return files;
+}
+
+std::string shape_str(c10::IntArrayRef s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// ".NAME.tmp-PID" beside `target`: same file system, so the final rename is atomic.
+fs::path sibling(const fs::path& target, const char* tag) {
+  std::string name = ".";
+  name += target.filename().string();
+  name += tag;
+  name += std::to_string(::getpid());
+  return target.parent_path() / name;
+}
+
+void fsync_path(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+torch::ScalarType torch_dtype_from_name(const std::string& name) {
+  if (name == "float32" || name == "fp32") return torch::kFloat32;
+  if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+  if (name == "float16" || name == "fp16") return torch::kFloat16;
+  throw Error("unknown dtype '" + name + "' (float32, bfloat16, float16)");
+}
+
+std::string torch_dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kFloat16: return "float16";
+    default: throw Error(std::string("no config.json name for dtype ") + c10::toString(t));
+  }
+}
+
+torch::ScalarType to_torch_dtype(DType d) {
+  switch (d) {
+    case DType::kBool: return torch::kBool;
+    case DType::kU8: return torch::kUInt8;
+    case DType::kI8: return torch::kInt8;
+    case DType::kI16: return torch::kInt16;
+    case DType::kI32: return torch::kInt32;
+    case DType::kI64: return torch::kInt64;
+    case DType::kF16: return torch::kFloat16;
+    case DType::kBF16: return torch::kBFloat16;
+    case DType::kF32: return torch::kFloat32;
+    case DType::kF64: return torch::kFloat64;
+    case DType::kF8E5M2: return torch::kFloat8_e5m2;
+    case DType::kF8E4M3: return torch::kFloat8_e4m3fn;
+    case DType::kU16: return torch::kUInt16;
+    case DType::kU32: return torch::kUInt32;
+    case DType::kU64: return torch::kUInt64;
+  }
+  throw Error("unsupported safetensors dtype");
+}
+
+DType to_safetensors_dtype(torch::ScalarType t) {
+  for (int i = 0; i <= static_cast<int>(DType::kU64); ++i) {
+    DType d = static_cast<DType>(i);
+    if (to_torch_dtype(d) == t) return d;
+  }
+  throw Error(std::string("dtype ") + c10::toString(t) + " has no safetensors equivalent");
+}
+
+torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
+  auto t = torch::empty(std::vector<int64_t>(info.shape.begin(), info.shape.end()), to_torch_dtype(info.dtype));
+  if (info.nbytes() > 0) std::memcpy(t.data_ptr(), file.data(info), info.nbytes());
+  return t;
+}
+
+void load_weights(Transformer& model, const std::string& dir) {
+  auto files = open_weight_files(dir);
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> stored;
+  for (const auto& f : files)
+    for (const auto& t : f->tensors()) {
+      if (stored.count(t.name)) throw Error(dir + ": tensor '" + t.name + "' is stored in two files");
+      stored[t.name] = {f.get(), &t};
+    }
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> missing;
+  std::set<std::string> used;
+  for (auto& p : model->named_parameters()) {
+    auto it = stored.find(p.key());
+    if (it == stored.end()) {
+      missing.push_back(p.key());
+      continue;
+    }
+    const auto& [file, info] = it->second;
+    torch::Tensor& param = p.value();
+    if (!std::equal(info->shape.begin(), info->shape.end(), param.sizes().begin(), param.sizes().end()))
+      throw Error(file->path() + ": tensor '" + p.key() + "' has shape " + shape_str(info->shape) + ", the config needs " +
+                  shape_str(param.sizes()));
+    if (!c10::isFloatingType(to_torch_dtype(info->dtype)))
+      throw Error(file->path() + ": tensor '" + p.key() + "' has non-float dtype " + dtype_name(info->dtype));
+    param.copy_(read_tensor(*file, *info));
+    used.insert(p.key());
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 8; ++i) list += (i ? ", " : "") + missing[i];
+    if (missing.size() > 8) list += ", ... (" + std::to_string(missing.size()) + " in all)";
+    throw Error(dir + ": missing tensors: " + list);
+  }
+  for (const auto& [name, where] : stored) {
+    if (used.count(name) || ignorable_tensor(name)) continue;
+    // A tied model may still carry lm_head.weight (some exporters write both): accept it.
+    if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
+    throw Error(where.first->path() + ": unexpected tensor '" + name + "' (not part of this " +
+                model->config().architecture_name() + " config)");
+  }
+}
+
+Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
+  ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
+  Transformer model(config);
+  load_weights(model, dir);
+  const torch::ScalarType dtype = options.dtype.value_or(torch_dtype_from_name(config.torch_dtype));
+  model->to(options.device, dtype);
+  return model;
+}
+
+void save_model_dir(Transformer& model, const std::string& dir, const SaveOptions& options) {
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  const fs::path parent = target.parent_path();
+  fs::create_directories(parent);
+  const fs::path tmp = sibling(target, ".tmp-");
+  fs::remove_all(tmp);
+  fs::create_directory(tmp);
+  try {
+    // Tensors to CPU contiguous storage in the chosen dtype; they stay alive until written.
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    int64_t total = 0;
+    for (auto& p : model->named_parameters()) {
+      auto t = p.value().detach();
+      if (options.dtype) t = t.to(*options.dtype);
+      t = t.to(torch::kCPU).contiguous();
+      total += t.nbytes();
+      tensors.emplace_back(p.key(), t);
+    }
+    ModelConfig config = model->config();
+    config.torch_dtype = torch_dtype_name(tensors.front().second.scalar_type());
+    config.save((tmp / "config.json").string());
+    nlohmann::json gen = {{"_from_model_config", true}};
+    if (!config.bos_token_ids.empty()) gen["bos_token_id"] = config.bos_token_ids[0];
+    if (config.eos_token_ids.size() == 1) gen["eos_token_id"] = config.eos_token_ids[0];
+    else if (!config.eos_token_ids.empty()) gen["eos_token_id"] = config.eos_token_ids;
+    write_text_file((tmp / "generation_config.json").string(), gen.dump(2) + "\n");
+
+    // Greedy sharding in parameter order.
+    std::vector<std::vector<size_t>> shards(1);
+    int64_t shard_bytes = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const int64_t n = tensors[i].second.nbytes();
+      if (shard_bytes > 0 && shard_bytes + n > options.max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shards.back().push_back(i);
+      shard_bytes += n;
+    }
+    const std::map<std::string, std::string> meta = {{"format", "pt"}};
+    auto write_shard = [&](const std::vector<size_t>& ids, const fs::path& path) {
+      std::vector<TensorToWrite> out;
+      for (size_t i : ids) {
+        const auto& t = tensors[i].second;
+        out.push_back({tensors[i].first, to_safetensors_dtype(t.scalar_type()),
+                       std::vector<int64_t>(t.sizes().begin(), t.sizes().end()), t.data_ptr()});
+      }
+      write_safetensors(path.string(), std::move(out), meta);
+    };
+    if (shards.size() == 1) {
+      write_shard(shards[0], tmp / kSingleFile);
+    } else {
+      nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+      char name[64];
+      for (size_t s = 0; s < shards.size(); ++s) {
+        std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
+        write_shard(shards[s], tmp / name);
+        for (size_t i : shards[s]) index["weight_map"][tensors[i].first] = name;
+      }
+      write_text_file((tmp / kIndexFile).string(), index.dump(2) + "\n");
+    }
+    // Carry over what the old directory had beside the weights (tokenizer, metrics, state).
+    if (fs::is_directory(target)) {
+      static const std::set<std::string> produced = {"config.json", "generation_config.json", kSingleFile, kIndexFile};
+      for (const auto& e : fs::directory_iterator(target)) {
+        const std::string name = e.path().filename().string();
+        const bool old_shard = name.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors";
+        if (produced.count(name) || old_shard || fs::exists(tmp / name)) continue;
+        fs::copy(e.path(), tmp / name, fs::copy_options::recursive);
+      }
+    }
+    fsync_path(tmp);
+    // Publish: old -> backup, tmp -> target, drop backup. A crash in between leaves either the
+    // old directory or the backup + the complete new one on disk, never a half-written target.
+    const fs::path backup = sibling(target, ".old-");
+    fs::remove_all(backup);
+    const bool had_old = fs::exists(target);
+    if (had_old) fs::rename(target, backup);
+    fs::rename(tmp, target);
+    fsync_path(parent);
+    if (had_old) fs::remove_all(backup);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp);
+    throw Error(dir + ": saving failed: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+}
+
+}  // namespace r1

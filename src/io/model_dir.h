@@ -1,0 +1,47 @@
+// Hugging Face model directories: config.json + model.safetensors (or sharded files with
+// model.safetensors.index.json) + generation_config.json. Tensor names are HF's, so the same
+// directory loads in transformers, vLLM and here.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <torch/torch.h>
+
+#include "io/safetensors.h"
+#include "model/transformer.h"
+
+namespace r1 {
+
+torch::ScalarType torch_dtype_from_name(const std::string& name);  // "float32", "bfloat16", "float16"
+std::string torch_dtype_name(torch::ScalarType t);
+torch::ScalarType to_torch_dtype(DType d);  // throws for dtypes torch cannot hold
+DType to_safetensors_dtype(torch::ScalarType t);
+
+// Copies a tensor out of a safetensors mapping into a CPU torch tensor of the same dtype.
+torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info);
+
+struct LoadOptions {
+  torch::Device device = torch::kCPU;
+  // Weights are converted to this dtype on load; nullopt keeps config.json's torch_dtype.
+  std::optional<torch::ScalarType> dtype = torch::kFloat32;
+};
+
+// Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that
+// names the tensor and the file.
+Transformer load_model_dir(const std::string& dir, const LoadOptions& options = {});
+// Copies the tensors of `dir` into an existing model of the same architecture.
+void load_weights(Transformer& model, const std::string& dir);
+
+struct SaveOptions {
+  // Storage dtype; nullopt = the parameters' dtype. config.json's torch_dtype follows it.
+  std::optional<torch::ScalarType> dtype;
+  // Split into model-0000i-of-0000n.safetensors + index when the weights exceed this size.
+  int64_t max_shard_bytes = 5LL << 30;
+};
+
+// Writes a complete model directory atomically: into a temporary sibling directory, fsynced,
+// then renamed over `dir`. Files already in `dir` that the save does not produce (tokenizer
+// files, metrics.jsonl, trainer_state/) are carried over into the new directory.
+void save_model_dir(Transformer& model, const std::string& dir, const SaveOptions& options = {});
+
+}  // namespace r1

@@ -1,0 +1,96 @@
+#include "model/presets.h"
+
+#include "util/error.h"
+
+namespace r1 {
+namespace {
+
+ModelConfig llama(int64_t vocab, int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv_heads,
+                  int64_t max_pos) {
+  ModelConfig c;
+  c.architecture = Architecture::kLlama;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = inter;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.head_dim = hidden / heads;
+  c.max_position_embeddings = max_pos;
+  return c;
+}
+
+ModelConfig with_tokens(ModelConfig c, int64_t bos, int64_t eos) {
+  c.bos_token_ids = {bos};
+  c.eos_token_ids = {eos};
+  return c;
+}
+
+ModelConfig deepseek_coder(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, int64_t kv_heads) {
+  // Coder: 16K context from linear RoPE scaling x4 on base 1e5 (reference/deepseek-architecture.md 2.1).
+  ModelConfig c = with_tokens(llama(32256, hidden, inter, layers, heads, kv_heads, 16384), 32013, 32014);
+  c.rope_theta = 100000.0;
+  c.rope_scaling.type = "linear";
+  c.rope_scaling.factor = 4.0;
+  return c;
+}
+
+ModelConfig r1_distill_qwen(int64_t vocab, int64_t hidden, int64_t inter, int64_t heads, int64_t kv_heads) {
+  ModelConfig c = with_tokens(llama(vocab, hidden, inter, 28, heads, kv_heads, 131072), 151646, 151643);
+  c.architecture = Architecture::kQwen2;
+  c.torch_dtype = "bfloat16";
+  return c;
+}
+
+ModelConfig tied(ModelConfig c) {
+  c.tie_word_embeddings = true;
+  return c;
+}
+
+std::vector<Preset> build_presets() {
+  std::vector<Preset> p;
+  p.push_back({"deepseek-llm-7b", "DeepSeek LLM 7B (MHA, 30 layers)",
+               with_tokens(llama(102400, 4096, 11008, 30, 32, 32, 4096), 100000, 100001)});
+  p.push_back({"deepseek-llm-67b", "DeepSeek LLM 67B (GQA 64/8, 95 layers)",
+               with_tokens(llama(102400, 8192, 22016, 95, 64, 8, 4096), 100000, 100001)});
+  p.push_back({"deepseek-coder-1.3b", "DeepSeek-Coder 1.3B (16K context, linear RoPE x4)",
+               deepseek_coder(2048, 5504, 24, 16, 16)});
+  p.push_back({"deepseek-coder-6.7b", "DeepSeek-Coder 6.7B", deepseek_coder(4096, 11008, 32, 32, 32)});
+  p.push_back({"deepseek-coder-33b", "DeepSeek-Coder 33B (GQA 56/8)", deepseek_coder(7168, 19200, 62, 56, 8)});
+  p.push_back({"deepseek-math-7b", "DeepSeekMath 7B (DeepSeek LLM 7B shape)",
+               with_tokens(llama(102400, 4096, 11008, 30, 32, 32, 4096), 100000, 100001)});
+  p.push_back({"r1-distill-qwen-1.5b", "DeepSeek-R1-Distill-Qwen-1.5B (Qwen2, GQA 12/2)",
+               r1_distill_qwen(151936, 1536, 8960, 12, 2)});
+  p.push_back({"r1-distill-qwen-7b", "DeepSeek-R1-Distill-Qwen-7B (Qwen2, GQA 28/4)",
+               r1_distill_qwen(152064, 3584, 18944, 28, 4)});
+  // CPU presets. tiny: the main job's policy; small: a student/teacher pair with tiny.
+  p.push_back({"tiny", "~1.8M params, 4 layers x 128, GQA 4/2, vocab 4096 (laptop-CPU RL runs)",
+               llama(4096, 128, 384, 4, 4, 2, 1024)});
+  p.push_back({"small", "~40M params, 8 layers x 512, GQA 8/4, vocab 16384",
+               llama(16384, 512, 1408, 8, 8, 4, 2048)});
+  // The shapes llama2.c's anchors were measured on (benchmarks): stories15M and a 110M-class GQA model.
+  p.push_back({"bench-s", "llama2.c stories15M shape: dim 288, 6 layers, 6 heads, vocab 32000 (tied)",
+               tied(llama(32000, 288, 768, 6, 6, 6, 256))});
+  p.push_back({"bench-m", "dim 768, 12 layers, 12 heads / 4 kv heads, vocab 32000 (tied), ~100M",
+               tied(llama(32000, 768, 2048, 12, 12, 4, 1024))});
+  for (auto& preset : p) preset.config.validate();
+  return p;
+}
+
+}  // namespace
+
+const std::vector<Preset>& model_presets() {
+  static const std::vector<Preset> presets = build_presets();
+  return presets;
+}
+
+ModelConfig preset_config(const std::string& name) {
+  std::string known;
+  for (const auto& p : model_presets()) {
+    if (p.name == name) return p.config;
+    known += (known.empty() ? "" : ", ") + p.name;
+  }
+  throw Error("unknown preset '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace r1

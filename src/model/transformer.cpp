@@ -1,0 +1,198 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+
+#include "util/error.h"
+
+namespace r1 {
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
+}
+
+// [B, kv, T, D] -> [B, kv * rep, T, D]: each kv head serves `rep` query heads (GQA).
+torch::Tensor repeat_kv(const torch::Tensor& x, int64_t rep) {
+  if (rep == 1) return x;
+  const auto s = x.sizes();
+  return x.unsqueeze(2).expand({s[0], s[1], rep, s[2], s[3]}).reshape({s[0], s[1] * rep, s[2], s[3]});
+}
+
+}  // namespace
+
+KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, torch::Device device,
+                 torch::ScalarType dtype) {
+  auto opts = torch::TensorOptions().device(device).dtype(dtype);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    k.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+    v.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+  }
+}
+
+int64_t KvCache::bytes() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < k.size(); ++i) n += k[i].nbytes() + v[i].nbytes();
+  return n;
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  // Normalise in fp32 whatever the storage dtype (SPEC 1), like HF: cast back, then scale.
+  if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
+    return at::rms_norm(x, {x.size(-1)}, weight, eps_);
+  auto normed = at::rms_norm(x.to(torch::kFloat32), {x.size(-1)}, c10::nullopt, eps_);
+  return weight * normed.to(x.scalar_type());
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, c.q_dim(), c.has_qkv_bias()));
+  k_proj = register_module("k_proj", linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
+  v_proj = register_module("v_proj", linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
+  o_proj = register_module("o_proj", linear(c.q_dim(), c.hidden_size, c.has_o_bias()));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     KvCache* cache, int64_t layer, const torch::Tensor& positions,
+                                     const torch::Tensor& mask, int64_t used) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
+  auto k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  auto v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  q = apply_rotary(q, cos, sin);
+  k = apply_rotary(k, cos, sin);
+  const int64_t rep = heads_ / kv_heads_;
+  torch::Tensor out;
+  if (cache == nullptr) {
+    out = at::scaled_dot_product_attention(q, repeat_kv(k, rep), repeat_kv(v, rep), {}, 0.0, /*is_causal=*/true);
+  } else {
+    // Write this step's keys/values at each sequence's own positions, then attend to the prefix.
+    auto index = positions.view({B, 1, T, 1}).expand({B, kv_heads_, T, head_dim_});
+    cache->k[layer].scatter_(2, index, k.to(cache->k[layer].scalar_type()));
+    cache->v[layer].scatter_(2, index, v.to(cache->v[layer].scalar_type()));
+    auto keys = cache->k[layer].narrow(2, 0, used).to(q.scalar_type());
+    auto values = cache->v[layer].narrow(2, 0, used).to(q.scalar_type());
+    out = at::scaled_dot_product_attention(q, repeat_kv(keys, rep), repeat_kv(values, rep), mask);
+  }
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
+}
+
+MlpImpl::MlpImpl(const ModelConfig& c) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  self_attn = register_module("self_attn", Attention(c));
+  mlp = register_module("mlp", Mlp(c));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+DecoderStackImpl::DecoderStackImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config), rope_(config) {
+  config_.validate();
+  model = register_module("model", DecoderStack(config_));
+  if (!config_.tie_word_embeddings) lm_head = register_module("lm_head", linear(config_.hidden_size, config_.vocab_size, false));
+}
+
+torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
+                                          const torch::Tensor& mask, int64_t used) {
+  auto [cos, sin] = rope_.cos_sin(positions);
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
+    h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, cache, static_cast<int64_t>(i), positions, mask, used);
+    h = h + layer->mlp(layer->post_attention_layernorm(h));
+  }
+  return model->norm(h);
+}
+
+torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions) {
+  TORCH_CHECK(tokens.dim() == 2, "tokens must be [batch, time], got ", tokens.sizes());
+  auto pos = positions.defined()
+                 ? positions
+                 : torch::arange(tokens.size(1), tokens.options().dtype(torch::kInt64)).unsqueeze(0).expand_as(tokens);
+  return run_layers(model->embed_tokens(tokens), pos, nullptr, {}, 0);
+}
+
+torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,
+                                              KvCache& cache) {
+  const int64_t B = tokens.size(0), S = tokens.size(1);
+  if (tokens.dim() != 2 || static_cast<int64_t>(start.size()) != B || B > cache.batch())
+    throw Error("forward_cached: tokens [B, S], one start per sequence and B <= cache batch are required");
+  const int64_t used = *std::max_element(start.begin(), start.end()) + S;
+  if (used > cache.capacity())
+    throw Error("KV cache overflow: need " + std::to_string(used) + " positions, cache holds " +
+                std::to_string(cache.capacity()));
+  auto dev = tokens.device();
+  auto start_t = torch::tensor(start, torch::kInt64).to(dev);
+  auto positions = start_t.unsqueeze(1) + torch::arange(S, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+  // Query at position p sees cache entries 0..p of its own sequence.
+  auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+  auto mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
+  if (B < cache.batch()) {
+    // A smaller batch uses the first B cache rows.
+    KvCache view = cache;
+    for (auto& t : view.k) t = t.narrow(0, 0, B);
+    for (auto& t : view.v) t = t.narrow(0, 0, B);
+    return run_layers(model->embed_tokens(tokens), positions, &view, mask, used);
+  }
+  return run_layers(model->embed_tokens(tokens), positions, &cache, mask, used);
+}
+
+torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
+  return lm_head ? lm_head(hidden) : torch::nn::functional::linear(hidden, model->embed_tokens->weight);
+}
+
+torch::Tensor TransformerImpl::token_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets, int64_t chunk) {
+  std::vector<torch::Tensor> parts;
+  const int64_t T = hidden.size(1);
+  for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+    const int64_t n = std::min(chunk, T - t0);
+    auto l = logits(hidden.narrow(1, t0, n)).to(torch::kFloat32);
+    auto picked = l.gather(-1, targets.narrow(1, t0, n).unsqueeze(-1)).squeeze(-1);
+    parts.push_back(picked - l.logsumexp(-1));
+  }
+  return torch::cat(parts, 1);
+}
+
+void TransformerImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const double std = config_.initializer_range;
+  for (auto& p : named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor& t = p.value();
+    if (name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0) {
+      t.fill_(1.0);
+    } else if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      t.zero_();
+    } else {
+      // Draw on the CPU with a seeded generator so a seed gives the same weights on any device.
+      auto w = torch::empty(t.sizes(), torch::kFloat32);
+      w.normal_(0.0, std, gen);
+      t.copy_(w);
+    }
+  }
+}
+
+KvCache TransformerImpl::make_cache(int64_t batch, int64_t capacity) {
+  auto w = model->embed_tokens->weight;
+  return KvCache(config_, batch, capacity, w.device(), w.scalar_type());
+}
+
+}  // namespace r1

@@ -1,0 +1,116 @@
+// The Llama-architecture decoder (DeepSeek LLM / Coder / Math, Qwen2 / R1-Distill), defined once
+// in libtorch. Module and parameter names are Hugging Face's, so named_parameters() are exactly
+// the tensor names of model.safetensors ("model.layers.0.self_attn.q_proj.weight", ...).
+//
+// Two entry points over the same weights:
+//   forward()        full sequences, causal attention (training, scoring)
+//   forward_cached() new tokens appended to a KvCache, each sequence at its own position
+//                    (batched decoding of prompts of different lengths)
+#pragma once
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/config.h"
+#include "model/rope.h"
+
+namespace r1 {
+
+// Keys and values of every layer for a batch of sequences: [B, kv_heads, capacity, head_dim].
+// Each sequence's length is tracked by the caller (the `start` passed to forward_cached).
+struct KvCache {
+  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Device device, torch::ScalarType dtype);
+  std::vector<torch::Tensor> k, v;
+  int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
+  int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
+  int64_t bytes() const;
+};
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& c);
+  // x [B, T, H]; cos/sin [B, 1, T, D]. Without a cache: causal attention over x itself. With one:
+  // keys/values of x are written at `positions` [B, T] of layer `layer`, and queries attend to
+  // cache entries 0..position (mask [B, 1, T, used]).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        KvCache* cache = nullptr, int64_t layer = 0, const torch::Tensor& positions = {},
+                        const torch::Tensor& mask = {}, int64_t used = 0);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Attention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& c);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// HF's "model." prefix: embeddings, the decoder stack, the final norm.
+class DecoderStackImpl : public torch::nn::Module {
+ public:
+  explicit DecoderStackImpl(const ModelConfig& c);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(DecoderStack);
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+
+  // tokens [B, T] int64 -> final hidden states [B, T, H]. positions default to 0..T-1.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {});
+  // tokens [B, S] appended to `cache`; sequence b's first new token is at position start[b]
+  // (its cache holds positions 0..start[b]-1). Returns hidden states [B, S, H].
+  torch::Tensor forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache);
+
+  // hidden [..., H] -> logits [..., V] (through lm_head, or the embedding when tied).
+  torch::Tensor logits(const torch::Tensor& hidden);
+  // log p(targets) for hidden [B, T, H] and targets [B, T], in fp32, computing the vocabulary
+  // projection `chunk` positions at a time so a [B, T, V] log-softmax is never materialised.
+  torch::Tensor token_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets, int64_t chunk = 256);
+
+  // Normal(0, config.initializer_range) for matrices and embeddings, ones for norms, zero biases.
+  void init_weights(uint64_t seed);
+  KvCache make_cache(int64_t batch, int64_t capacity);
+
+  DecoderStack model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+
+ private:
+  torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
+                           const torch::Tensor& mask, int64_t used);
+  ModelConfig config_;
+  RotaryEmbedding rope_;
+};
+TORCH_MODULE(Transformer);
+
+}  // namespace r1

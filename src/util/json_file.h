@@ -1,0 +1,15 @@
+// Small file helpers shared by every reader of JSON files (config.json, index files).
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace r1 {
+
+// Parses a JSON file; errors name the file and the parser's byte position.
+nlohmann::json read_json_file(const std::string& path);
+std::string read_text_file(const std::string& path);
+// Writes and fsyncs, so a following rename publishes complete contents.
+void write_text_file(const std::string& path, const std::string& text);
+
+}  // namespace r1

@@ -1,0 +1,156 @@
+// Properties of the model that hold for any weights: causality, KV-cache equivalence, GQA as
+// repeated heads, gradient flow, log-prob chunking.
+#include <gtest/gtest.h>
+
+#include "model/transformer.h"
+#include "test_helpers.h"
+
+namespace r1 {
+namespace {
+
+using testing::random_model;
+using testing::random_tokens;
+using testing::tiny_config;
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+TEST(Transformer, ParameterNamesAndCountMatchTheConfig) {
+  for (bool tied : {false, true}) {
+    ModelConfig c = tiny_config(4, 2, tied);
+    Transformer m(c);
+    int64_t n = 0;
+    for (const auto& p : m->parameters()) n += p.numel();
+    EXPECT_EQ(n, c.parameter_count());
+    auto names = m->named_parameters();
+    EXPECT_TRUE(names.contains("model.embed_tokens.weight"));
+    EXPECT_TRUE(names.contains("model.layers.1.self_attn.k_proj.weight"));
+    EXPECT_TRUE(names.contains("model.layers.0.post_attention_layernorm.weight"));
+    EXPECT_TRUE(names.contains("model.norm.weight"));
+    EXPECT_EQ(names.contains("lm_head.weight"), !tied);
+  }
+}
+
+TEST(Transformer, IsCausal) {
+  torch::NoGradGuard g;
+  Transformer m = random_model(tiny_config());
+  auto tokens = random_tokens(2, 12, 97);
+  auto base = m->logits(m->forward(tokens));
+  auto changed = tokens.clone();
+  changed.index_put_({torch::indexing::Slice(), 7}, (tokens.index({torch::indexing::Slice(), 7}) + 1) % 97);
+  auto after = m->logits(m->forward(changed));
+  EXPECT_LT(max_diff(base.narrow(1, 0, 7), after.narrow(1, 0, 7)), 1e-6);
+  EXPECT_GT(max_diff(base.narrow(1, 7, 5), after.narrow(1, 7, 5)), 1e-3);
+}
+
+TEST(Transformer, KvCacheDecodingOfUnequalPromptsMatchesFullForward) {
+  torch::NoGradGuard g;
+  for (bool qwen : {false, true}) {
+    ModelConfig c = tiny_config();
+    if (qwen) c.architecture = Architecture::kQwen2;
+    Transformer m = random_model(c);
+    const std::vector<int64_t> prompt_len = {5, 9, 3};
+    const int64_t extra = 6, B = 3, T = 9 + extra;
+    auto seqs = random_tokens(B, T, 97, 11);
+    auto full = m->logits(m->forward(seqs));  // each row on its own is a plain causal forward
+    // Prefill right-padded prompts in one call, then decode each sequence at its own position.
+    KvCache cache = m->make_cache(B, T);
+    auto prompts = seqs.narrow(1, 0, 9).clone();
+    auto prefill = m->logits(m->forward_cached(prompts, {0, 0, 0}, cache));
+    for (int64_t b = 0; b < B; ++b)
+      EXPECT_LT(max_diff(prefill[b].narrow(0, 0, prompt_len[b]), full[b].narrow(0, 0, prompt_len[b])), 1e-5);
+    for (int64_t step = 0; step < extra; ++step) {
+      std::vector<int64_t> start;
+      std::vector<int64_t> next;
+      for (int64_t b = 0; b < B; ++b) {
+        start.push_back(prompt_len[b] + step);
+        next.push_back(seqs[b][prompt_len[b] + step].item<int64_t>());
+      }
+      auto out = m->logits(m->forward_cached(torch::tensor(next, torch::kInt64).view({B, 1}), start, cache));
+      for (int64_t b = 0; b < B; ++b)
+        EXPECT_LT(max_diff(out[b][0], full[b][start[b]]), 1e-5) << "seq " << b << " step " << step;
+    }
+  }
+}
+
+TEST(Transformer, CacheOverflowIsAnError) {
+  torch::NoGradGuard g;
+  Transformer m = random_model(tiny_config());
+  KvCache cache = m->make_cache(1, 4);
+  EXPECT_THROW(m->forward_cached(random_tokens(1, 5, 97), {0}, cache), std::exception);
+}
+
+TEST(Transformer, GqaEqualsMhaWithRepeatedKvHeads) {
+  torch::NoGradGuard g;
+  ModelConfig gqa_cfg = tiny_config(4, 2);
+  ModelConfig mha_cfg = tiny_config(4, 4);
+  Transformer gqa = random_model(gqa_cfg);
+  Transformer mha(mha_cfg);
+  auto gqa_params = gqa->named_parameters();
+  const int64_t D = gqa_cfg.head_dim, rep = 2;
+  for (auto& p : mha->named_parameters()) {
+    const std::string& name = p.key();
+    torch::Tensor src = gqa_params[name];
+    if (name.find("k_proj") != std::string::npos || name.find("v_proj") != std::string::npos) {
+      // kv head j serves query heads j*rep .. j*rep+rep-1: repeat its rows in place.
+      auto w = src.view({2, D, -1}).repeat_interleave(rep, 0).reshape(p.value().sizes());
+      p.value().copy_(w);
+    } else {
+      p.value().copy_(src);
+    }
+  }
+  auto tokens = random_tokens(2, 10, 97);
+  EXPECT_LT(max_diff(gqa->logits(gqa->forward(tokens)), mha->logits(mha->forward(tokens))), 1e-5);
+}
+
+TEST(Transformer, GradientsReachEveryParameter) {
+  for (bool tied : {false, true}) {
+    ModelConfig c = tiny_config(4, 2, tied);
+    c.attention_bias = true;
+    c.mlp_bias = true;
+    Transformer m = random_model(c);
+    auto tokens = random_tokens(2, 8, 97);
+    auto lp = m->token_logprobs(m->forward(tokens.narrow(1, 0, 7)), tokens.narrow(1, 1, 7));
+    (-lp.mean()).backward();
+    for (const auto& p : m->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+  }
+}
+
+TEST(Transformer, ChunkedTokenLogprobsEqualLogSoftmax) {
+  torch::NoGradGuard g;
+  Transformer m = random_model(tiny_config());
+  auto tokens = random_tokens(3, 11, 97);
+  auto hidden = m->forward(tokens);
+  auto want = torch::log_softmax(m->logits(hidden), -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+  for (int64_t chunk : {1, 4, 11, 100}) EXPECT_LT(max_diff(m->token_logprobs(hidden, tokens, chunk), want), 1e-5);
+}
+
+TEST(Transformer, SeededInitIsReproducibleAndUsesTheConfiguredStd) {
+  ModelConfig c = tiny_config();
+  c.hidden_size = 256;
+  c.head_dim = 64;
+  c.intermediate_size = 512;
+  c.initializer_range = 0.006;
+  Transformer a(c), b(c);
+  a->init_weights(5);
+  b->init_weights(5);
+  auto pa = a->named_parameters(), pb = b->named_parameters();
+  for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  EXPECT_NEAR(pa["model.layers.0.mlp.up_proj.weight"].std().item<double>(), 0.006, 0.0003);
+  EXPECT_TRUE(torch::equal(pa["model.norm.weight"], torch::ones({256})));
+}
+
+TEST(Transformer, Bfloat16ForwardStaysCloseToFloat32) {
+  torch::NoGradGuard g;
+  Transformer m = random_model(tiny_config());
+  auto tokens = random_tokens(2, 8, 97);
+  auto ref = m->logits(m->forward(tokens));
+  m->to(torch::kBFloat16);
+  auto low = m->logits(m->forward(tokens)).to(torch::kFloat32);
+  EXPECT_LT(max_diff(ref, low), 0.1 * ref.abs().max().item<double>());
+}
+
+}  // namespace
+}  // namespace r1
