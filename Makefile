@@ -29,7 +29,7 @@ demo: build
 	R1=$(BUILD)/r1 bash recipes/demo.sh
 
 bench: build
-	R1_PYTHON=$(VENV)/bin/python bash bench/run.sh $(BUILD)
+	$(VENV)/bin/python bench/run.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,1 +1,127 @@
-int main(){}
+// r1_bench: one measurement per run, printed as a JSON line (bench/run.py makes the table).
+//   r1_bench matmul --n 1024             fp32 matmul GFLOP/s: the machine's ceiling, same run
+//   r1_bench train  --preset bench-s     forward + backward + AdamW step, tokens/s and GFLOP/s
+//   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s
+#include <sys/resource.h>
+
+#include <chrono>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "infer/generate.h"
+#include "model/presets.h"
+#include "model/transformer.h"
+#include "util/memory.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+nlohmann::json bench_matmul(int64_t n, int reps) {
+  auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::mm(a, b);
+  auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) torch::mm(a, b);
+  const double s = seconds_since(t0);
+  return {{"gflops", 2.0 * n * n * n * reps / s / 1e9}};
+}
+
+// Training FLOPs per token: 6 x matmul parameters (the tied/untied LM head included, the
+// embedding lookup not) + attention scores and values, 12 x layers x hidden x seq (PaLM, App. B).
+double train_flops_per_token(const r1::ModelConfig& c, int64_t seq) {
+  const double matmul_params =
+      static_cast<double>(c.parameter_count() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size));
+  return 6 * matmul_params + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq;
+}
+
+nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq, int steps) {
+  r1::Transformer model(c);
+  model->init_weights(0);
+  torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(3e-4).betas({0.9, 0.95}).weight_decay(0.1));
+  auto data = torch::randint(c.vocab_size, {batch, seq + 1}, torch::kInt64);
+  auto x = data.narrow(1, 0, seq), y = data.narrow(1, 1, seq);
+  auto step = [&] {
+    opt.zero_grad();
+    auto logits = model->logits(model->forward(x));
+    auto loss = torch::nn::functional::cross_entropy(logits.view({-1, c.vocab_size}), y.reshape({-1}));
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), 1.0);
+    opt.step();
+  };
+  step();  // warm-up: allocator, optimizer state
+  auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double s = seconds_since(t0);
+  const double tps = batch * seq * steps / s;
+  return {{"tokens_per_s", tps}, {"gflops", tps * train_flops_per_token(c, seq) / 1e9}};
+}
+
+nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens) {
+  r1::ModelConfig c = config;
+  c.eos_token_ids.clear();  // never stop early: every sequence decodes new_tokens
+  r1::Transformer model(c);
+  model->init_weights(0);
+  auto ids = torch::randint(c.vocab_size, {batch, prompt}, torch::kInt64);
+  std::vector<std::vector<int64_t>> prompts;
+  for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + prompt);
+  r1::GenerateOptions opt;
+  opt.max_new_tokens = 4;
+  r1::generate(model, prompts, opt);  // warm-up
+  opt.max_new_tokens = new_tokens;
+  auto t0 = Clock::now();
+  auto out = r1::generate(model, prompts, opt);
+  const double s = seconds_since(t0);
+  int64_t produced = 0;
+  for (const auto& g : out) produced += static_cast<int64_t>(g.ids.size());
+  return {{"tokens_per_s", produced / s}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  r1::keep_freed_memory_in_process();
+  CLI::App app{"r1 benchmarks (one measurement per run, JSON on stdout)"};
+  std::string preset = "bench-s";
+  int threads = 2, steps = 3, reps = 20;
+  int64_t batch = 8, seq = 256, n = 1024, prompt = 16, new_tokens = 128;
+  app.add_option("--threads", threads)->capture_default_str();
+  auto* matmul = app.add_subcommand("matmul");
+  matmul->add_option("--n", n)->capture_default_str();
+  matmul->add_option("--reps", reps)->capture_default_str();
+  auto* train = app.add_subcommand("train");
+  auto* decode = app.add_subcommand("decode");
+  for (auto* cmd : {train, decode}) {
+    cmd->add_option("--preset", preset)->capture_default_str();
+    cmd->add_option("--batch", batch)->capture_default_str();
+  }
+  train->add_option("--seq", seq)->capture_default_str();
+  train->add_option("--steps", steps)->capture_default_str();
+  decode->add_option("--prompt", prompt)->capture_default_str();
+  decode->add_option("--new-tokens", new_tokens)->capture_default_str();
+  app.require_subcommand(1);
+  app.fallthrough();
+  CLI11_PARSE(app, argc, argv);
+  torch::set_num_threads(threads);
+  torch::manual_seed(0);
+  nlohmann::json r;
+  if (*matmul) r = bench_matmul(n, reps);
+  if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps);
+  if (*decode) {
+    torch::InferenceMode guard;
+    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens);
+  }
+  r["peak_rss_mb"] = peak_rss_mb();
+  r["threads"] = threads;
+  std::cout << r.dump() << std::endl;
+  return 0;
+}

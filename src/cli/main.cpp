@@ -1,6 +1,4 @@
 // r1: the DeepSeek training recipe as one program. Each stage is a subcommand (see commands.h).
-#include <unistd.h>
-
 #include <cstdlib>
 #include <iostream>
 
@@ -9,29 +7,30 @@
 
 #include "cli/commands.h"
 #include "util/error.h"
+#include "util/memory.h"
 
-namespace {
-
-// libgomp reads OMP_WAIT_POLICY when it is loaded, before main() runs, so the only way to give
-// the binary a default is to set it and re-execute once. Active spinning made small parallel
-// regions ~10x slower on 2-core VMs (DESIGN.md, Performance notes); users can still override it.
-void default_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("R1_NO_REEXEC") != nullptr) return;
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  ::setenv("R1_NO_REEXEC", "1", 1);
-  ::execv("/proc/self/exe", argv);  // on failure, carry on with the runtime's default
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
-  default_passive_openmp(argv);
+  r1::keep_freed_memory_in_process();
   CLI::App app{"r1: the DeepSeek recipe (pretrain, SFT, reward model, GRPO, distill, serve) in one C++ program"};
   app.require_subcommand(1);
   app.set_config("--config", "", "read options from a TOML file (same names as the flags)");
   app.set_version_flag("--version", "r1 0.1");
   r1::cli::add_model_command(app);
   r1::cli::add_generate_command(app);
+  // CLI11 would answer an unknown command with "A subcommand is required": name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string known;
+    bool found = false;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      found = found || sub->get_name() == argv[1];
+      known += (known.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!found) {
+      std::cerr << "error: unknown command '" << argv[1] << "' (commands: " << known << ")\n";
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,6 @@
 #include "cli/runtime.h"
 
+#include <cstdlib>
 #include <thread>
 
 #include "io/model_dir.h"
@@ -14,7 +15,13 @@ void RuntimeOptions::add_to(CLI::App* cmd) {
 }
 
 torch::Device RuntimeOptions::setup() const {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // Default: OMP_NUM_THREADS when set (how test runners and schedulers share cores), else all cores.
+  int n = threads;
+  if (n <= 0) {
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    n = env ? std::atoi(env) : 0;
+  }
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(n);
   torch::Device dev(torch::kCPU);
   try {

@@ -50,12 +50,14 @@ std::vector<Generation> generate(Transformer& model, const std::vector<std::vect
     }
     auto chosen_lp = logp.gather(-1, next.unsqueeze(-1)).squeeze(-1).cpu();
     auto next_cpu = next.cpu();
+    auto ids_of = next_cpu.accessor<int64_t, 1>();
+    auto lp_of = chosen_lp.accessor<float, 1>();
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
       if (done[b]) continue;
-      const int64_t id = next_cpu[b].item<int64_t>();
+      const int64_t id = ids_of[b];
       out[b].ids.push_back(id);
-      out[b].logprobs.push_back(chosen_lp[b].item<float>());
+      out[b].logprobs.push_back(lp_of[b]);
       if (std::find(stop.begin(), stop.end(), id) != stop.end()) {
         done[b] = true;
         out[b].finish_reason = "stop";
