@@ -1,5 +1,6 @@
 // r1_bench: one measurement per run, printed as a JSON line (bench/run.py makes the table).
 //   r1_bench matmul --n 1024             fp32 matmul GFLOP/s: the machine's ceiling, same run
+//   r1_bench bandwidth                   memory read GB/s: batch-1 decoding's ceiling
 //   r1_bench train  --preset bench-s     forward + backward + AdamW step, tokens/s and GFLOP/s
 //   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "infer/generate.h"
+#include "io/model_dir.h"
 #include "model/presets.h"
 #include "model/transformer.h"
 #include "util/memory.h"
@@ -34,6 +36,15 @@ nlohmann::json bench_matmul(int64_t n, int reps) {
   for (int i = 0; i < reps; ++i) torch::mm(a, b);
   const double s = seconds_since(t0);
   return {{"gflops", 2.0 * n * n * n * reps / s / 1e9}};
+}
+
+// Read bandwidth: summing 400 MB, the access pattern of batch-1 decoding (every weight read once).
+nlohmann::json bench_bandwidth(int reps) {
+  auto x = torch::randn({100'000'000});
+  x.sum();
+  auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) x.sum();
+  return {{"gb_per_s", 4e8 * reps / seconds_since(t0) / 1e9}};
 }
 
 // Training FLOPs per token: 6 x matmul parameters (the tied/untied LM head included, the
@@ -66,11 +77,13 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
   return {{"tokens_per_s", tps}, {"gflops", tps * train_flops_per_token(c, seq) / 1e9}};
 }
 
-nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens) {
+nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens,
+                            torch::ScalarType dtype) {
   r1::ModelConfig c = config;
   c.eos_token_ids.clear();  // never stop early: every sequence decodes new_tokens
   r1::Transformer model(c);
   model->init_weights(0);
+  model->to(dtype);
   auto ids = torch::randint(c.vocab_size, {batch, prompt}, torch::kInt64);
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + prompt);
@@ -94,10 +107,13 @@ int main(int argc, char** argv) {
   std::string preset = "bench-s";
   int threads = 2, steps = 3, reps = 20;
   int64_t batch = 8, seq = 256, n = 1024, prompt = 16, new_tokens = 128;
+  std::string dtype = "float32";
   app.add_option("--threads", threads)->capture_default_str();
   auto* matmul = app.add_subcommand("matmul");
   matmul->add_option("--n", n)->capture_default_str();
   matmul->add_option("--reps", reps)->capture_default_str();
+  auto* bandwidth = app.add_subcommand("bandwidth");
+  bandwidth->add_option("--reps", reps)->capture_default_str();
   auto* train = app.add_subcommand("train");
   auto* decode = app.add_subcommand("decode");
   for (auto* cmd : {train, decode}) {
@@ -108,6 +124,7 @@ int main(int argc, char** argv) {
   train->add_option("--steps", steps)->capture_default_str();
   decode->add_option("--prompt", prompt)->capture_default_str();
   decode->add_option("--new-tokens", new_tokens)->capture_default_str();
+  decode->add_option("--dtype", dtype, "weights and KV cache dtype")->capture_default_str();
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
@@ -115,10 +132,12 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   nlohmann::json r;
   if (*matmul) r = bench_matmul(n, reps);
+  if (*bandwidth) r = bench_bandwidth(reps);
   if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps);
   if (*decode) {
     torch::InferenceMode guard;
-    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens);
+    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens, r1::torch_dtype_from_name(dtype));
+    r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();
   r["threads"] = threads;

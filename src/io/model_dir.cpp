@@ -171,10 +171,10 @@ void load_weights(Transformer& model, const std::string& dir) {
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
-  Transformer model(config);
-  load_weights(model, dir);
   const torch::ScalarType dtype = options.dtype.value_or(torch_dtype_from_name(config.torch_dtype));
-  model->to(options.device, dtype);
+  // Allocated where it will live and in its final dtype: tensors convert once, on copy.
+  Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
+  load_weights(model, dir);
   return model;
 }
 

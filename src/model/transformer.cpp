@@ -7,10 +7,6 @@
 namespace r1 {
 namespace {
 
-torch::nn::Linear linear(int64_t in, int64_t out, bool bias) {
-  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias));
-}
-
 // [B, kv, T, D] -> [B, kv * rep, T, D]: each kv head serves `rep` query heads (GQA).
 torch::Tensor repeat_kv(const torch::Tensor& x, int64_t rep) {
   if (rep == 1) return x;
@@ -35,8 +31,17 @@ int64_t KvCache::bytes() const {
   return n;
 }
 
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
-  weight = register_parameter("weight", torch::ones({dim}));
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({out, in}, options));
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({vocab, dim}, options));
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}, options));
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
@@ -47,12 +52,12 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * normed.to(x.scalar_type());
 }
 
-AttentionImpl::AttentionImpl(const ModelConfig& c)
+AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o)
     : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
-  q_proj = register_module("q_proj", linear(c.hidden_size, c.q_dim(), c.has_qkv_bias()));
-  k_proj = register_module("k_proj", linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
-  v_proj = register_module("v_proj", linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias()));
-  o_proj = register_module("o_proj", linear(c.q_dim(), c.hidden_size, c.has_o_bias()));
+  q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.has_qkv_bias(), o));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias(), o));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias(), o));
+  o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.has_o_bias(), o));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -80,34 +85,36 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 
-MlpImpl::MlpImpl(const ModelConfig& c) {
-  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
-  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
-  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+MlpImpl::MlpImpl(const ModelConfig& c, const torch::TensorOptions& o) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, o));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
   return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
-  self_attn = register_module("self_attn", Attention(c));
-  mlp = register_module("mlp", Mlp(c));
-  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& o) {
+  self_attn = register_module("self_attn", Attention(c, o));
+  mlp = register_module("mlp", Mlp(c, o));
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
-DecoderStackImpl::DecoderStackImpl(const ModelConfig& c) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+DecoderStackImpl::DecoderStackImpl(const ModelConfig& c, const torch::TensorOptions& o) {
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c));
-  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, o));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
-TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config), rope_(config) {
+TransformerImpl::TransformerImpl(const ModelConfig& config, const torch::TensorOptions& options)
+    : config_(config), rope_(config) {
   config_.validate();
-  model = register_module("model", DecoderStack(config_));
-  if (!config_.tie_word_embeddings) lm_head = register_module("lm_head", linear(config_.hidden_size, config_.vocab_size, false));
+  model = register_module("model", DecoderStack(config_, options));
+  if (!config_.tie_word_embeddings)
+    lm_head = register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, false, options));
 }
 
 torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,

@@ -26,9 +26,28 @@ struct KvCache {
   int64_t bytes() const;
 };
 
+// y = x W^T + b with HF's parameter names. Created uninitialised: weights come from a
+// checkpoint or from TransformerImpl::init_weights(), so loading a 7B model does not first
+// draw 7B random numbers.
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); }
+  torch::Tensor weight, bias;  // [out, in], [out] or undefined
+};
+TORCH_MODULE(Linear);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+  torch::Tensor weight;  // [vocab, dim]
+};
+TORCH_MODULE(Embedding);
+
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;
 
@@ -39,14 +58,14 @@ TORCH_MODULE(RMSNorm);
 
 class AttentionImpl : public torch::nn::Module {
  public:
-  explicit AttentionImpl(const ModelConfig& c);
+  AttentionImpl(const ModelConfig& c, const torch::TensorOptions& options);
   // x [B, T, H]; cos/sin [B, 1, T, D]. Without a cache: causal attention over x itself. With one:
   // keys/values of x are written at `positions` [B, T] of layer `layer`, and queries attend to
   // cache entries 0..position (mask [B, 1, T, used]).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         KvCache* cache = nullptr, int64_t layer = 0, const torch::Tensor& positions = {},
                         const torch::Tensor& mask = {}, int64_t used = 0);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
   int64_t heads_, kv_heads_, head_dim_;
@@ -55,15 +74,15 @@ TORCH_MODULE(Attention);
 
 class MlpImpl : public torch::nn::Module {
  public:
-  explicit MlpImpl(const ModelConfig& c);
+  MlpImpl(const ModelConfig& c, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Mlp);
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  explicit DecoderLayerImpl(const ModelConfig& c);
+  DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& options);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
@@ -73,8 +92,8 @@ TORCH_MODULE(DecoderLayer);
 // HF's "model." prefix: embeddings, the decoder stack, the final norm.
 class DecoderStackImpl : public torch::nn::Module {
  public:
-  explicit DecoderStackImpl(const ModelConfig& c);
-  torch::nn::Embedding embed_tokens{nullptr};
+  DecoderStackImpl(const ModelConfig& c, const torch::TensorOptions& options);
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
   RMSNorm norm{nullptr};
 };
@@ -82,7 +101,9 @@ TORCH_MODULE(DecoderStack);
 
 class TransformerImpl : public torch::nn::Module {
  public:
-  explicit TransformerImpl(const ModelConfig& config);
+  // Parameters are allocated with `options` (device, dtype) and left uninitialised: call
+  // init_weights() or load a checkpoint (io/model_dir.h) before use.
+  explicit TransformerImpl(const ModelConfig& config, const torch::TensorOptions& options = torch::kFloat32);
 
   const ModelConfig& config() const { return config_; }
 
@@ -103,7 +124,7 @@ class TransformerImpl : public torch::nn::Module {
   KvCache make_cache(int64_t batch, int64_t capacity);
 
   DecoderStack model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
