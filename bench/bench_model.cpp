@@ -55,11 +55,15 @@ double train_flops_per_token(const r1::ModelConfig& c, int64_t seq) {
   return 6 * matmul_params + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq;
 }
 
-nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq, int steps) {
-  r1::Transformer model(c);
+void synchronize(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq, int steps, torch::Device device) {
+  r1::Transformer model(c, torch::TensorOptions().device(device));
   model->init_weights(0);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(3e-4).betas({0.9, 0.95}).weight_decay(0.1));
-  auto data = torch::randint(c.vocab_size, {batch, seq + 1}, torch::kInt64);
+  auto data = torch::randint(c.vocab_size, {batch, seq + 1}, torch::kInt64).to(device);
   auto x = data.narrow(1, 0, seq), y = data.narrow(1, 1, seq);
   auto step = [&] {
     opt.zero_grad();
@@ -70,20 +74,21 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
     opt.step();
   };
   step();  // warm-up: allocator, optimizer state
+  synchronize(device);
   auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
+  synchronize(device);
   const double s = seconds_since(t0);
   const double tps = batch * seq * steps / s;
   return {{"tokens_per_s", tps}, {"gflops", tps * train_flops_per_token(c, seq) / 1e9}};
 }
 
 nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens,
-                            torch::ScalarType dtype) {
+                            torch::ScalarType dtype, torch::Device device) {
   r1::ModelConfig c = config;
   c.eos_token_ids.clear();  // never stop early: every sequence decodes new_tokens
-  r1::Transformer model(c);
+  r1::Transformer model(c, torch::TensorOptions().device(device).dtype(dtype));
   model->init_weights(0);
-  model->to(dtype);
   auto ids = torch::randint(c.vocab_size, {batch, prompt}, torch::kInt64);
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + prompt);
@@ -107,8 +112,9 @@ int main(int argc, char** argv) {
   std::string preset = "bench-s";
   int threads = 2, steps = 3, reps = 20;
   int64_t batch = 8, seq = 256, n = 1024, prompt = 16, new_tokens = 128;
-  std::string dtype = "float32";
+  std::string dtype = "float32", device = "cpu";
   app.add_option("--threads", threads)->capture_default_str();
+  app.add_option("--device", device, "cpu or cuda (train, decode)")->capture_default_str();
   auto* matmul = app.add_subcommand("matmul");
   matmul->add_option("--n", n)->capture_default_str();
   matmul->add_option("--reps", reps)->capture_default_str();
@@ -133,14 +139,16 @@ int main(int argc, char** argv) {
   nlohmann::json r;
   if (*matmul) r = bench_matmul(n, reps);
   if (*bandwidth) r = bench_bandwidth(reps);
-  if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps);
+  if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps, torch::Device(device));
   if (*decode) {
     torch::InferenceMode guard;
-    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens, r1::torch_dtype_from_name(dtype));
+    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens, r1::torch_dtype_from_name(dtype),
+                     torch::Device(device));
     r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();
   r["threads"] = threads;
+  r["device"] = device;
   std::cout << r.dump() << std::endl;
   return 0;
 }
