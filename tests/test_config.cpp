@@ -2,6 +2,7 @@
 
 #include "model/config.h"
 #include "model/presets.h"
+#include "expect_error.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -16,16 +17,7 @@ json small_llama() {
     "bos_token_id": 1, "eos_token_id": [2, 3], "torch_dtype": "float32", "hidden_act": "silu"})");
 }
 
-// Expects an r1::Error whose message contains `needle`.
-template <typename F>
-void expect_error(F f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(ModelConfig, PublishedParameterCounts) {
   // Published: DeepSeek LLM 7B = 6.91B (README), R1-Distill-Qwen-7B safetensors total, Qwen 1.5B distill.

@@ -8,6 +8,7 @@
 
 #include "io/model_dir.h"
 #include "test_helpers.h"
+#include "expect_error.h"
 #include "util/error.h"
 #include "util/json_file.h"
 
@@ -33,15 +34,7 @@ void expect_same_weights(Transformer& a, Transformer& b) {
   }
 }
 
-template <typename F>
-void expect_error(F f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected an error mentioning '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using testing::expect_error;
 
 TEST(ModelDir, RoundTripSingleFileAndSharded) {
   for (int64_t shard_bytes : {int64_t(1) << 40, int64_t(20000)}) {
