@@ -129,6 +129,33 @@ TEST(ModelDir, MismatchesAreErrorsNamingTheTensor) {
   fs::remove_all(dir);
 }
 
+TEST(ModelDir, WrongDtypesAndBadShardIndexesAreErrors) {
+  ModelConfig c = tiny_config();
+  Transformer m = random_model(c);
+  fs::path dir = fresh_dir("dtype");
+  save_model_dir(m, dir.string());
+  // Rewrite the weights with one tensor stored as integers.
+  std::vector<TensorToWrite> tensors;
+  std::vector<torch::Tensor> keep;
+  for (auto& p : m->named_parameters()) {
+    torch::Tensor t = p.key() == "model.norm.weight" ? p.value().to(torch::kInt32) : p.value().detach().contiguous();
+    keep.push_back(t);
+    tensors.push_back({p.key(), to_safetensors_dtype(t.scalar_type()), t.sizes().vec(), t.data_ptr()});
+  }
+  write_safetensors((dir / "model.safetensors").string(), tensors);
+  expect_error([&] { load_model_dir(dir.string()); }, "'model.norm.weight' has non-float dtype I32");
+
+  // A shard index pointing outside the directory, or at a missing shard.
+  fs::remove(dir / "model.safetensors");
+  std::ofstream(dir / "model.safetensors.index.json") << R"({"weight_map": {"model.norm.weight": "../evil.safetensors"}})";
+  expect_error([&] { load_model_dir(dir.string()); }, "must be a plain file name");
+  std::ofstream(dir / "model.safetensors.index.json") << R"({"weight_map": {"model.norm.weight": "model-00001-of-00002.safetensors"}})";
+  expect_error([&] { load_model_dir(dir.string()); }, "model-00001-of-00002.safetensors: cannot open");
+  std::ofstream(dir / "model.safetensors.index.json") << R"({"metadata": {}})";
+  expect_error([&] { load_model_dir(dir.string()); }, "missing 'weight_map'");
+  fs::remove_all(dir);
+}
+
 TEST(ModelDir, TruncatedWeightsAreAnErrorNamingTheFile) {
   Transformer m = random_model(tiny_config());
   fs::path dir = fresh_dir("trunc");
