@@ -17,7 +17,7 @@ req="$here/requirements.txt"
 apt_packages=(
   g++ cmake ninja-build ccache make pkg-config git
   python3-venv
-  nlohmann-json3-dev libcli11-dev libpcre2-dev
+  nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev
 )
 

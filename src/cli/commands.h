@@ -6,5 +6,6 @@ namespace r1::cli {
 
 void add_model_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_tokenizer_command(CLI::App& app);
 
 }  // namespace r1::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "r1 0.1");
   r1::cli::add_model_command(app);
   r1::cli::add_generate_command(app);
+  r1::cli::add_tokenizer_command(app);
   // CLI11 would answer an unknown command with "A subcommand is required": name it instead.
   if (argc > 1 && argv[1][0] != '-') {
     std::string known;

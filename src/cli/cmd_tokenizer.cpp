@@ -1,0 +1,99 @@
+// r1 tokenizer encode | decode | info: the tokenizer for scripts and debugging.
+// Contract: `encode --jsonl` reads one JSON string per line on stdin and writes one JSON array
+// of ids per line, in order, adding no special tokens unless --add-special; `decode --jsonl`
+// is the inverse (one JSON array in, one JSON string out per line).
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+
+namespace r1::cli {
+namespace {
+
+struct Args {
+  std::string tokenizer, text;
+  bool jsonl = false, add_special = false, skip_special = false;
+  std::vector<int32_t> ids;
+};
+
+// Runs `handle` on each stdin line (JSON), naming the line in errors.
+template <typename F>
+void for_each_stdin_line(F handle) {
+  std::string line;
+  for (int lineno = 1; std::getline(std::cin, line); ++lineno) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw Error("stdin:" + std::to_string(lineno) + ": invalid JSON (" + e.what() + ")");
+    }
+    try {
+      handle(j);
+    } catch (const Error& e) {
+      throw Error("stdin:" + std::to_string(lineno) + ": " + e.what());
+    }
+  }
+}
+
+}  // namespace
+
+void add_tokenizer_command(CLI::App& app) {
+  auto* tok = app.add_subcommand("tokenizer", "encode, decode and inspect byte-level BPE tokenizers");
+  tok->require_subcommand(1);
+  auto a = std::make_shared<Args>();
+
+  auto* enc = tok->add_subcommand("encode", "text -> token ids");
+  enc->add_option("--tokenizer", a->tokenizer, "tokenizer.json")->required();
+  enc->add_option("--text", a->text, "text to encode (else --jsonl on stdin)");
+  enc->add_flag("--jsonl", a->jsonl, "read one JSON string per line on stdin, write one JSON id list per line");
+  enc->add_flag("--add-special", a->add_special, "add the tokenizer's special tokens (BOS, templates)");
+  enc->callback([a] {
+    Tokenizer t = Tokenizer::load(a->tokenizer);
+    if (!a->jsonl) {
+      std::cout << nlohmann::json(t.encode(a->text, a->add_special)).dump() << "\n";
+      return;
+    }
+    for_each_stdin_line([&](const nlohmann::json& j) {
+      if (!j.is_string()) throw Error("expected a JSON string");
+      std::cout << nlohmann::json(t.encode(j.get<std::string>(), a->add_special)).dump() << "\n";
+    });
+  });
+
+  auto* dec = tok->add_subcommand("decode", "token ids -> text");
+  dec->add_option("--tokenizer", a->tokenizer, "tokenizer.json")->required();
+  dec->add_option("--ids", a->ids, "ids to decode (else --jsonl on stdin)")->delimiter(',');
+  dec->add_flag("--jsonl", a->jsonl, "read one JSON id list per line on stdin, write one JSON string per line");
+  dec->add_flag("--skip-special", a->skip_special, "leave special tokens out");
+  dec->callback([a] {
+    Tokenizer t = Tokenizer::load(a->tokenizer);
+    if (!a->jsonl) {
+      std::cout << t.decode(a->ids, a->skip_special) << "\n";
+      return;
+    }
+    for_each_stdin_line([&](const nlohmann::json& j) {
+      if (!j.is_array()) throw Error("expected a JSON list of ids");
+      std::vector<int32_t> ids;
+      for (const auto& x : j) {
+        if (!x.is_number_integer()) throw Error("id " + x.dump() + " is not an integer");
+        ids.push_back(x.get<int32_t>());
+      }
+      std::cout << nlohmann::json(t.decode(ids, a->skip_special)).dump() << "\n";
+    });
+  });
+
+  auto* info = tok->add_subcommand("info", "vocabulary size, special tokens, pipeline");
+  info->add_option("--tokenizer", a->tokenizer, "tokenizer.json")->required();
+  info->callback([a] {
+    Tokenizer t = Tokenizer::load(a->tokenizer);
+    std::cout << "vocab size:    " << t.vocab_size() << " (" << t.model().vocab().size() << " BPE tokens, "
+              << t.model().merges().size() << " merges, " << t.added_tokens().size() << " added)\n";
+    if (t.bos_id()) std::cout << "bos:           " << *t.bos_id() << "\n";
+    int shown = 0;
+    for (const auto& a2 : t.added_tokens())
+      if (a2.special && shown++ < 12) std::cout << "special:       " << a2.id << " " << a2.content << "\n";
+  });
+}
+
+}  // namespace r1::cli

@@ -1,0 +1,138 @@
+// The tokenizer against the real DeepSeek-V3 and Qwen3 tokenizer.json files and the ids the
+// Hugging Face tokenizers library produced for them (../shared/data/tokenizers).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "expect_error.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
+#include "util/json_file.h"
+
+namespace r1 {
+namespace {
+
+using testing::expect_error;
+
+std::string data_dir() {
+  for (const char* p : {"../shared/data/tokenizers", "../../shared/data/tokenizers", "../../../shared/data/tokenizers"})
+    if (std::filesystem::exists(p)) return p;
+  const char* env = std::getenv("R1_SHARED_DATA");
+  return env ? std::string(env) + "/tokenizers" : "../shared/data/tokenizers";
+}
+
+const Tokenizer& tokenizer(const std::string& name) {
+  static std::map<std::string, Tokenizer> cache;
+  auto it = cache.find(name);
+  if (it == cache.end()) it = cache.emplace(name, Tokenizer::load(data_dir() + "/" + name + "/tokenizer.json")).first;
+  return it->second;
+}
+
+class RealTokenizer : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RealTokenizer, EncodesEverySampleExactlyLikeHuggingFace) {
+  const std::string name = GetParam();
+  const auto samples = read_json_file(data_dir() + "/samples.json");
+  const auto categories = read_json_file(data_dir() + "/samples_categories.json");
+  const auto expected = read_json_file(data_dir() + "/expected_" + name + ".json");
+  const Tokenizer& t = tokenizer(name);
+  ASSERT_EQ(samples.size(), expected["no_special"].size());
+  int divergent_mismatches = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const std::string text = samples[i].get<std::string>();
+    const auto want = expected["no_special"][i].get<std::vector<int32_t>>();
+    const auto got = t.encode(text);
+    if (categories[i]["cat"] == "divergent") {
+      divergent_mismatches += got != want;
+      continue;
+    }
+    EXPECT_EQ(got, want) << name << " sample " << i << " (" << categories[i]["cat"] << ")";
+    // transformers prepends BOS for DeepSeek (tokenizer_config add_bos_token).
+    EXPECT_EQ(t.encode(text, true), expected["with_bos_transformers_py"][i].get<std::vector<int32_t>>()) << i;
+  }
+  // Samples where regex engines legitimately differ (shared/data/tokenizers/README.md).
+  std::cout << "[" << name << "] divergent samples differing from HF: " << divergent_mismatches << " of 10\n";
+}
+
+TEST_P(RealTokenizer, DecodesBackToTheInput) {
+  const std::string name = GetParam();
+  const Tokenizer& t = tokenizer(name);
+  for (const auto& s : read_json_file(data_dir() + "/samples.json")) {
+    const std::string text = s.get<std::string>();
+    // Qwen3 normalises to NFC, so its round trip holds modulo NFC.
+    EXPECT_EQ(t.decode(t.encode(text)), name == "qwen3" ? nfc(text) : text);
+  }
+}
+
+TEST_P(RealTokenizer, RandomBytesRoundTripThroughTheByteMap) {
+  const Tokenizer& t = tokenizer(GetParam());
+  std::mt19937 rng(42);
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string bytes(1 + rng() % 40, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 0x20 + rng() % 95);
+    const auto ids = t.encode(bytes);
+    EXPECT_EQ(t.decode_bytes(ids), GetParam() == "qwen3" && complete_utf8_prefix(bytes) == bytes.size() ? nfc(bytes) : bytes)
+        << "iteration " << iter;
+    EXPECT_EQ(t.decode(ids), utf8_lossy(t.decode_bytes(ids)));
+  }
+}
+
+TEST_P(RealTokenizer, SpecialTokensInsideTextAndSkipping) {
+  const Tokenizer& t = tokenizer(GetParam());
+  const std::string eos = GetParam() == "qwen3" ? "<|im_end|>" : "<｜end▁of▁sentence｜>";
+  const int32_t eos_id = *t.token_to_id(eos);
+  const auto ids = t.encode("Hi" + eos + "there");
+  ASSERT_NE(std::find(ids.begin(), ids.end(), eos_id), ids.end());
+  EXPECT_EQ(t.decode(ids), "Hi" + eos + "there");
+  EXPECT_EQ(t.decode(ids, /*skip_special=*/true), "Hithere");
+  expect_error([&] { t.decode({t.vocab_size()}); }, "not in the vocabulary");
+  expect_error([&] { t.decode({-1}); }, "not in the vocabulary");
+}
+
+INSTANTIATE_TEST_SUITE_P(DeepSeekAndQwen, RealTokenizer, ::testing::Values("deepseek_v3", "qwen3"));
+
+nlohmann::json minimal_tokenizer() {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_to_unicode(static_cast<uint8_t>(b))] = b;
+  vocab["ab"] = 256;
+  return {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array({"a b"})}}},
+          {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+          {"decoder", {{"type", "ByteLevel"}}},
+          {"added_tokens", nlohmann::json::array()}};
+}
+
+TEST(Tokenizer, MergesAsStringsOrPairsAndTheMergeOrder) {
+  auto j = minimal_tokenizer();
+  EXPECT_EQ(Tokenizer::from_json(j, "t").encode("abab"), (std::vector<int32_t>{256, 256}));
+  j["model"]["merges"] = nlohmann::json::array({nlohmann::json::array({"a", "b"})});
+  EXPECT_EQ(Tokenizer::from_json(j, "t").encode("xab"), (std::vector<int32_t>{'x', 256}));
+}
+
+TEST(Tokenizer, BadFilesAreErrorsNamingTheComponent) {
+  auto j = minimal_tokenizer();
+  j["pre_tokenizer"] = {{"type", "Whitespace"}};
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "tok.json: pre_tokenizer type 'Whitespace'");
+  j = minimal_tokenizer();
+  j["model"]["merges"] = nlohmann::json::array({"a zz"});
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "merge 0 ('a' 'zz') references a token");
+  j = minimal_tokenizer();
+  j["normalizer"] = {{"type", "Lowercase"}};
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "normalizer type 'Lowercase'");
+  j = minimal_tokenizer();
+  j["decoder"] = {{"type", "WordPiece"}};
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "decoder type 'WordPiece'");
+  j = minimal_tokenizer();
+  j["model"]["vocab"].erase(byte_to_unicode('a'));
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "lacks the byte-level character for byte 97");
+  j = minimal_tokenizer();
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "([a"}}}, {"behavior", "Isolated"}};
+  expect_error([&] { Tokenizer::from_json(j, "tok.json"); }, "does not compile");
+  const std::string bad = ::testing::TempDir() + "/bad_tokenizer.json";
+  std::ofstream(bad) << "{\"model\": {";
+  expect_error([&] { Tokenizer::load(bad); }, "bad_tokenizer.json: invalid JSON");
+}
+
+}  // namespace
+}  // namespace r1
