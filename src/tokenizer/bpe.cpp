@@ -48,6 +48,27 @@ const std::string* BpeModel::token(int32_t id) const {
 }
 
 void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out) const {
+  if (piece.size() <= 1 || piece.size() > kMaxCachedPieceBytes) {
+    merge_piece(piece, out);
+    return;
+  }
+  const std::string key(piece);
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      out.insert(out.end(), it->second.begin(), it->second.end());
+      return;
+    }
+  }
+  const size_t first = out.size();
+  merge_piece(piece, out);
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (cache_.size() >= kCacheCapacity) cache_.clear();
+  cache_.emplace(key, std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+}
+
+void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.empty()) return;
   if (ignore_merges_) {  // Llama-3 style: a piece that is itself a token is emitted whole
     std::string mapped;

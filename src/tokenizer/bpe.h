@@ -4,6 +4,7 @@
 // candidate pairs in a min-heap, so a piece of n bytes costs O(n log n). Torch-free.
 #pragma once
 #include <array>
+#include <mutex>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,7 +21,7 @@ class BpeModel {
   BpeModel(std::unordered_map<std::string, int32_t> vocab, const std::vector<std::pair<std::string, std::string>>& merges,
            bool ignore_merges, const std::string& origin);
 
-  // Appends the ids of one pre-tokenized piece (raw bytes).
+  // Appends the ids of one pre-tokenized piece (raw bytes). Frequent pieces come from a cache.
   void encode(std::string_view piece, std::vector<int32_t>& out) const;
 
   const std::unordered_map<std::string, int32_t>& vocab() const { return vocab_; }
@@ -37,6 +38,13 @@ class BpeModel {
   };
   static uint64_t key(int32_t a, int32_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b); }
   const Merge* find_merge(int32_t a, int32_t b) const;
+  void merge_piece(std::string_view piece, std::vector<int32_t>& out) const;
+
+  // Piece -> ids. Text is Zipfian: a few thousand pieces cover most of it. Cleared when full.
+  static constexpr size_t kCacheCapacity = 100000;
+  static constexpr size_t kMaxCachedPieceBytes = 64;
+  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  mutable std::mutex cache_mutex_;
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;  // "" for ids the vocabulary does not use
