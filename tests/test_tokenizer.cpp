@@ -94,6 +94,23 @@ TEST_P(RealTokenizer, SpecialTokensInsideTextAndSkipping) {
   expect_error([&] { t.decode({-1}); }, "not in the vocabulary");
 }
 
+TEST_P(RealTokenizer, StreamingDecodeNeverSplitsACharacter) {
+  const Tokenizer& t = tokenizer(GetParam());
+  for (const auto& s : read_json_file(data_dir() + "/samples.json")) {
+    const auto ids = t.encode(s.get<std::string>());
+    StreamDecoder stream(t, false);
+    std::string joined;
+    for (int32_t id : ids) {
+      const std::string piece = stream.push(id);
+      EXPECT_EQ(complete_utf8_prefix(piece), piece.size());
+      EXPECT_EQ(utf8_lossy(piece), piece) << "emitted a broken UTF-8 sequence";
+      joined += piece;
+    }
+    joined += stream.finish();
+    EXPECT_EQ(joined, t.decode(ids));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(DeepSeekAndQwen, RealTokenizer, ::testing::Values("deepseek_v3", "qwen3"));
 
 nlohmann::json minimal_tokenizer() {

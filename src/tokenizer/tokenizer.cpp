@@ -273,3 +273,21 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
 }
 
 }  // namespace r1
+
+namespace r1 {
+
+std::string StreamDecoder::push(int32_t id) {
+  pending_ += tokenizer_.decode_bytes({id}, skip_special_);
+  const size_t ready = complete_utf8_prefix(pending_);
+  std::string out = utf8_lossy(std::string_view(pending_).substr(0, ready));
+  pending_.erase(0, ready);
+  return out;
+}
+
+std::string StreamDecoder::finish() {
+  std::string out = utf8_lossy(pending_);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace r1

@@ -27,6 +27,23 @@ struct AddedToken {
   bool special = false, lstrip = false, rstrip = false, normalized = false, single_word = false;
 };
 
+class Tokenizer;
+
+// Streaming decode: feed ids as they are generated, get text that never ends inside a UTF-8
+// sequence (incomplete bytes are held back until the token that completes them arrives).
+class StreamDecoder {
+ public:
+  StreamDecoder(const Tokenizer& tokenizer, bool skip_special) : tokenizer_(tokenizer), skip_special_(skip_special) {}
+  std::string push(int32_t id);
+  // Whatever is still held back, repaired with U+FFFD (end of stream).
+  std::string finish();
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool skip_special_;
+  std::string pending_;
+};
+
 class Tokenizer {
  public:
   // Loads tokenizer.json; a tokenizer_config.json beside it supplies add_bos_token / bos_token.
