@@ -83,6 +83,14 @@ void add_tokenizer_command(CLI::App& app) {
     });
   });
 
+  auto* convert = tok->add_subcommand("convert", "load a tokenizer.json and write it back in r1's canonical form");
+  convert->add_option("--tokenizer", a->tokenizer, "input tokenizer.json")->required();
+  convert->add_option("--out", a->text, "output tokenizer.json")->required();
+  convert->callback([a] {
+    Tokenizer::load(a->tokenizer).save(a->text);
+    std::cout << "wrote " << a->text << "\n";
+  });
+
   auto* info = tok->add_subcommand("info", "vocabulary size, special tokens, pipeline");
   info->add_option("--tokenizer", a->tokenizer, "tokenizer.json")->required();
   info->callback([a] {

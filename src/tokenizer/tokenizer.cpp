@@ -99,8 +99,11 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& origin) {
   if (decoder != "ByteLevel") throw Error(origin + ": decoder type '" + decoder + "' is not supported (only ByteLevel)");
   t.model_ = std::make_shared<BpeModel>(std::move(vocab), parse_merges(m.value("merges", json::array()), origin),
                                         m.value("ignore_merges", false), origin);
-  t.nfc_ = parse_normalizer(j.value("normalizer", json()), origin);
-  parse_post_processor(j.value("post_processor", json()), origin, t.prefix_ids_, t.suffix_ids_);
+  t.normalizer_json_ = j.value("normalizer", json());
+  t.post_processor_json_ = j.value("post_processor", json());
+  t.decoder_json_ = j["decoder"];
+  t.nfc_ = parse_normalizer(t.normalizer_json_, origin);
+  parse_post_processor(t.post_processor_json_, origin, t.prefix_ids_, t.suffix_ids_);
   int32_t max_id = t.model_->max_id();
   for (const auto& a : j.value("added_tokens", json::array())) {
     AddedToken tok;
@@ -142,6 +145,27 @@ Tokenizer Tokenizer::load(const std::string& path) {
     t.add_bos_ = c.value("add_bos_token", false) && t.bos_id_.has_value();
   }
   return t;
+}
+
+json Tokenizer::to_json() const {
+  json added = json::array();
+  for (const auto& a : added_)
+    added.push_back({{"id", a.id}, {"content", a.content}, {"single_word", a.single_word}, {"lstrip", a.lstrip},
+                     {"rstrip", a.rstrip}, {"normalized", a.normalized}, {"special", a.special}});
+  json merges = json::array();
+  for (const auto& [a, b] : model_->merges()) merges.push_back({a, b});
+  json model = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
+                {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+                {"ignore_merges", model_->ignore_merges()}, {"vocab", model_->vocab()}, {"merges", merges}};
+  return {{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
+          {"normalizer", normalizer_json_}, {"pre_tokenizer", pretokenizer_ ? pretokenizer_->to_json() : json()},
+          {"post_processor", post_processor_json_}, {"decoder", decoder_json_}, {"model", model}};
+}
+
+void Tokenizer::save(const std::string& path) const {
+  const std::string tmp = path + ".tmp";
+  write_text_file(tmp, to_json().dump() + "\n");
+  std::filesystem::rename(tmp, path);
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(added_index_.size()); }

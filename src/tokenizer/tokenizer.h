@@ -51,6 +51,10 @@ class Tokenizer {
   static Tokenizer load(const std::string& path);
   static Tokenizer from_json(const nlohmann::json& j, const std::string& origin);
 
+  // tokenizer.json that HF `tokenizers` loads (merges as ["a", "b"] pairs). save() is atomic.
+  nlohmann::json to_json() const;
+  void save(const std::string& path) const;
+
   // add_special: apply the post-processor template (e.g. BOS) and tokenizer_config's add_bos_token.
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
   // Ids out of range are an r1::Error naming the id. decode() repairs invalid UTF-8 (U+FFFD)
@@ -82,6 +86,7 @@ class Tokenizer {
   // Candidates for matching, by first byte, longest first: [0] non-normalized, [1] normalized.
   std::vector<std::vector<int32_t>> added_by_first_byte_[2];
   bool nfc_ = false;
+  nlohmann::json normalizer_json_, post_processor_json_, decoder_json_;  // written back as loaded
   // TemplateProcessing "single": ids before and after the sequence when add_special.
   std::vector<int32_t> prefix_ids_, suffix_ids_;
   std::optional<int32_t> bos_id_;

@@ -67,6 +67,24 @@ class AgainstHuggingFace(unittest.TestCase):
     def test_qwen3(self):
         self.check("qwen3")
 
+    def test_saved_files_load_in_huggingface(self):
+        import tempfile
+        with open(os.path.join(DATA, "tokenizers", "samples.json")) as f:
+            samples = json.load(f)
+        for name in ["deepseek_v3", "qwen3"]:
+            with self.subTest(name), tempfile.TemporaryDirectory() as tmp:
+                src = os.path.join(DATA, "tokenizers", name, "tokenizer.json")
+                out = os.path.join(tmp, "tokenizer.json")
+                subprocess.run([R1, "tokenizer", "convert", "--tokenizer", src, "--out", out], check=True,
+                               capture_output=True)
+                original, saved = Tokenizer.from_file(src), Tokenizer.from_file(out)
+                self.assertEqual(saved.get_vocab_size(), original.get_vocab_size())
+                for text in samples + random_strings(100, seed=5):
+                    self.assertEqual(saved.encode(text).ids, original.encode(text).ids, repr(text))
+                # and r1 reads its own file back identically
+                self.assertEqual(r1_jsonl(["encode", "--tokenizer", out], samples),
+                                 r1_jsonl(["encode", "--tokenizer", src], samples))
+
     def test_bad_lines_are_named(self):
         path = os.path.join(DATA, "tokenizers", "qwen3", "tokenizer.json")
         proc = subprocess.run([R1, "tokenizer", "encode", "--tokenizer", path, "--jsonl"], input='"ok"\n[1,2]\n',
