@@ -4,9 +4,12 @@
 // is the inverse (one JSON array in, one JSON string out per line).
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "cli/commands.h"
+#include "tokenizer/patterns.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/trainer.h"
 #include "util/error.h"
 
 namespace r1::cli {
@@ -81,6 +84,39 @@ void add_tokenizer_command(CLI::App& app) {
       }
       std::cout << nlohmann::json(t.decode(ids, a->skip_special)).dump() << "\n";
     });
+  });
+
+  auto* train = tok->add_subcommand("train", "train a byte-level BPE tokenizer on text or JSONL files");
+  struct TrainArgs {
+    std::vector<std::string> inputs;
+    std::string field, out, special;
+    TrainOptions options;
+  };
+  auto ta = std::make_shared<TrainArgs>();
+  train->add_option("--input", ta->inputs, "text files, or JSONL files with --field")->required()->check(CLI::ExistingFile);
+  train->add_option("--field", ta->field, "JSONL field holding the text (plain text files when empty)");
+  train->add_option("--vocab-size", ta->options.vocab_size, "byte tokens + merges + special tokens")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  std::string patterns;
+  for (const auto& n : pattern_names()) patterns += (patterns.empty() ? "" : ", ") + n;
+  train->add_option("--pattern", ta->options.pattern, "pre-tokenization pattern: " + patterns)->capture_default_str();
+  train->add_option("--special", ta->special, "comma-separated special tokens, e.g. '<|bos|>,<|eos|>'");
+  train->add_option("--pad-to-multiple", ta->options.pad_to_multiple, "pad the vocabulary with reserved tokens")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  train->add_option("--min-frequency", ta->options.min_frequency, "never merge pairs seen fewer times")->capture_default_str();
+  train->add_option("--threads", ta->options.threads, "pre-tokenization threads (0 = all cores)")->capture_default_str();
+  train->add_option("--out", ta->out, "output tokenizer.json")->required();
+  train->callback([ta] {
+    if (!ta->special.empty()) {
+      std::stringstream ss(ta->special);
+      for (std::string tok; std::getline(ss, tok, ',');)
+        if (!tok.empty()) ta->options.special_tokens.push_back(tok);
+    }
+    ta->options.progress = [](const std::string& line) { std::cerr << "[tokenizer train] " << line << "\n"; };
+    Tokenizer t = Tokenizer::from_json(train_tokenizer(ta->inputs, ta->field, ta->options), ta->out);
+    t.save(ta->out);
+    std::cout << "wrote " << ta->out << ": " << t.vocab_size() << " tokens (" << t.model().merges().size()
+              << " merges, pattern " << ta->options.pattern << ")\n";
   });
 
   auto* convert = tok->add_subcommand("convert", "load a tokenizer.json and write it back in r1's canonical form");

@@ -85,6 +85,22 @@ class AgainstHuggingFace(unittest.TestCase):
                 self.assertEqual(r1_jsonl(["encode", "--tokenizer", out], samples),
                                  r1_jsonl(["encode", "--tokenizer", src], samples))
 
+    def test_trained_tokenizers_load_in_huggingface(self):
+        import tempfile
+        texts = random_strings(150, seed=9)
+        for pattern in ["deepseek-llm", "deepseek-v3", "qwen2", "llama3", "gpt2"]:
+            with self.subTest(pattern), tempfile.TemporaryDirectory() as tmp:
+                out = os.path.join(tmp, "tokenizer.json")
+                subprocess.run([R1, "tokenizer", "train", "--input", os.path.join(DATA, "gsm8k", "test.jsonl"),
+                                "--field", "question", "--vocab-size", "1000", "--pattern", pattern,
+                                "--special", "<|bos|>,<|eos|>", "--pad-to-multiple", "128", "--out", out],
+                               check=True, capture_output=True)
+                hf = Tokenizer.from_file(out)
+                self.assertEqual(hf.get_vocab_size() % 128, 0)
+                got = r1_jsonl(["encode", "--tokenizer", out], texts)
+                for text, ids in zip(texts, got):
+                    self.assertEqual(ids, hf.encode(text, add_special_tokens=False).ids, repr(text))
+
     def test_bad_lines_are_named(self):
         path = os.path.join(DATA, "tokenizers", "qwen3", "tokenizer.json")
         proc = subprocess.run([R1, "tokenizer", "encode", "--tokenizer", path, "--jsonl"], input='"ok"\n[1,2]\n',
