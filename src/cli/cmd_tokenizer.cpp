@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/patterns.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/trainer.h"
@@ -125,6 +126,35 @@ void add_tokenizer_command(CLI::App& app) {
   convert->callback([a] {
     Tokenizer::load(a->tokenizer).save(a->text);
     std::cout << "wrote " << a->text << "\n";
+  });
+
+  auto* chat = tok->add_subcommand("chat", "render conversations with a chat template (JSON lines in and out)");
+  struct ChatArgs {
+    std::string tokenizer, name;
+    bool generation_prompt = false;
+  };
+  auto ca = std::make_shared<ChatArgs>();
+  chat->add_option("--tokenizer", ca->tokenizer, "tokenizer.json")->required();
+  std::string names;
+  for (const auto& n : chat_template_names()) names += (names.empty() ? "" : ", ") + n;
+  chat->add_option("--chat-template", ca->name, "template name (" + names + "); default: recognise tokenizer_config.json's");
+  chat->add_flag("--generation-prompt", ca->generation_prompt, "end with the assistant's prompt");
+  chat->callback([ca] {
+    Tokenizer t = Tokenizer::load(ca->tokenizer);
+    ChatFormat format = ca->name.empty() ? chat_format_from_jinja(t.chat_template()) : chat_format_from_name(ca->name);
+    // stdin: {"messages": [{"role": ..., "content": ...}, ...]} per line; stdout: text, ids, mask.
+    for_each_stdin_line([&](const nlohmann::json& j) {
+      if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array()) throw Error("expected {\"messages\": [...]}");
+      std::vector<ChatMessage> messages;
+      for (const auto& m : j["messages"]) {
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+            !m["content"].is_string())
+          throw Error("message " + std::to_string(messages.size()) + " needs string 'role' and 'content'");
+        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+      }
+      RenderedChat r = render_chat(t, format, messages, ca->generation_prompt);
+      std::cout << nlohmann::json{{"text", r.text}, {"ids", r.ids}, {"assistant_mask", r.assistant_mask}}.dump() << "\n";
+    });
   });
 
   auto* info = tok->add_subcommand("info", "vocabulary size, special tokens, pipeline");

@@ -143,6 +143,7 @@ Tokenizer Tokenizer::load(const std::string& path) {
     if (bos.is_object()) bos = bos.value("content", json());
     if (bos.is_string()) t.bos_id_ = t.token_to_id(bos.get<std::string>());
     t.add_bos_ = c.value("add_bos_token", false) && t.bos_id_.has_value();
+    if (c.contains("chat_template") && c["chat_template"].is_string()) t.chat_template_ = c["chat_template"].get<std::string>();
   }
   return t;
 }

@@ -65,6 +65,8 @@ class Tokenizer {
   int32_t vocab_size() const;  // largest id + 1 (model and added tokens)
   std::optional<int32_t> token_to_id(const std::string& token) const;
   std::optional<int32_t> bos_id() const { return bos_id_; }
+  // tokenizer_config.json's Jinja chat_template ("" when none).
+  const std::string& chat_template() const { return chat_template_; }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
   const BpeModel& model() const { return *model_; }
 
@@ -91,6 +93,7 @@ class Tokenizer {
   std::vector<int32_t> prefix_ids_, suffix_ids_;
   std::optional<int32_t> bos_id_;
   bool add_bos_ = false;  // tokenizer_config.json add_bos_token
+  std::string chat_template_;
 };
 
 }  // namespace r1
