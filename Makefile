@@ -30,6 +30,7 @@ demo: build
 
 bench: build
 	$(VENV)/bin/python bench/run.py $(BUILD)
+	$(VENV)/bin/python bench/run_tokenizer.py $(BUILD) ../shared/data
 
 clean:
 	rm -rf $(BUILD)

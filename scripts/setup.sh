@@ -15,7 +15,7 @@ req="$here/requirements.txt"
 
 # Build tools and libraries. Keep in sync with CMakeLists.txt's find_package/find_path calls.
 apt_packages=(
-  g++ cmake ninja-build ccache make pkg-config git
+  g++ cmake ninja-build ccache make pkg-config git time
   python3-venv
   nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev

@@ -1,6 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <atomic>
 #include <queue>
 
 #include "tokenizer/unicode.h"
@@ -12,6 +13,8 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
                    const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
                    const std::string& origin)
     : vocab_(std::move(vocab)), merges_(merges), ignore_merges_(ignore_merges) {
+  static std::atomic<uint64_t> next_serial{1};
+  serial_ = next_serial++;
   int32_t max_id = -1;
   for (const auto& [tok, id] : vocab_) {
     if (id < 0) throw Error(origin + ": vocabulary id " + std::to_string(id) + " of '" + tok + "' is negative");
@@ -52,20 +55,22 @@ void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out) const {
     merge_piece(piece, out);
     return;
   }
-  const std::string key(piece);
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
-      return;
-    }
+  Cache& cache = thread_cache();
+  std::string key(piece);
+  auto it = cache.find(key);
+  if (it != cache.end()) {
+    out.insert(out.end(), it->second.begin(), it->second.end());
+    return;
   }
   const size_t first = out.size();
   merge_piece(piece, out);
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  if (cache_.size() >= kCacheCapacity) cache_.clear();
-  cache_.emplace(key, std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  if (cache.size() >= kCacheCapacity) cache.clear();
+  cache.emplace(std::move(key), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+}
+
+BpeModel::Cache& BpeModel::thread_cache() const {
+  thread_local std::unordered_map<uint64_t, Cache> caches;
+  return caches[serial_];
 }
 
 void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) const {

@@ -4,7 +4,6 @@
 // candidate pairs in a min-heap, so a piece of n bytes costs O(n log n). Torch-free.
 #pragma once
 #include <array>
-#include <mutex>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -40,11 +39,13 @@ class BpeModel {
   const Merge* find_merge(int32_t a, int32_t b) const;
   void merge_piece(std::string_view piece, std::vector<int32_t>& out) const;
 
-  // Piece -> ids. Text is Zipfian: a few thousand pieces cover most of it. Cleared when full.
+  // Piece -> ids, one cache per thread (no locking; batch encoding scales with threads). Text is
+  // Zipfian: a few thousand pieces cover most of it. A cache is cleared when full.
   static constexpr size_t kCacheCapacity = 100000;
   static constexpr size_t kMaxCachedPieceBytes = 64;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
-  mutable std::mutex cache_mutex_;
+  using Cache = std::unordered_map<std::string, std::vector<int32_t>>;
+  Cache& thread_cache() const;
+  uint64_t serial_;  // identifies this model's caches (an address could be reused by a later model)
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::vector<std::string> id_to_token_;  // "" for ids the vocabulary does not use

@@ -1,6 +1,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <filesystem>
 
 #include "tokenizer/unicode.h"
@@ -119,17 +121,11 @@ Tokenizer Tokenizer::from_json(const json& j, const std::string& origin) {
     t.added_.push_back(std::move(tok));
   }
   t.added_index_.assign(static_cast<size_t>(max_id + 1), -1);
-  for (auto& index : t.added_by_first_byte_) index.assign(256, {});
   for (size_t i = 0; i < t.added_.size(); ++i) {
     const AddedToken& a = t.added_[i];
     t.added_index_[a.id] = static_cast<int32_t>(i);
-    t.added_by_first_byte_[a.normalized ? 1 : 0][static_cast<uint8_t>(a.content[0])].push_back(static_cast<int32_t>(i));
+    t.added_trie_[a.normalized ? 1 : 0].insert(a.content, static_cast<int32_t>(i));
   }
-  for (auto& index : t.added_by_first_byte_)
-    for (auto& list : index)
-      std::stable_sort(list.begin(), list.end(), [&](int32_t x, int32_t y) {
-        return t.added_[x].content.size() > t.added_[y].content.size();
-      });
   return t;
 }
 
@@ -181,9 +177,47 @@ std::optional<int32_t> Tokenizer::token_to_id(const std::string& token) const {
 
 std::string Tokenizer::normalize(std::string_view text) const { return nfc_ ? nfc(text) : std::string(text); }
 
+void Tokenizer::Trie::insert(const std::string& s, int32_t token) {
+  int32_t node = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<uint8_t>(s[i]);
+    int32_t next = 0;
+    if (node == 0) {
+      next = root[b];
+    } else {
+      for (const auto& [byte, child] : nodes[node].children)
+        if (byte == b) next = child;
+    }
+    if (next == 0) {
+      next = static_cast<int32_t>(nodes.size());
+      nodes.emplace_back();
+      if (node == 0) root[b] = next;
+      else nodes[node].children.emplace_back(b, next);
+    }
+    node = next;
+  }
+  if (nodes[node].token < 0) nodes[node].token = token;  // the first of duplicate contents wins
+}
+
+int32_t Tokenizer::Trie::longest_match(const std::string& s, size_t pos) const {
+  int32_t node = root[static_cast<uint8_t>(s[pos])], best = -1;
+  for (size_t i = pos + 1; node != 0; ++i) {
+    if (nodes[node].token >= 0) best = nodes[node].token;
+    if (i >= s.size()) break;
+    int32_t next = 0;
+    for (const auto& [byte, child] : nodes[node].children)
+      if (byte == static_cast<uint8_t>(s[i])) {
+        next = child;
+        break;
+      }
+    node = next;
+  }
+  return best;
+}
+
 void Tokenizer::split_added(std::vector<Segment>& segments, bool normalized_pass) const {
-  const auto& by_byte = added_by_first_byte_[normalized_pass ? 1 : 0];
-  if (std::all_of(by_byte.begin(), by_byte.end(), [](const auto& l) { return l.empty(); })) return;
+  const Trie& trie = added_trie_[normalized_pass ? 1 : 0];
+  if (trie.empty()) return;
   std::vector<Segment> out;
   for (auto& seg : segments) {
     if (seg.token >= 0) {
@@ -193,13 +227,9 @@ void Tokenizer::split_added(std::vector<Segment>& segments, bool normalized_pass
     const std::string& s = seg.text;
     size_t emitted = 0, pos = 0;
     while (pos < s.size()) {
-      // Leftmost-longest: the longest added token starting here (candidates are longest first).
-      const AddedToken* best = nullptr;
-      for (int32_t i : by_byte[static_cast<uint8_t>(s[pos])])
-        if (s.compare(pos, added_[i].content.size(), added_[i].content) == 0) {
-          best = &added_[i];
-          break;
-        }
+      // Leftmost-longest: the longest added token starting here.
+      const int32_t match = trie.longest_match(s, pos);
+      const AddedToken* best = match >= 0 ? &added_[match] : nullptr;
       if (best && best->single_word) {
         const size_t end = pos + best->content.size();
         if ((pos > 0 && is_word_byte(s[pos - 1])) || (end < s.size() && is_word_byte(s[end]))) best = nullptr;
@@ -261,6 +291,21 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   }
   if (add_special) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
   return ids;
+}
+
+std::vector<std::vector<int32_t>> Tokenizer::encode_batch(const std::vector<std::string>& texts, bool add_special,
+                                                          int threads) const {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::vector<int32_t>> out(texts.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < texts.size();) out[i] = encode(texts[i], add_special);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  return out;
 }
 
 void Tokenizer::append_token_bytes(int32_t id, std::string& out) const {

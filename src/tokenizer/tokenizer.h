@@ -57,6 +57,9 @@ class Tokenizer {
 
   // add_special: apply the post-processor template (e.g. BOS) and tokenizer_config's add_bos_token.
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
+  // Encodes many texts on `threads` threads (0 = all cores); results in input order.
+  std::vector<std::vector<int32_t>> encode_batch(const std::vector<std::string>& texts, bool add_special = false,
+                                                 int threads = 0) const;
   // Ids out of range are an r1::Error naming the id. decode() repairs invalid UTF-8 (U+FFFD)
   // like HF; decode_bytes() returns the exact bytes, so any input round-trips.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
@@ -85,8 +88,20 @@ class Tokenizer {
   std::shared_ptr<PreTokenizer> pretokenizer_;
   std::vector<AddedToken> added_;
   std::vector<int32_t> added_index_;  // id -> index in added_, or -1
-  // Candidates for matching, by first byte, longest first: [0] non-normalized, [1] normalized.
-  std::vector<std::vector<int32_t>> added_by_first_byte_[2];
+  // Byte tries of the added tokens for leftmost-longest matching: [0] non-normalized, [1] normalized.
+  struct TrieNode {
+    std::vector<std::pair<uint8_t, int32_t>> children;  // byte -> node index
+    int32_t token = -1;                                  // index into added_ when a token ends here
+  };
+  struct Trie {
+    std::vector<TrieNode> nodes{TrieNode{}};
+    std::array<int32_t, 256> root{};  // byte -> child of the root, or 0 for none
+    bool empty() const { return nodes.size() == 1; }
+    void insert(const std::string& s, int32_t token);
+    // Index into added_ of the longest token starting at s[pos], or -1.
+    int32_t longest_match(const std::string& s, size_t pos) const;
+  };
+  Trie added_trie_[2];
   bool nfc_ = false;
   nlohmann::json normalizer_json_, post_processor_json_, decoder_json_;  // written back as loaded
   // TemplateProcessing "single": ids before and after the sequence when add_special.
