@@ -72,6 +72,19 @@ def main():
                   f"{r1_single['mb_per_s'] / hf_single['mb_per_s']:.1f}x | {r1_multi['mb_per_s']:.1f} | "
                   f"{hf_multi['mb_per_s']:.1f} | {r1_multi['mb_per_s'] / hf_multi['mb_per_s']:.1f}x | {same} |")
 
+        # The incremental trainer against the brute-force reference on a 2 MB slice.
+        small = os.path.join(tmp, "small.txt")
+        with open(small, "w") as out:
+            out.write(open(text).read()[:2_000_000])
+        print("\n| merges | distinct words | incremental s | brute-force s | speed-up | identical merges |")
+        print("|---|---|---|---|---|---|")
+        for merges in (100, 200, 400, 800):
+            r = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_tokenizer"), "--scaling", "--input",
+                                           small, "--merges", str(merges)], capture_output=True, text=True,
+                                          check=True).stdout)
+            print(f"| {merges} | {r['words']} | {r['incremental_s']:.3f} | {r['brute_force_s']:.2f} | "
+                  f"{r['brute_force_s'] / r['incremental_s']:.0f}x | {r['identical']} |")
+
         # Training: 100 MB, the mixed text repeated with its numbers re-drawn (seeded).
         big = os.path.join(tmp, "train100.txt")
         base, rng = open(text).read(), random.Random(0)

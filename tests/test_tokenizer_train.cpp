@@ -7,6 +7,7 @@
 #include <map>
 
 #include "expect_error.h"
+#include "reference_bpe_trainer.h"
 #include "tokenizer/patterns.h"
 #include "tokenizer/trainer.h"
 #include "tokenizer/unicode.h"
@@ -15,43 +16,8 @@ namespace r1 {
 namespace {
 
 using testing::expect_error;
+using testing::brute_force_merges;
 using Merges = std::vector<std::pair<std::string, std::string>>;
-
-// The definition of BPE training, written as plainly as possible: same tie rule as the trainer
-// (highest count, then smallest (left id, right id)).
-Merges brute_force_merges(const WordCounts& counts, int64_t num_merges, uint64_t min_frequency) {
-  std::vector<std::string> token;
-  for (int b = 0; b < 256; ++b) token.push_back(byte_to_unicode(static_cast<uint8_t>(b)));
-  std::vector<std::pair<std::vector<int32_t>, uint64_t>> words;
-  for (const auto& [w, c] : counts) {
-    std::vector<int32_t> s;
-    for (unsigned char ch : w) s.push_back(ch);
-    words.emplace_back(s, c);
-  }
-  Merges merges;
-  while (static_cast<int64_t>(merges.size()) < num_merges) {
-    std::map<std::pair<int32_t, int32_t>, uint64_t> pairs;
-    for (const auto& [s, c] : words)
-      for (size_t i = 0; i + 1 < s.size(); ++i) pairs[{s[i], s[i + 1]}] += c;
-    std::pair<int32_t, int32_t> best{-1, -1};
-    uint64_t best_count = 0;
-    for (const auto& [p, c] : pairs)  // std::map iterates pairs in increasing order: first max wins ties
-      if (c > best_count) best = p, best_count = c;
-    if (best_count < std::max<uint64_t>(min_frequency, 1)) break;
-    const int32_t merged = static_cast<int32_t>(token.size());
-    token.push_back(token[best.first] + token[best.second]);
-    merges.emplace_back(token[best.first], token[best.second]);
-    for (auto& [s, c] : words) {
-      std::vector<int32_t> out;
-      for (size_t i = 0; i < s.size();) {
-        if (i + 1 < s.size() && s[i] == best.first && s[i + 1] == best.second) out.push_back(merged), i += 2;
-        else out.push_back(s[i++]);
-      }
-      s = out;
-    }
-  }
-  return merges;
-}
 
 std::string shared_data() {
   const char* env = std::getenv("R1_SHARED_DATA");

@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/trainer.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace r1::cli {
 namespace {
@@ -113,8 +114,12 @@ void add_tokenizer_command(CLI::App& app) {
       for (std::string tok; std::getline(ss, tok, ',');)
         if (!tok.empty()) ta->options.special_tokens.push_back(tok);
     }
-    ta->options.progress = [](const std::string& line) { std::cerr << "[tokenizer train] " << line << "\n"; };
+    auto bar = std::make_shared<ProgressBar>();
+    ta->options.progress = [bar](const std::string& stage, uint64_t done, uint64_t total, const std::string& unit) {
+      bar->update(stage, done, total, unit);
+    };
     Tokenizer t = Tokenizer::from_json(train_tokenizer(ta->inputs, ta->field, ta->options), ta->out);
+    bar->finish();
     t.save(ta->out);
     std::cout << "wrote " << ta->out << ": " << t.vocab_size() << " tokens (" << t.model().merges().size()
               << " merges, pattern " << ta->options.pattern << ")\n";

@@ -1,6 +1,7 @@
 #include "tokenizer/trainer.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <queue>
@@ -52,7 +53,7 @@ void count_words(const PreTokenizer& pretokenizer, const std::vector<std::string
 
 std::vector<std::pair<std::string, std::string>> learn_merges(const WordCounts& counts, int64_t num_merges,
                                                               uint64_t min_frequency,
-                                                              const std::function<void(const std::string&)>& progress) {
+                                                              const TrainOptions::ProgressFn& progress) {
   // Token strings: ids 0..255 are the byte characters in byte order; merges append.
   std::vector<std::string> token;
   for (int b = 0; b < 256; ++b) token.push_back(byte_to_unicode(static_cast<uint8_t>(b)));
@@ -134,9 +135,7 @@ std::vector<std::pair<std::string, std::string>> learn_merges(const WordCounts& 
       }
       heap.push({c, q});
     }
-    if (progress && merges.size() % 1000 == 0)
-      progress("merges " + std::to_string(merges.size()) + "/" + std::to_string(num_merges) + ", last count " +
-               std::to_string(top.count));
+    if (progress && merges.size() % 100 == 0) progress("merging", merges.size(), num_merges, " merges");
   }
   return merges;
 }
@@ -183,14 +182,19 @@ nlohmann::json train_tokenizer(const std::vector<std::string>& files, const std:
   auto pretokenizer = pretokenizer_from_json(pattern_pretokenizer(options.pattern), options.pattern, &byte_level);
   WordCounts counts;
   std::vector<std::string> batch;
+  uint64_t total_bytes = 0;
+  for (const auto& path : files) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    if (!ec) total_bytes += size;
+  }
   uint64_t bytes_read = 0;
   size_t batch_bytes = 0;
   auto flush = [&] {
     count_words(*pretokenizer, batch, options.threads, counts);
     batch.clear();
     batch_bytes = 0;
-    if (options.progress)
-      options.progress("read " + std::to_string(bytes_read >> 20) + " MB, " + std::to_string(counts.size()) + " distinct words");
+    if (options.progress) options.progress("counting words", bytes_read >> 20, total_bytes >> 20, " MB");
   };
   for (const auto& path : files) {
     std::ifstream in(path, std::ios::binary);

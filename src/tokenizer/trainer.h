@@ -26,7 +26,9 @@ struct TrainOptions {
   int64_t pad_to_multiple = 1;      // add reserved special tokens up to a multiple (DeepSeek: 102,400)
   uint64_t min_frequency = 2;       // pairs seen fewer times are never merged
   int threads = 0;                  // pre-tokenization threads, 0 = all cores
-  std::function<void(const std::string&)> progress;  // periodic status lines
+  // Progress reports: (stage, done, total, unit); the CLI draws them (util/progress.h).
+  using ProgressFn = std::function<void(const std::string&, uint64_t, uint64_t, const std::string&)>;
+  ProgressFn progress;
 };
 
 // Counts the pre-tokenized words of `texts` with `pretokenizer` (several threads), adding to `counts`.
@@ -36,7 +38,7 @@ void count_words(const PreTokenizer& pretokenizer, const std::vector<std::string
 // The merges (as pairs of token strings in byte-level characters), in order, for `counts`.
 std::vector<std::pair<std::string, std::string>> learn_merges(const WordCounts& counts, int64_t num_merges,
                                                               uint64_t min_frequency,
-                                                              const std::function<void(const std::string&)>& progress);
+                                                              const TrainOptions::ProgressFn& progress = nullptr);
 
 // A complete tokenizer.json for the learned merges, the pattern and the special tokens.
 nlohmann::json build_tokenizer_json(const std::vector<std::pair<std::string, std::string>>& merges,
