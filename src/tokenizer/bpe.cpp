@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <queue>
 
 #include "tokenizer/unicode.h"
 #include "util/error.h"
@@ -94,8 +93,6 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
     int prev, next;
     bool alive;
   };
-  std::vector<Symbol> sym(n);
-  for (int i = 0; i < n; ++i) sym[i] = {byte_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
   // Candidate merges: (rank, left position, merged id); lowest rank first, then leftmost.
   struct Candidate {
     int32_t rank;
@@ -103,15 +100,25 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
     int32_t id;
     bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
-  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  // Buffers reused across pieces on this thread: no allocation per piece once warm.
+  thread_local std::vector<Symbol> sym;
+  thread_local std::vector<Candidate> heap;  // a min-heap through std::push_heap/pop_heap
+  sym.resize(n);
+  for (int i = 0; i < n; ++i) sym[i] = {byte_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  heap.clear();
+  const std::greater<Candidate> later;
   auto push_pair = [&](int left) {
     if (left < 0 || sym[left].next < 0) return;
-    if (const Merge* m = find_merge(sym[left].id, sym[sym[left].next].id)) heap.push({m->rank, left, m->id});
+    if (const Merge* m = find_merge(sym[left].id, sym[sym[left].next].id)) {
+      heap.push_back({m->rank, left, m->id});
+      std::push_heap(heap.begin(), heap.end(), later);
+    }
   };
   for (int i = 0; i + 1 < n; ++i) push_pair(i);
   while (!heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const Candidate c = heap.back();
+    heap.pop_back();
     Symbol& left = sym[c.pos];
     if (!left.alive || left.next < 0) continue;
     const Merge* m = find_merge(left.id, sym[left.next].id);
