@@ -8,8 +8,6 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Weights read per decoded token at batch 1 (fp32): the parameter counts of the presets.
-PARAMS = {"bench-s": 15_191_712, "bench-m": 100_092_672}
 
 
 def run(cmd, extra_env=None):
@@ -23,6 +21,10 @@ def main():
     quick = "--quick" in sys.argv
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     r1b = [os.path.join(build, "bench", "r1_bench"), "--threads", str(threads)]
+    # Weights read per decoded token at batch 1: the presets' parameter counts, from r1 itself.
+    params = {p: json.loads(subprocess.run([os.path.join(build, "r1"), "model", "info", "--preset", p, "--json"],
+                                           capture_output=True, text=True, check=True).stdout)["parameters"]
+              for p in ("bench-s", "bench-m")}
     py = [sys.executable, os.path.join(HERE, "hf_bench.py")]
     th = ["--threads", str(threads)]
     steps = ["--steps", "1" if quick else "3"]
@@ -53,7 +55,7 @@ def main():
           "| r1 batch B / batch 1 | bandwidth ceiling, batch 1 | r1 peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for preset in ["bench-s", "bench-m"]:
-        ceiling = bw * 1e9 / (4 * PARAMS[preset])
+        ceiling = bw * 1e9 / (4 * params[preset])
         base = None
         for batch in [1, 8, 32]:
             a = run(r1b + ["decode", "--preset", preset, "--batch", str(batch)] + new)
@@ -76,7 +78,7 @@ def main():
             print(f"| {t} | {policy} | {d32:.0f} | {d16:.0f} | {tr:.0f} |")
     d = run(r1b + ["decode", "--preset", "bench-m", "--batch", "1", "--dtype", "bfloat16"] + new)
     print(f"\nbench-m, batch 1, bf16 weights and cache: {d['tokens_per_s']:.0f} tokens/s "
-          f"(fp32 bandwidth ceiling {bw * 1e9 / (4 * PARAMS['bench-m']):.0f}, bf16 {bw * 1e9 / (2 * PARAMS['bench-m']):.0f})")
+          f"(fp32 bandwidth ceiling {bw * 1e9 / (4 * params['bench-m']):.0f}, bf16 {bw * 1e9 / (2 * params['bench-m']):.0f})")
 
 
 if __name__ == "__main__":

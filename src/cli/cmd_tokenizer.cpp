@@ -18,7 +18,7 @@ namespace r1::cli {
 namespace {
 
 struct Args {
-  std::string tokenizer, text;
+  std::string tokenizer, text, out;
   bool jsonl = false, add_special = false, skip_special = false;
   std::vector<int32_t> ids;
 };
@@ -127,10 +127,10 @@ void add_tokenizer_command(CLI::App& app) {
 
   auto* convert = tok->add_subcommand("convert", "load a tokenizer.json and write it back in r1's canonical form");
   convert->add_option("--tokenizer", a->tokenizer, "input tokenizer.json")->required();
-  convert->add_option("--out", a->text, "output tokenizer.json")->required();
+  convert->add_option("--out", a->out, "output tokenizer.json")->required();
   convert->callback([a] {
-    Tokenizer::load(a->tokenizer).save(a->text);
-    std::cout << "wrote " << a->text << "\n";
+    Tokenizer::load(a->tokenizer).save(a->out);
+    std::cout << "wrote " << a->out << "\n";
   });
 
   auto* chat = tok->add_subcommand("chat", "render conversations with a chat template (JSON lines in and out)");
