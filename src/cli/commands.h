@@ -7,5 +7,6 @@ namespace r1::cli {
 void add_model_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
+void add_data_command(CLI::App& app);
 
 }  // namespace r1::cli

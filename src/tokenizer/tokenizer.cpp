@@ -135,9 +135,13 @@ Tokenizer Tokenizer::load(const std::string& path) {
   const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
   if (std::filesystem::exists(config_path)) {
     const json c = read_json_file(config_path.string());
-    json bos = c.value("bos_token", json());
-    if (bos.is_object()) bos = bos.value("content", json());
-    if (bos.is_string()) t.bos_id_ = t.token_to_id(bos.get<std::string>());
+    auto token_of = [&](const char* key) -> std::optional<int32_t> {
+      json v = c.value(key, json());
+      if (v.is_object()) v = v.value("content", json());
+      return v.is_string() ? t.token_to_id(v.get<std::string>()) : std::nullopt;
+    };
+    t.bos_id_ = token_of("bos_token");
+    t.eos_id_ = token_of("eos_token");
     t.add_bos_ = c.value("add_bos_token", false) && t.bos_id_.has_value();
     if (c.contains("chat_template") && c["chat_template"].is_string()) t.chat_template_ = c["chat_template"].get<std::string>();
   }
@@ -163,6 +167,12 @@ void Tokenizer::save(const std::string& path) const {
   const std::string tmp = path + ".tmp";
   write_text_file(tmp, to_json().dump() + "\n");
   std::filesystem::rename(tmp, path);
+}
+
+uint64_t Tokenizer::fingerprint() const {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : to_json().dump()) h = (h ^ c) * 1099511628211ULL;
+  return h;
 }
 
 int32_t Tokenizer::vocab_size() const { return static_cast<int32_t>(added_index_.size()); }

@@ -68,6 +68,11 @@ class Tokenizer {
   int32_t vocab_size() const;  // largest id + 1 (model and added tokens)
   std::optional<int32_t> token_to_id(const std::string& token) const;
   std::optional<int32_t> bos_id() const { return bos_id_; }
+  std::optional<int32_t> eos_id() const { return eos_id_; }
+  bool adds_bos() const { return add_bos_; }  // tokenizer_config.json add_bos_token
+  // FNV-1a 64 of the canonical tokenizer.json: equal for files that encode identically however
+  // they were formatted; token shards record it so data from another tokenizer is refused.
+  uint64_t fingerprint() const;
   // tokenizer_config.json's Jinja chat_template ("" when none).
   const std::string& chat_template() const { return chat_template_; }
   const std::vector<AddedToken>& added_tokens() const { return added_; }
@@ -106,7 +111,7 @@ class Tokenizer {
   nlohmann::json normalizer_json_, post_processor_json_, decoder_json_;  // written back as loaded
   // TemplateProcessing "single": ids before and after the sequence when add_special.
   std::vector<int32_t> prefix_ids_, suffix_ids_;
-  std::optional<int32_t> bos_id_;
+  std::optional<int32_t> bos_id_, eos_id_;
   bool add_bos_ = false;  // tokenizer_config.json add_bos_token
   std::string chat_template_;
 };

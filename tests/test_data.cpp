@@ -1,0 +1,150 @@
+// Token shards, the mixture reader and the LR schedules.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "data/mixture.h"
+#include "data/prepare.h"
+#include "expect_error.h"
+#include "train/lr_schedule.h"
+
+namespace fs = std::filesystem;
+
+namespace r1 {
+namespace {
+
+using testing::expect_error;
+
+std::string shared_data() {
+  const char* env = std::getenv("R1_SHARED_DATA");
+  return env ? env : "../../../shared/data";
+}
+
+const Tokenizer& deepseek() {
+  static Tokenizer t = Tokenizer::load(shared_data() + "/tokenizers/deepseek_v3/tokenizer.json");
+  return t;
+}
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::path(::testing::TempDir()) / ("data_" + std::to_string(::getpid()) + "_" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+// A JSONL corpus of `n` short documents with a recognisable tag.
+fs::path write_corpus(const fs::path& dir, const std::string& tag, int n) {
+  fs::path f = dir / (tag + ".jsonl");
+  std::ofstream out(f);
+  for (int i = 0; i < n; ++i) out << nlohmann::json{{"text", tag + " document number " + std::to_string(i) + "."}}.dump() << "\n";
+  return f;
+}
+
+TEST(TokenShards, PreparedTokensAreTheDocumentsWithBosAndEos) {
+  fs::path dir = temp_dir("prep");
+  fs::path corpus = write_corpus(dir, "alpha", 300);
+  PrepareOptions opts;
+  opts.shard_tokens = 1000;  // several shards
+  const PrepareSummary s = prepare_shards(deepseek(), {corpus.string()}, (dir / "out").string(), opts);
+  EXPECT_EQ(s.documents, 300u);
+  EXPECT_GT(s.shards, 2u);
+  std::vector<int32_t> want;
+  for (int i = 0; i < 300; ++i) {
+    want.push_back(*deepseek().bos_id());  // DeepSeek's tokenizer_config adds BOS
+    auto ids = deepseek().encode("alpha document number " + std::to_string(i) + ".");
+    want.insert(want.end(), ids.begin(), ids.end());
+    want.push_back(*deepseek().eos_id());
+  }
+  TokenStream stream((dir / "out").string(), deepseek().fingerprint());
+  ASSERT_EQ(stream.size(), want.size());
+  std::vector<int32_t> got(want.size() + 5);
+  stream.read(0, got.size(), got.data());  // across every shard boundary, then wrapping around
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), got.begin()));
+  EXPECT_EQ(std::vector<int32_t>(got.end() - 5, got.end()), std::vector<int32_t>(want.begin(), want.begin() + 5));
+}
+
+TEST(TokenShards, RefusesOtherTokenizersAndBrokenFiles) {
+  fs::path dir = temp_dir("refuse");
+  prepare_shards(deepseek(), {write_corpus(dir, "beta", 20).string()}, (dir / "out").string(), {});
+  expect_error([&] { TokenStream((dir / "out").string(), deepseek().fingerprint() + 1); }, "different tokenizer");
+  const fs::path shard = dir / "out" / "shard-00000.bin";
+  fs::resize_file(shard, fs::file_size(shard) - 3);
+  expect_error([&] { TokenStream((dir / "out").string(), 0); }, "shard-00000.bin: header says");
+  std::ofstream(shard, std::ios::binary) << std::string(100, 'x');  // long enough for a header
+  expect_error([&] { TokenStream((dir / "out").string(), 0); }, "bad magic");
+}
+
+TEST(TokenShards, BadJsonlLinesAreNamedOrCounted) {
+  fs::path dir = temp_dir("bad");
+  fs::path f = dir / "mixed.jsonl";
+  std::ofstream(f) << "{\"text\": \"fine\"}\n{\"text\": \n{\"body\": \"x\"}\n{\"text\": \"also fine\"}\n";
+  expect_error([&] { prepare_shards(deepseek(), {f.string()}, (dir / "a").string(), {}); }, "mixed.jsonl:2: invalid JSON");
+  PrepareOptions skip;
+  skip.skip_bad_lines = true;
+  const PrepareSummary s = prepare_shards(deepseek(), {f.string()}, (dir / "b").string(), skip);
+  EXPECT_EQ(s.documents, 2u);
+  EXPECT_EQ(s.bad_lines, 2u);
+  PrepareOptions eos;
+  eos.eos = "<not-a-token>";
+  expect_error([&] { prepare_shards(deepseek(), {f.string()}, (dir / "c").string(), eos); }, "--eos '<not-a-token>'");
+}
+
+TEST(Mixture, ProportionsFollowTheWeightsAndResumeIsExact) {
+  fs::path dir = temp_dir("mix");
+  prepare_shards(deepseek(), {write_corpus(dir, "code", 200).string()}, (dir / "code").string(), {});
+  prepare_shards(deepseek(), {write_corpus(dir, "prose", 200).string()}, (dir / "prose").string(), {});
+  const auto sources = parse_mixture((dir / "code").string() + ":0.87," + (dir / "prose").string() + ":0.13");
+  MixtureReader reader(sources, 16, 7, deepseek().fingerprint());
+  int from_code = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    size_t source = 9;
+    reader.next(&source);
+    from_code += source == 0;
+  }
+  EXPECT_NEAR(from_code / double(n), 0.87, 0.01);
+
+  MixtureReader a(sources, 16, 3, deepseek().fingerprint()), b(sources, 16, 3, deepseek().fingerprint());
+  for (int i = 0; i < 25; ++i) a.next();
+  const auto saved = nlohmann::json::parse(a.state().dump());  // through JSON, as a checkpoint stores it
+  std::vector<std::vector<int32_t>> expected;
+  for (int i = 0; i < 40; ++i) expected.push_back(a.next());
+  b.restore(saved);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(b.next(), expected[i]) << "sequence " << i << " after resume";
+  MixtureReader other_seed(sources, 16, 4, deepseek().fingerprint());
+  expect_error([&] { other_seed.restore(saved); }, "different mixture");
+  expect_error([] { parse_mixture("dir:abc"); }, "not a number");
+}
+
+TEST(LrSchedule, MatchesTheFormulas) {
+  LrSchedule s;
+  s.max_lr = 4.2e-4;
+  s.warmup_steps = 2000;
+  s.total_steps = 10000;
+  s.kind = "multistep";  // DeepSeek LLM: x0.316 at 80%, x0.1 at 90%
+  EXPECT_DOUBLE_EQ(s.at(0), 4.2e-4 / 2000);
+  EXPECT_DOUBLE_EQ(s.at(999), 4.2e-4 * 1000 / 2000);
+  EXPECT_DOUBLE_EQ(s.at(2000), 4.2e-4);
+  EXPECT_DOUBLE_EQ(s.at(7999), 4.2e-4);
+  EXPECT_DOUBLE_EQ(s.at(8000), 4.2e-4 * 0.316);
+  EXPECT_DOUBLE_EQ(s.at(9000), 4.2e-4 * 0.1);
+  s.kind = "cosine";
+  s.min_lr_ratio = 0.1;
+  EXPECT_DOUBLE_EQ(s.at(2000), 4.2e-4);
+  EXPECT_NEAR(s.at(6000), 4.2e-5 + 0.5 * (4.2e-4 - 4.2e-5), 1e-12);  // halfway through the decay
+  EXPECT_NEAR(s.at(10000), 4.2e-5, 1e-12);
+  s.kind = "wsd";
+  s.decay_fraction = 0.2;
+  EXPECT_DOUBLE_EQ(s.at(7999), 4.2e-4);
+  EXPECT_NEAR(s.at(9000), 4.2e-4 + (4.2e-5 - 4.2e-4) * 0.5, 1e-12);
+  s.kind = "constant";
+  EXPECT_DOUBLE_EQ(s.at(9999), 4.2e-4);
+  s.kind = "linear-ish";
+  expect_error([&] { s.at(0); }, "unknown LR schedule");
+}
+
+}  // namespace
+}  // namespace r1
