@@ -8,5 +8,6 @@ void add_model_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_pretrain_command(CLI::App& app);
 
 }  // namespace r1::cli

@@ -239,6 +239,7 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       }
       write_text_file((tmp / kIndexFile).string(), index.dump(2) + "\n");
     }
+    if (options.write_extra) options.write_extra(tmp.string());
     // Carry over what the old directory had beside the weights (tokenizer, metrics, state).
     if (fs::is_directory(target)) {
       static const std::set<std::string> produced = {"config.json", "generation_config.json", kSingleFile, kIndexFile};

@@ -3,6 +3,7 @@
 // directory loads in transformers, vLLM and here.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <torch/torch.h>
@@ -37,6 +38,9 @@ struct SaveOptions {
   std::optional<torch::ScalarType> dtype;
   // Split into model-0000i-of-0000n.safetensors + index when the weights exceed this size.
   int64_t max_shard_bytes = 5LL << 30;
+  // Called with the temporary directory before it is published, to add files (trainer state)
+  // that must appear atomically together with the weights.
+  std::function<void(const std::string& dir)> write_extra;
 };
 
 // Writes a complete model directory atomically: into a temporary sibling directory, fsynced,

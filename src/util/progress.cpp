@@ -34,6 +34,7 @@ void ProgressBar::update(const std::string& stage, uint64_t done, uint64_t total
   }
   done_ = done;
   total_ = total;
+  unit_ = unit;
   const double since = std::chrono::duration<double>(now - last_draw_).count();
   if (since >= (tty_ ? 0.1 : interval_)) {
     last_draw_ = now;

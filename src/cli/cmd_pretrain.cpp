@@ -1,0 +1,82 @@
+// r1 pretrain: next-token pretraining on prepared shards (see train/pretrain.h).
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/runtime.h"
+#include "model/presets.h"
+#include "train/pretrain.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace r1::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void request_stop(int) { g_stop = true; }
+
+}  // namespace
+
+void add_pretrain_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("pretrain", "pretrain (or continue pretraining) a model on token shards");
+  struct Args {
+    PretrainOptions o;
+    std::string preset, model_config;
+    RuntimeOptions rt;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--preset", a->preset, "architecture preset for a new model");
+  cmd->add_option("--model-config", a->model_config, "HF config.json for a new model");
+  cmd->add_option("--init", a->o.init_dir, "start from this model directory");
+  cmd->add_option("--tokenizer", a->o.tokenizer, "tokenizer.json the data was prepared with")->required();
+  cmd->add_option("--data", a->o.data, "shard directories from r1 data prepare: dir[:weight],...")->required();
+  cmd->add_option("--out", a->o.out, "run directory (a model directory + trainer_state + metrics.jsonl)")->required();
+  cmd->add_option("--steps", a->o.steps, "optimizer steps in total")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--seq-len", a->o.seq_len, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-tokens", a->o.batch_tokens, "tokens per optimizer step")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", a->o.micro_batch, "sequences per forward/backward")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", a->o.schedule.max_lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--schedule", a->o.schedule.kind, "multistep (DeepSeek), cosine, wsd, constant")->capture_default_str();
+  cmd->add_option("--warmup-steps", a->o.schedule.warmup_steps, "linear warmup steps")->capture_default_str();
+  cmd->add_option("--min-lr-ratio", a->o.schedule.min_lr_ratio, "cosine/wsd final LR / peak")->capture_default_str();
+  cmd->add_option("--weight-decay", a->o.weight_decay, "AdamW weight decay (not on norms/biases)")->capture_default_str();
+  cmd->add_option("--beta1", a->o.beta1)->capture_default_str();
+  cmd->add_option("--beta2", a->o.beta2)->capture_default_str();
+  cmd->add_option("--clip", a->o.clip, "gradient norm clip")->capture_default_str();
+  cmd->add_option("--seed", a->o.seed, "initialisation and data-order seed")->capture_default_str();
+  cmd->add_option("--save-every", a->o.save_every, "checkpoint every N steps (0: at the end only)")->capture_default_str();
+  cmd->add_option("--log-every", a->o.log_every, "metrics.jsonl every N steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_flag("--resume", a->o.resume, "continue the run in --out up to --steps");
+  a->rt.add_to(cmd);
+  cmd->callback([a] {
+    a->rt.setup();
+    a->o.device = a->rt.device;
+    if (a->o.init_dir.empty() && !a->o.resume) {
+      if (a->preset.empty() == a->model_config.empty()) throw Error("give --preset or --model-config (or --init DIR)");
+      a->o.config = a->preset.empty() ? ModelConfig::load(a->model_config) : preset_config(a->preset);
+    } else if (!a->preset.empty()) {
+      a->o.config = preset_config(a->preset);
+    }
+    a->o.schedule.total_steps = a->o.steps;
+    // SIGINT/SIGTERM: finish the step, save a checkpoint, exit cleanly.
+    std::signal(SIGINT, request_stop);
+    std::signal(SIGTERM, request_stop);
+    ProgressBar bar;
+    double last_loss = 0;
+    const int64_t done = pretrain(a->o, &g_stop, [&](const StepMetrics& m) {
+      last_loss = m.loss;
+      char unit[96];
+      std::snprintf(unit, sizeof unit, " steps, loss %.4f, lr %.2e, %.0f tok/s", m.loss, m.lr, m.tokens_per_s);
+      bar.update("pretraining", static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
+    });
+    bar.finish();
+    if (g_stop && done < a->o.steps)
+      std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
+                  (long long)a->o.steps, a->o.out.c_str());
+    else
+      std::printf("pretrained %lld steps, final loss %.4f: %s\n", (long long)done, last_loss, a->o.out.c_str());
+  });
+}
+
+}  // namespace r1::cli

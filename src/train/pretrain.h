@@ -1,0 +1,45 @@
+// The pretraining loop (r1 pretrain): packed sequences from a shard mixture, next-token
+// cross-entropy, AdamW with decay/no-decay parameter groups, gradient accumulation to a global
+// batch in tokens, clipping, an LR schedule, metrics.jsonl, and atomic checkpoints (weights +
+// trainer_state/) from which --resume continues bit-for-bit.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "model/config.h"
+#include "train/lr_schedule.h"
+
+namespace r1 {
+
+struct PretrainOptions {
+  ModelConfig config;          // used when init_dir is empty
+  std::string init_dir;        // start from this model directory instead
+  std::string tokenizer;       // tokenizer.json (copied into the run; its fingerprint must match the data)
+  std::string data;            // "dir[:weight],dir[:weight]"
+  std::string out;             // the run: a model directory
+  int64_t steps = 100;
+  int64_t seq_len = 256;
+  int64_t batch_tokens = 8192;  // tokens per optimizer step (all micro-batches)
+  int64_t micro_batch = 8;      // sequences per forward/backward
+  LrSchedule schedule;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip = 1.0;
+  uint64_t seed = 0;
+  int64_t save_every = 0;       // 0: only at the end
+  int64_t log_every = 1;
+  bool resume = false;
+  std::string device = "cpu";
+};
+
+struct StepMetrics {
+  int64_t step;
+  double loss, lr, grad_norm, tokens_per_s;
+};
+
+// Runs until options.steps or until *stop becomes true (then saves and returns). `on_step`
+// sees every step's metrics (the CLI draws progress from it). Returns the last step done.
+int64_t pretrain(const PretrainOptions& options, const std::atomic<bool>* stop,
+                 const std::function<void(const StepMetrics&)>& on_step);
+
+}  // namespace r1
