@@ -1,38 +1,44 @@
 #!/usr/bin/env bash
 # make demo, until the R1-Zero recipe lands: the most complete pipeline that exists today.
-# Trains a byte-level BPE tokenizer on the project's own documentation, creates a tiny
-# Llama-architecture model beside it as a Hugging Face model directory, reloads it and decodes
-# greedily with the KV cache (random weights, so the continuation means nothing yet).
+# 1. train a byte-level BPE tokenizer on the project's own documentation;
+# 2. tokenize that text into shards;
+# 3. pretrain the 'tiny' Llama-architecture model on it (a minute on a laptop CPU), watching the
+#    loss fall; the run is a Hugging Face model directory;
+# 4. render a question with the DeepSeek-R1 chat template and decode greedily with the KV cache.
 set -euo pipefail
 R1=${R1:-build/r1}
 RUN=${RUN:-runs/demo}
-MODEL="$RUN/tiny"
+STEPS=${STEPS:-120}
+rm -rf "$RUN"
 mkdir -p "$RUN"
 
 echo "== the architectures r1 knows (exact parameter counts)"
 "$R1" model info --list
 echo
-echo "== a random 'tiny' model, written as an HF directory (config.json + model.safetensors)"
-"$R1" model init --preset tiny --out "$MODEL" --seed 0
-echo
-echo "== a tokenizer for it: byte-level BPE trained on the project's docs, DeepSeek-V3 pre-tokenization,"
-echo "   padded to the model's 4096-token vocabulary"
+echo "== 1. a tokenizer: byte-level BPE on the project's docs, DeepSeek-V3 pre-tokenization,"
+echo "      padded to the tiny model's 4096-token vocabulary"
 "$R1" tokenizer train --input README.md docs/*.md --vocab-size 4096 --pad-to-multiple 4096 \
   --pattern deepseek-v3 --special '<｜begin▁of▁sentence｜>,<｜end▁of▁sentence｜>,<｜User｜>,<｜Assistant｜>' \
-  --out "$MODEL/tokenizer.json"
-"$R1" tokenizer info --tokenizer "$MODEL/tokenizer.json" | head -3
+  --out "$RUN/tokenizer.json"
 echo
-echo "== a question in the DeepSeek-R1 chat template, as token ids"
-echo '{"messages": [{"role": "user", "content": "What does the KV cache hold?"}]}' |
-  "$R1" tokenizer chat --tokenizer "$MODEL/tokenizer.json" --chat-template deepseek-r1 --generation-prompt |
-  tee "$RUN/prompt.json"
+echo "== 2. token shards"
+"$R1" data prepare --tokenizer "$RUN/tokenizer.json" --input README.md docs --eos '<｜end▁of▁sentence｜>' --out "$RUN/data"
+echo
+echo "== 3. pretraining 'tiny' for $STEPS steps (metrics in $RUN/tiny/metrics.jsonl)"
+"$R1" pretrain --preset tiny --tokenizer "$RUN/tokenizer.json" --data "$RUN/data" --out "$RUN/tiny" \
+  --steps "$STEPS" --seq-len 128 --batch-tokens 4096 --micro-batch 8 --lr 3e-3 --warmup-steps 10 \
+  --schedule cosine --save-every 50
+first=$(head -n 1 "$RUN/tiny/metrics.jsonl" | sed -E 's/.*"loss":([0-9.]+).*/\1/')
+last=$(tail -n 1 "$RUN/tiny/metrics.jsonl" | sed -E 's/.*"loss":([0-9.]+).*/\1/')
+echo "loss: step 1 $first -> step $STEPS $last"
+echo
+echo "== 4. a question in the DeepSeek-R1 chat template, then greedy decoding with the KV cache"
 ids_of() { sed -E 's/.*"ids":\[([^]]*)\].*/\1/' "$1" | head -n 1; }  # the "ids" list of a JSON line
-ids=$(ids_of "$RUN/prompt.json")
+echo '{"messages": [{"role": "user", "content": "What does the KV cache hold?"}]}' |
+  "$R1" tokenizer chat --tokenizer "$RUN/tiny/tokenizer.json" --chat-template deepseek-r1 --generation-prompt \
+  > "$RUN/prompt.json"
+"$R1" generate --model "$RUN/tiny" --prompt-ids "$(ids_of "$RUN/prompt.json")" --max-new-tokens 24 > "$RUN/generation.jsonl"
+echo -n "the model says: "
+"$R1" tokenizer decode --tokenizer "$RUN/tiny/tokenizer.json" --ids "$(ids_of "$RUN/generation.jsonl")"
 echo
-echo "== reloaded from disk, greedy decoding with the KV cache"
-"$R1" generate --model "$MODEL" --prompt-ids "$ids" --max-new-tokens 12 | tee "$RUN/generation.jsonl"
-out=$(ids_of "$RUN/generation.jsonl")
-echo -n "decoded: "
-"$R1" tokenizer decode --tokenizer "$MODEL/tokenizer.json" --ids "$out"
-echo
-echo "demo done: $MODEL loads in transformers (AutoModelForCausalLM) and tokenizers (Tokenizer.from_file)"
+echo "demo done: $RUN/tiny loads in transformers (AutoModelForCausalLM) and tokenizers (Tokenizer.from_file)"

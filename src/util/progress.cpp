@@ -25,7 +25,7 @@ ProgressBar::~ProgressBar() { finish(); }
 void ProgressBar::update(const std::string& stage, uint64_t done, uint64_t total, const std::string& unit) {
   const auto now = std::chrono::steady_clock::now();
   if (stage != stage_) {
-    if (drawn_) render(true);
+    if (drawn_ && (tty_ || printed_done_ != done_)) render(true);
     stage_ = stage;
     unit_ = unit;
     start_ = now;
@@ -43,7 +43,8 @@ void ProgressBar::update(const std::string& stage, uint64_t done, uint64_t total
 }
 
 void ProgressBar::finish() {
-  if (drawn_ || !stage_.empty()) render(true);
+  // A plain-line log that already shows the final count needs no repeat.
+  if ((drawn_ || !stage_.empty()) && (tty_ || printed_done_ != done_)) render(true);
   stage_.clear();
   drawn_ = false;
 }
@@ -72,6 +73,7 @@ void ProgressBar::render(bool final) {
     std::fprintf(out_, "%s: %s (%s%s)\n", stage_.c_str(), counts, format_duration(elapsed).c_str(), eta.c_str());
   }
   std::fflush(out_);
+  printed_done_ = done_;
   drawn_ = !final;
 }
 

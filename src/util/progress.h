@@ -26,6 +26,7 @@ class ProgressBar {
   uint64_t done_ = 0, total_ = 0;
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool drawn_ = false;
+  uint64_t printed_done_ = UINT64_MAX;  // plain lines: the last count printed
 };
 
 }  // namespace r1
