@@ -8,6 +8,7 @@
 
 #include "data/mixture.h"
 #include "data/prepare.h"
+#include "train/batch_source.h"
 #include "expect_error.h"
 #include "train/lr_schedule.h"
 
@@ -144,6 +145,33 @@ TEST(LrSchedule, MatchesTheFormulas) {
   EXPECT_DOUBLE_EQ(s.at(9999), 4.2e-4);
   s.kind = "linear-ish";
   expect_error([&] { s.at(0); }, "unknown LR schedule");
+}
+
+}  // namespace
+}  // namespace r1
+
+namespace r1 {
+namespace {
+
+TEST(ConversationSource, TrainsOnlyOnAssistantTokens) {
+  fs::path dir = temp_dir("sft");
+  fs::path f = dir / "chat.jsonl";
+  std::ofstream(f) << R"({"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "It is 4."}]})"
+                   << "\n";
+  ConversationSource source(f.string(), deepseek(), ChatFormat::kDeepSeekV3, 64, 1, false);
+  auto [tokens, mask] = source.next(1);
+  ASSERT_EQ(mask.size(1), tokens.size(1) - 1);
+  std::vector<int32_t> trained;
+  for (int64_t t = 0; t < mask.size(1); ++t)
+    if (mask[0][t].item<float>() > 0) trained.push_back(static_cast<int32_t>(tokens[0][t + 1].item<int64_t>()));
+  // Exactly the answer and its end-of-turn token are targets; the question and the template are not.
+  EXPECT_EQ(deepseek().decode(trained), "It is 4.<｜end▁of▁sentence｜>");
+  // Truncation: a sequence length shorter than the conversation cuts rows to seq_len + 1 tokens.
+  ConversationSource short_rows(f.string(), deepseek(), ChatFormat::kDeepSeekV3, 4, 1, false);
+  EXPECT_EQ(short_rows.next(2).first.size(1), 5);
+  std::ofstream(dir / "bad.jsonl") << "{\"messages\": [{\"role\": \"user\"}]}\n";
+  expect_error([&] { ConversationSource((dir / "bad.jsonl").string(), deepseek(), ChatFormat::kDeepSeekV3, 8, 1, false); },
+               "bad.jsonl:1: message 0 needs");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// r1 pretrain: next-token pretraining on prepared shards (see train/pretrain.h).
+// r1 pretrain and r1 sft: one training loop (train/pretrain.h), two data sources.
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -18,8 +18,12 @@ extern "C" void request_stop(int) { g_stop = true; }
 
 }  // namespace
 
-void add_pretrain_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("pretrain", "pretrain (or continue pretraining) a model on token shards");
+namespace {
+
+void add_training_command(CLI::App& app, const std::string& stage) {
+  const bool sft = stage == "sft";
+  auto* cmd = app.add_subcommand(stage, sft ? "supervised fine-tuning on conversations (loss on assistant tokens only)"
+                                            : "pretrain (or continue pretraining) a model on token shards");
   struct Args {
     PretrainOptions o;
     std::string preset, model_config;
@@ -30,7 +34,18 @@ void add_pretrain_command(CLI::App& app) {
   cmd->add_option("--model-config", a->model_config, "HF config.json for a new model");
   cmd->add_option("--init", a->o.init_dir, "start from this model directory");
   cmd->add_option("--tokenizer", a->o.tokenizer, "tokenizer.json the data was prepared with")->required();
-  cmd->add_option("--data", a->o.data, "shard directories from r1 data prepare: dir[:weight],...")->required();
+  a->o.stage = stage;
+  if (sft) {
+    a->o.schedule.kind = "cosine";
+    a->o.schedule.max_lr = 1e-5;  // DeepSeek LLM 7B SFT
+    a->o.weight_decay = 0.0;
+    cmd->add_option("--data", a->o.data, "conversations JSONL: {\"messages\": [{\"role\", \"content\"}, ...]} per line")
+        ->required()->check(CLI::ExistingFile);
+    cmd->add_option("--chat-template", a->o.chat_template, "template name; default: recognise the tokenizer_config.json's");
+    cmd->add_flag("--skip-bad-lines", a->o.skip_bad_lines, "skip malformed conversation lines");
+  } else {
+    cmd->add_option("--data", a->o.data, "shard directories from r1 data prepare: dir[:weight],...")->required();
+  }
   cmd->add_option("--out", a->o.out, "run directory (a model directory + trainer_state + metrics.jsonl)")->required();
   cmd->add_option("--steps", a->o.steps, "optimizer steps in total")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seq-len", a->o.seq_len, "tokens per sequence")->capture_default_str()->check(CLI::PositiveNumber);
@@ -68,15 +83,21 @@ void add_pretrain_command(CLI::App& app) {
       last_loss = m.loss;
       char unit[96];
       std::snprintf(unit, sizeof unit, " steps, loss %.4f, lr %.2e, %.0f tok/s", m.loss, m.lr, m.tokens_per_s);
-      bar.update("pretraining", static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
+      bar.update(a->o.stage, static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
     });
     bar.finish();
     if (g_stop && done < a->o.steps)
       std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
                   (long long)a->o.steps, a->o.out.c_str());
     else
-      std::printf("pretrained %lld steps, final loss %.4f: %s\n", (long long)done, last_loss, a->o.out.c_str());
+      std::printf("%s: %lld steps, final loss %.4f: %s\n", a->o.stage.c_str(), (long long)done, last_loss,
+                  a->o.out.c_str());
   });
 }
+
+}  // namespace
+
+void add_pretrain_command(CLI::App& app) { add_training_command(app, "pretrain"); }
+void add_sft_command(CLI::App& app) { add_training_command(app, "sft"); }
 
 }  // namespace r1::cli

@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "data/mixture.h"
+#include "train/batch_source.h"
 #include "io/model_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -76,13 +76,20 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
                 std::to_string(o.seq_len * o.micro_batch) + ")");
   const int64_t accumulation = per_step_sequences / o.micro_batch;
 
-  MixtureReader reader(parse_mixture(o.data), o.seq_len, o.seed, tokenizer.fingerprint());
+  std::unique_ptr<BatchSource> source;
+  if (o.stage == "sft") {
+    const ChatFormat format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
+                                                      : chat_format_from_name(o.chat_template);
+    source = std::make_unique<ConversationSource>(o.data, tokenizer, format, o.seq_len, o.seed, o.skip_bad_lines);
+  } else {
+    source = std::make_unique<PackedSource>(o.data, o.seq_len, o.seed, tokenizer.fingerprint());
+  }
   torch::optim::AdamW optimizer = make_adamw(model, o);
   int64_t step = 0;
   if (resuming) {
     const auto state = read_json_file((state_dir / "state.json").string());
     step = state.at("step").get<int64_t>();
-    reader.restore(state.at("data"));
+    source->restore(state.at("data"));
     torch::load(optimizer, (state_dir / "optimizer.pt").string());
   }
   truncate_metrics(run / "metrics.jsonl", step);
@@ -93,7 +100,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       const fs::path st = fs::path(dir) / "trainer_state";
       fs::create_directories(st);
       torch::save(optimizer, (st / "optimizer.pt").string());
-      const nlohmann::json state = {{"step", done_steps}, {"data", reader.state()}, {"seed", o.seed},
+      const nlohmann::json state = {{"step", done_steps}, {"data", source->state()}, {"seed", o.seed},
                                     {"seq_len", o.seq_len}, {"batch_tokens", o.batch_tokens}};
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
       fs::copy_file(o.tokenizer, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
@@ -109,17 +116,17 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     optimizer.zero_grad();
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
-      std::vector<int32_t> flat;
-      flat.reserve(static_cast<size_t>(o.micro_batch * (o.seq_len + 1)));
-      for (int64_t b = 0; b < o.micro_batch; ++b) {
-        const auto seq = reader.next();
-        flat.insert(flat.end(), seq.begin(), seq.end());
-      }
-      auto batch = torch::tensor(flat, torch::kInt32).to(torch::kInt64).view({o.micro_batch, o.seq_len + 1}).to(device);
-      auto x = batch.narrow(1, 0, o.seq_len), y = batch.narrow(1, 1, o.seq_len);
+      auto [tokens, mask] = source->next(o.micro_batch);
+      tokens = tokens.to(device);
+      mask = mask.to(device);
+      const int64_t T = tokens.size(1) - 1;
+      auto x = tokens.narrow(1, 0, T), y = tokens.narrow(1, 1, T);
       auto logits = model->logits(model->forward(x));
-      auto loss = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1})) /
-                  static_cast<double>(accumulation);
+      namespace F = torch::nn::functional;
+      auto per_token = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}),
+                                        F::CrossEntropyFuncOptions().reduction(torch::kNone));
+      // Mean over the targets that count (all in pretraining, assistant tokens in SFT).
+      auto loss = (per_token * mask.reshape({-1})).sum() / mask.sum().clamp_min(1.0) / static_cast<double>(accumulation);
       loss.backward();
       loss_sum += loss.item<double>();
     }
@@ -130,7 +137,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     const StepMetrics m{step, loss_sum, lr, grad_norm, static_cast<double>(o.batch_tokens) / seconds};
     if (step % o.log_every == 0 || step == o.steps) {
       std::ofstream metrics(run / "metrics.jsonl", std::ios::app);
-      metrics << nlohmann::json{{"stage", "pretrain"}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
+      metrics << nlohmann::json{{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
                                 {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}}.dump()
               << "\n";
     }

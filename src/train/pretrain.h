@@ -1,5 +1,6 @@
-// The pretraining loop (r1 pretrain): packed sequences from a shard mixture, next-token
-// cross-entropy, AdamW with decay/no-decay parameter groups, gradient accumulation to a global
+// The training loop of r1 pretrain and r1 sft: micro-batches from a BatchSource (packed shard
+// mixtures, or conversations with an assistant-token mask), next-token cross-entropy over the
+// masked targets, AdamW with decay/no-decay parameter groups, gradient accumulation to a global
 // batch in tokens, clipping, an LR schedule, metrics.jsonl, and atomic checkpoints (weights +
 // trainer_state/) from which --resume continues bit-for-bit.
 #pragma once
@@ -17,7 +18,10 @@ struct PretrainOptions {
   ModelConfig config;          // used when init_dir is empty
   std::string init_dir;        // start from this model directory instead
   std::string tokenizer;       // tokenizer.json (copied into the run; its fingerprint must match the data)
-  std::string data;            // "dir[:weight],dir[:weight]"
+  std::string stage = "pretrain";  // or "sft"
+  std::string data;            // pretrain: "dir[:weight],dir[:weight]"; sft: conversations JSONL
+  std::string chat_template;   // sft: template name; empty = recognise tokenizer_config.json's
+  bool skip_bad_lines = false; // sft: skip malformed JSONL lines
   std::string out;             // the run: a model directory
   int64_t steps = 100;
   int64_t seq_len = 256;

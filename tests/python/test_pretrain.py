@@ -85,6 +85,26 @@ class Pretrain(TempDirCase, unittest.TestCase):
         step = json.load(open(os.path.join(out, "trainer_state", "state.json")))["step"]
         self.assertGreater(step, 0)
 
+    def test_sft_learns_the_answers(self):
+        import random
+        rng = random.Random(0)
+        chats = os.path.join(self.tmp, "chats.jsonl")
+        with open(chats, "w") as f:
+            for _ in range(200):
+                a, b = rng.randint(0, 9), rng.randint(0, 9)
+                f.write(json.dumps({"messages": [{"role": "user", "content": f"{a} plus {b}?"},
+                                                 {"role": "assistant", "content": f"{a + b}."}]}) + "\n")
+        tok = os.path.join(self.tmp, "chat_tokenizer.json")
+        r1("tokenizer", "train", "--input", chats, "--vocab-size", "512", "--special", "<|im_start|>,<|im_end|>",
+           "--out", tok)
+        out = os.path.join(self.tmp, "sft")
+        subprocess.run([R1, "sft", "--preset", "tiny", "--tokenizer", tok, "--data", chats, "--chat-template", "chatml",
+                        "--out", out, "--steps", "30", "--seq-len", "32", "--batch-tokens", "512", "--micro-batch", "8",
+                        "--lr", "3e-3", "--warmup-steps", "3", "--threads", "1"], check=True, capture_output=True)
+        m = self.metrics(out)
+        self.assertEqual(m[0]["stage"], "sft")
+        self.assertLess(m[-1]["loss"], 0.5 * m[0]["loss"])
+
     def test_bad_flags(self):
         out = os.path.join(self.tmp, "bad")
         args = self.run_args(out, 5)

@@ -1,0 +1,97 @@
+#include "train/batch_source.h"
+
+#include <algorithm>
+#include <fstream>
+#include <random>
+
+#include "util/error.h"
+
+namespace r1 {
+
+PackedSource::PackedSource(const std::string& data, int64_t seq_len, uint64_t seed, uint64_t fingerprint)
+    : reader_(parse_mixture(data), seq_len, seed, fingerprint), seq_len_(seq_len) {}
+
+std::pair<torch::Tensor, torch::Tensor> PackedSource::next(int64_t rows) {
+  auto tokens = torch::empty({rows, seq_len_ + 1}, torch::kInt64);
+  auto acc = tokens.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto seq = reader_.next();
+    for (int64_t t = 0; t <= seq_len_; ++t) acc[r][t] = seq[t];
+  }
+  return {tokens, torch::ones({rows, seq_len_})};
+}
+
+ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format,
+                                       int64_t seq_len, uint64_t seed, bool skip_bad_lines)
+    : seq_len_(seq_len), seed_(seed) {
+  std::ifstream in(jsonl);
+  if (!in) throw Error(jsonl + ": cannot open");
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      const auto j = nlohmann::json::parse(line);
+      if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
+        throw Error("expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
+      std::vector<ChatMessage> messages;
+      for (const auto& m : j["messages"]) {
+        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+            !m["content"].is_string())
+          throw Error("message " + std::to_string(messages.size()) + " needs string 'role' and 'content'");
+        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+      }
+      examples_.push_back(render_chat(tokenizer, format, messages, false));
+    } catch (const std::exception& e) {
+      if (!skip_bad_lines) throw Error(jsonl + ":" + std::to_string(lineno) + ": " + e.what());
+    }
+  }
+  if (examples_.empty()) throw Error(jsonl + ": no conversations");
+  shuffle();
+}
+
+void ConversationSource::shuffle() {
+  order_.resize(examples_.size());
+  for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+  std::mt19937_64 rng(seed_ * 1000003 + epoch_);
+  std::shuffle(order_.begin(), order_.end(), rng);
+}
+
+std::pair<torch::Tensor, torch::Tensor> ConversationSource::next(int64_t rows) {
+  std::vector<const RenderedChat*> batch;
+  int64_t longest = 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (index_ == order_.size()) {
+      ++epoch_;
+      index_ = 0;
+      shuffle();
+    }
+    batch.push_back(&examples_[order_[index_++]]);
+    longest = std::max<int64_t>(longest, std::min<int64_t>(batch.back()->ids.size(), seq_len_ + 1));
+  }
+  auto tokens = torch::zeros({rows, longest}, torch::kInt64);
+  auto mask = torch::zeros({rows, longest - 1});
+  auto ta = tokens.accessor<int64_t, 2>();
+  auto ma = mask.accessor<float, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const RenderedChat& ex = *batch[r];
+    const int64_t n = std::min<int64_t>(ex.ids.size(), longest);
+    for (int64_t t = 0; t < n; ++t) ta[r][t] = ex.ids[t];
+    // Target t is token t + 1: trained on when that token is assistant output.
+    for (int64_t t = 0; t + 1 < n; ++t) ma[r][t] = ex.assistant_mask[t + 1];
+  }
+  return {tokens, mask};
+}
+
+nlohmann::json ConversationSource::state() const {
+  return {{"epoch", epoch_}, {"index", index_}, {"seed", seed_}, {"examples", examples_.size()}};
+}
+
+void ConversationSource::restore(const nlohmann::json& state) {
+  if (state.value("seed", uint64_t(0)) != seed_ || state.value("examples", size_t(0)) != examples_.size())
+    throw Error("data position in the checkpoint belongs to a different conversation file or seed");
+  epoch_ = state.at("epoch").get<uint64_t>();
+  index_ = state.at("index").get<uint64_t>();
+  shuffle();
+}
+
+}  // namespace r1

@@ -1,0 +1,59 @@
+// Where the training loop's micro-batches come from: packed pretraining sequences, or rendered
+// conversations with a loss mask (SFT). The position is part of the checkpoint.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "data/mixture.h"
+#include "tokenizer/chat_template.h"
+
+namespace r1 {
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // `rows` sequences: tokens [rows, T + 1] (int64, CPU) and the loss mask of the T targets
+  // [rows, T] (float: 1 where the target token is trained on).
+  virtual std::pair<torch::Tensor, torch::Tensor> next(int64_t rows) = 0;
+  virtual nlohmann::json state() const = 0;
+  virtual void restore(const nlohmann::json& state) = 0;
+};
+
+// Pretraining: packed windows from a shard mixture; every target counts.
+class PackedSource : public BatchSource {
+ public:
+  PackedSource(const std::string& data, int64_t seq_len, uint64_t seed, uint64_t fingerprint);
+  std::pair<torch::Tensor, torch::Tensor> next(int64_t rows) override;
+  nlohmann::json state() const override { return reader_.state(); }
+  void restore(const nlohmann::json& state) override { reader_.restore(state); }
+
+ private:
+  MixtureReader reader_;
+  int64_t seq_len_;
+};
+
+// SFT: {"messages": [...]} lines rendered with a chat template; only assistant tokens are
+// targets. One conversation per row, truncated to seq_len + 1 tokens, padded to the longest
+// row of the micro-batch. Order: a seeded shuffle per epoch.
+class ConversationSource : public BatchSource {
+ public:
+  ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format, int64_t seq_len,
+                     uint64_t seed, bool skip_bad_lines);
+  std::pair<torch::Tensor, torch::Tensor> next(int64_t rows) override;
+  nlohmann::json state() const override;
+  void restore(const nlohmann::json& state) override;
+  size_t size() const { return examples_.size(); }
+
+ private:
+  void shuffle();
+  std::vector<RenderedChat> examples_;
+  std::vector<size_t> order_;
+  int64_t seq_len_;
+  uint64_t seed_, epoch_ = 0, index_ = 0;
+};
+
+}  // namespace r1
