@@ -47,14 +47,6 @@ nlohmann::json bench_bandwidth(int reps) {
   return {{"gb_per_s", 4e8 * reps / seconds_since(t0) / 1e9}};
 }
 
-// Training FLOPs per token: 6 x matmul parameters (the tied/untied LM head included, the
-// embedding lookup not) + attention scores and values, 12 x layers x hidden x seq (PaLM, App. B).
-double train_flops_per_token(const r1::ModelConfig& c, int64_t seq) {
-  const double matmul_params =
-      static_cast<double>(c.parameter_count() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size));
-  return 6 * matmul_params + 12.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq;
-}
-
 void synchronize(torch::Device device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
@@ -80,7 +72,7 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
   synchronize(device);
   const double s = seconds_since(t0);
   const double tps = batch * seq * steps / s;
-  return {{"tokens_per_s", tps}, {"gflops", tps * train_flops_per_token(c, seq) / 1e9}};
+  return {{"tokens_per_s", tps}, {"gflops", tps * c.training_flops_per_token(seq) / 1e9}};
 }
 
 nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens,

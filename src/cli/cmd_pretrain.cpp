@@ -63,6 +63,10 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--save-every", a->o.save_every, "checkpoint every N steps (0: at the end only)")->capture_default_str();
   cmd->add_option("--log-every", a->o.log_every, "metrics.jsonl every N steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--resume", a->o.resume, "continue the run in --out up to --steps");
+  cmd->add_option("--val-data", a->o.val_data, "held-out data, same form as --data");
+  cmd->add_option("--eval-every", a->o.eval_every, "validation loss and bits/byte every N steps")->capture_default_str();
+  cmd->add_option("--eval-batches", a->o.eval_batches, "micro-batches per validation")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--peak-tflops", a->o.peak_tflops, "hardware peak for the MFU column")->capture_default_str()->check(CLI::PositiveNumber);
   a->rt.add_to(cmd);
   cmd->callback([a] {
     a->rt.setup();
@@ -82,7 +86,8 @@ void add_training_command(CLI::App& app, const std::string& stage) {
     const int64_t done = pretrain(a->o, &g_stop, [&](const StepMetrics& m) {
       last_loss = m.loss;
       char unit[96];
-      std::snprintf(unit, sizeof unit, " steps, loss %.4f, lr %.2e, %.0f tok/s", m.loss, m.lr, m.tokens_per_s);
+      std::snprintf(unit, sizeof unit, " steps, loss %.4f, lr %.2e, %.0f tok/s, MFU %.0f%%", m.loss, m.lr, m.tokens_per_s,
+                    100 * m.mfu);
       bar.update(a->o.stage, static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
     });
     bar.finish();

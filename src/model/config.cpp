@@ -237,6 +237,12 @@ int64_t ModelConfig::parameter_count() const {
   return embed + num_hidden_layers * per_layer + h + (tie_word_embeddings ? 0 : embed);
 }
 
+double ModelConfig::training_flops_per_token(int64_t seq) const {
+  const double matmul_params =
+      static_cast<double>(parameter_count() - (tie_word_embeddings ? 0 : vocab_size * hidden_size));
+  return 6 * matmul_params + 12.0 * num_hidden_layers * num_attention_heads * head_dim * seq;
+}
+
 json ModelConfig::to_json() const {
   json j = extra;
   j["architectures"] = {architecture_name()};

@@ -58,6 +58,9 @@ struct ModelConfig {
   void validate() const;
   // Exact number of parameters of the model this config describes.
   int64_t parameter_count() const;
+  // Training FLOPs per token at sequence length `seq`: 6 x matmul parameters (LM head included,
+  // embedding lookup not) + 12 x layers x heads x head_dim x seq for attention (PaLM, App. B).
+  double training_flops_per_token(int64_t seq) const;
 
   // `origin` names the file in error messages.
   static ModelConfig from_json(const nlohmann::json& j, const std::string& origin = "config.json");

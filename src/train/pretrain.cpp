@@ -1,6 +1,7 @@
 #include "train/pretrain.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -76,14 +77,44 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
                 std::to_string(o.seq_len * o.micro_batch) + ")");
   const int64_t accumulation = per_step_sequences / o.micro_batch;
 
-  std::unique_ptr<BatchSource> source;
-  if (o.stage == "sft") {
-    const ChatFormat format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
-                                                      : chat_format_from_name(o.chat_template);
-    source = std::make_unique<ConversationSource>(o.data, tokenizer, format, o.seq_len, o.seed, o.skip_bad_lines);
-  } else {
-    source = std::make_unique<PackedSource>(o.data, o.seq_len, o.seed, tokenizer.fingerprint());
-  }
+  auto make_source = [&](const std::string& data, uint64_t seed) -> std::unique_ptr<BatchSource> {
+    if (o.stage == "sft") {
+      const ChatFormat format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
+                                                        : chat_format_from_name(o.chat_template);
+      return std::make_unique<ConversationSource>(data, tokenizer, format, o.seq_len, seed, o.skip_bad_lines);
+    }
+    return std::make_unique<PackedSource>(data, o.seq_len, seed, tokenizer.fingerprint());
+  };
+  std::unique_ptr<BatchSource> source = make_source(o.data, o.seed);
+  // Masked mean cross-entropy (nats) over the targets that count, and their summed loss/count.
+  auto masked_loss = [&](const torch::Tensor& tokens, const torch::Tensor& mask) {
+    const int64_t T = tokens.size(1) - 1;
+    auto logits = model->logits(model->forward(tokens.narrow(1, 0, T)));
+    namespace F = torch::nn::functional;
+    auto per_token = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), tokens.narrow(1, 1, T).reshape({-1}),
+                                      F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    return (per_token * mask.reshape({-1})).sum();
+  };
+  // Validation: the same held-out batches every time (a fresh reader, fixed seed). Bits per byte
+  // divide by the UTF-8 bytes the target tokens stand for, so tokenizers compare fairly.
+  auto validate = [&](StepMetrics& m) {
+    torch::NoGradGuard no_grad;
+    auto val = make_source(o.val_data, 1234567);
+    double nats = 0, count = 0, bytes = 0;
+    for (int64_t b = 0; b < o.eval_batches; ++b) {
+      auto [tokens, mask] = val->next(o.micro_batch);
+      nats += masked_loss(tokens.to(device), mask.to(device)).item<double>();
+      count += mask.sum().item<double>();
+      auto acc = tokens.accessor<int64_t, 2>();
+      auto macc = mask.accessor<float, 2>();
+      for (int64_t r = 0; r < tokens.size(0); ++r)
+        for (int64_t t = 0; t + 1 < tokens.size(1); ++t)
+          if (macc[r][t] > 0) bytes += tokenizer.decode_bytes({static_cast<int32_t>(acc[r][t + 1])}).size();
+    }
+    m.val_loss = nats / std::max(count, 1.0);
+    m.val_bpb = nats / std::log(2.0) / std::max(bytes, 1.0);
+  };
+  const double flops_per_token = model->config().training_flops_per_token(o.seq_len);
   torch::optim::AdamW optimizer = make_adamw(model, o);
   int64_t step = 0;
   if (resuming) {
@@ -117,16 +148,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
       auto [tokens, mask] = source->next(o.micro_batch);
-      tokens = tokens.to(device);
       mask = mask.to(device);
-      const int64_t T = tokens.size(1) - 1;
-      auto x = tokens.narrow(1, 0, T), y = tokens.narrow(1, 1, T);
-      auto logits = model->logits(model->forward(x));
-      namespace F = torch::nn::functional;
-      auto per_token = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), y.reshape({-1}),
-                                        F::CrossEntropyFuncOptions().reduction(torch::kNone));
       // Mean over the targets that count (all in pretraining, assistant tokens in SFT).
-      auto loss = (per_token * mask.reshape({-1})).sum() / mask.sum().clamp_min(1.0) / static_cast<double>(accumulation);
+      auto loss = masked_loss(tokens.to(device), mask) / mask.sum().clamp_min(1.0) / static_cast<double>(accumulation);
       loss.backward();
       loss_sum += loss.item<double>();
     }
@@ -134,12 +158,18 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     optimizer.step();
     ++step;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const StepMetrics m{step, loss_sum, lr, grad_norm, static_cast<double>(o.batch_tokens) / seconds};
-    if (step % o.log_every == 0 || step == o.steps) {
-      std::ofstream metrics(run / "metrics.jsonl", std::ios::app);
-      metrics << nlohmann::json{{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
-                                {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}}.dump()
-              << "\n";
+    const double tokens_per_s = static_cast<double>(o.batch_tokens) / seconds;
+    StepMetrics m{step, loss_sum, lr, grad_norm, tokens_per_s, tokens_per_s * flops_per_token / (o.peak_tflops * 1e12)};
+    const bool evaluate = !o.val_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps);
+    if (evaluate) validate(m);
+    if (step % o.log_every == 0 || step == o.steps || evaluate) {
+      nlohmann::json line = {{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
+                             {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu}};
+      if (evaluate) {
+        line["val_loss"] = m.val_loss;
+        line["val_bpb"] = m.val_bpb;
+      }
+      std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
     }
     if (on_step) on_step(m);
     const bool stopping = stop && stop->load();

@@ -32,13 +32,18 @@ struct PretrainOptions {
   uint64_t seed = 0;
   int64_t save_every = 0;       // 0: only at the end
   int64_t log_every = 1;
+  double peak_tflops = 0.3;      // MFU denominator (default: fp32 matmul peak of a 2-core dev VM)
+  std::string val_data;          // held-out data (same form as data); empty = no validation
+  int64_t eval_every = 0;        // validation every N steps (and at the end) when val_data is set
+  int64_t eval_batches = 4;      // micro-batches per validation
   bool resume = false;
   std::string device = "cpu";
 };
 
 struct StepMetrics {
   int64_t step;
-  double loss, lr, grad_norm, tokens_per_s;
+  double loss, lr, grad_norm, tokens_per_s, mfu;
+  double val_loss = -1, val_bpb = -1;  // -1: not evaluated at this step
 };
 
 // Runs until options.steps or until *stop becomes true (then saves and returns). `on_step`

@@ -48,6 +48,21 @@ class Pretrain(TempDirCase, unittest.TestCase):
         self.assertLess(m[-1]["loss"], 0.5 * m[0]["loss"])
         self.assertTrue(os.path.exists(os.path.join(out, "tokenizer.json")))
 
+    def test_validation_loss_and_bits_per_byte(self):
+        import math
+        out = os.path.join(self.tmp, "val")
+        subprocess.run(self.run_args(out, 20, "--val-data", self.data, "--eval-every", "10"), check=True,
+                       capture_output=True)
+        evals = [r for r in self.metrics(out) if "val_loss" in r]
+        self.assertEqual([r["step"] for r in evals], [10, 20])
+        self.assertLess(evals[1]["val_loss"], evals[0]["val_loss"])
+        # bits/byte = nats / ln 2 / bytes: the implied bytes per target token must be plausible
+        # for this English text (between 1 and 8), and the same at both evaluations (same batches).
+        ratios = [r["val_loss"] / math.log(2) / r["val_bpb"] for r in evals]
+        self.assertTrue(all(1 < x < 8 for x in ratios), ratios)
+        self.assertAlmostEqual(ratios[0], ratios[1], places=6)
+        self.assertTrue(all(0 < r["mfu"] < 1 for r in self.metrics(out)))
+
     def test_sigkill_and_resume_give_identical_weights(self):
         straight = os.path.join(self.tmp, "straight")
         subprocess.run(self.run_args(straight, 8), check=True, capture_output=True)
