@@ -66,6 +66,9 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--val-data", a->o.val_data, "held-out data, same form as --data");
   cmd->add_option("--eval-every", a->o.eval_every, "validation loss and bits/byte every N steps")->capture_default_str();
   cmd->add_option("--eval-batches", a->o.eval_batches, "micro-batches per validation")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--sample-every", a->o.sample_every, "greedy samples of --sample-prompt every N steps (samples.jsonl)")
+      ->capture_default_str();
+  cmd->add_option("--sample-prompt", a->o.sample_prompt, "prompt for the samples")->capture_default_str();
   cmd->add_option("--peak-tflops", a->o.peak_tflops, "hardware peak for the MFU column")->capture_default_str()->check(CLI::PositiveNumber);
   a->rt.add_to(cmd);
   cmd->callback([a] {

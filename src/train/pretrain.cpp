@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "infer/generate.h"
 #include "train/batch_source.h"
 #include "io/model_dir.h"
 #include "tokenizer/tokenizer.h"
@@ -170,6 +171,20 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
         line["val_bpb"] = m.val_bpb;
       }
       std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
+    }
+    if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps)) {
+      // What the model says now: greedy, from the prompt (with BOS when the tokenizer adds one).
+      GenerateOptions g;
+      g.max_new_tokens = o.sample_tokens;
+      auto prompt = tokenizer.encode(o.sample_prompt, true);
+      if (prompt.empty() && tokenizer.eos_id()) prompt.push_back(*tokenizer.eos_id());
+      const auto out = generate(model, {std::vector<int64_t>(prompt.begin(), prompt.end())}, g);
+      const std::vector<int32_t> ids(out[0].ids.begin(), out[0].ids.end());
+      std::ofstream(run / "samples.jsonl", std::ios::app)
+          << nlohmann::json{{"stage", o.stage}, {"step", step}, {"prompt", o.sample_prompt},
+                            {"completion", tokenizer.decode(ids)}}.dump()
+          << "\n";
+      model->train();
     }
     if (on_step) on_step(m);
     const bool stopping = stop && stop->load();

@@ -36,6 +36,9 @@ struct PretrainOptions {
   std::string val_data;          // held-out data (same form as data); empty = no validation
   int64_t eval_every = 0;        // validation every N steps (and at the end) when val_data is set
   int64_t eval_batches = 4;      // micro-batches per validation
+  int64_t sample_every = 0;      // greedy samples of sample_prompt every N steps -> samples.jsonl
+  std::string sample_prompt = "The";
+  int64_t sample_tokens = 32;
   bool resume = false;
   std::string device = "cpu";
 };

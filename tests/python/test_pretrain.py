@@ -51,8 +51,12 @@ class Pretrain(TempDirCase, unittest.TestCase):
     def test_validation_loss_and_bits_per_byte(self):
         import math
         out = os.path.join(self.tmp, "val")
-        subprocess.run(self.run_args(out, 20, "--val-data", self.data, "--eval-every", "10"), check=True,
-                       capture_output=True)
+        subprocess.run(self.run_args(out, 20, "--val-data", self.data, "--eval-every", "10", "--sample-every", "10",
+                                     "--sample-prompt", "step 3 of"), check=True, capture_output=True)
+        with open(os.path.join(out, "samples.jsonl")) as f:
+            samples = [json.loads(l) for l in f]
+        self.assertEqual([s["step"] for s in samples], [10, 20])
+        self.assertTrue(all(s["prompt"] == "step 3 of" and s["completion"] for s in samples))
         evals = [r for r in self.metrics(out) if "val_loss" in r]
         self.assertEqual([r["step"] for r in evals], [10, 20])
         self.assertLess(evals[1]["val_loss"], evals[0]["val_loss"])
