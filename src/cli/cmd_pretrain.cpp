@@ -33,6 +33,8 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--preset", a->preset, "architecture preset for a new model");
   cmd->add_option("--model-config", a->model_config, "HF config.json for a new model");
   cmd->add_option("--init", a->o.init_dir, "start from this model directory");
+  cmd->add_option("--rope-scaling", a->o.rope_scaling,
+                  "long-context extension of --init: linear:4, yarn:4, dynamic:2, llama3:8 (x max_position_embeddings)");
   cmd->add_option("--tokenizer", a->o.tokenizer, "tokenizer.json the data was prepared with")->required();
   a->o.stage = stage;
   if (sft) {

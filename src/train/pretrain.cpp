@@ -31,6 +31,38 @@ torch::optim::AdamW make_adamw(Transformer& model, const PretrainOptions& o) {
   return torch::optim::AdamW(groups, torch::optim::AdamWOptions(o.schedule.max_lr));
 }
 
+// The init model with a scaled RoPE: same weights, new config (DeepSeek-Coder: linear x4, 4K -> 16K).
+Transformer with_rope_scaling(Transformer base, const std::string& spec, torch::Device device) {
+  const size_t colon = spec.find(':');
+  ModelConfig c = base->config();
+  double factor = 0;
+  try {
+    factor = std::stod(spec.substr(colon + 1));
+  } catch (const std::exception&) {
+  }
+  if (colon == std::string::npos || !(factor > 1))
+    throw Error("--rope-scaling '" + spec + "': expected TYPE:FACTOR with FACTOR > 1, e.g. linear:4 or yarn:4");
+  c.rope_scaling = RopeScaling{};
+  c.rope_scaling.type = spec.substr(0, colon);
+  c.rope_scaling.factor = factor;
+  if (c.rope_scaling.type == "yarn" || c.rope_scaling.type == "llama3")
+    c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
+  if (c.rope_scaling.type != "dynamic") c.max_position_embeddings = static_cast<int64_t>(c.max_position_embeddings * factor);
+  try {
+    c.validate();
+    if (c.rope_scaling.type != "linear" && c.rope_scaling.type != "dynamic" && c.rope_scaling.type != "yarn" &&
+        c.rope_scaling.type != "llama3")
+      throw Error("unknown type (linear, dynamic, yarn, llama3)");
+  } catch (const Error& e) {
+    throw Error("--rope-scaling '" + spec + "': " + e.what());
+  }
+  Transformer scaled(c, torch::TensorOptions().device(device));
+  torch::NoGradGuard no_grad;
+  auto src = base->named_parameters();
+  for (auto& p : scaled->named_parameters()) p.value().copy_(src[p.key()]);
+  return scaled;
+}
+
 // Keeps only metrics lines of steps up to `step`, the checkpoint's (a resumed run redoes the later ones).
 void truncate_metrics(const fs::path& path, int64_t step) {
   if (!fs::exists(path)) return;
@@ -65,10 +97,13 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     model = load_model_dir(o.out, {device, torch::kFloat32});
   } else if (!o.init_dir.empty()) {
     model = load_model_dir(o.init_dir, {device, torch::kFloat32});
+    if (!o.rope_scaling.empty()) model = with_rope_scaling(model, o.rope_scaling, device);
   } else {
     model = Transformer(o.config, torch::TensorOptions().device(device));
     model->init_weights(o.seed);
   }
+  if (!o.rope_scaling.empty() && o.init_dir.empty() && !resuming)
+    throw Error("--rope-scaling extends a trained model: give --init DIR");
   if (tokenizer.vocab_size() > model->config().vocab_size)
     throw Error("the tokenizer has " + std::to_string(tokenizer.vocab_size()) + " tokens but the model's vocab_size is " +
                 std::to_string(model->config().vocab_size));

@@ -17,6 +17,10 @@ namespace r1 {
 struct PretrainOptions {
   ModelConfig config;          // used when init_dir is empty
   std::string init_dir;        // start from this model directory instead
+  // Long-context extension from --init: "linear:4", "dynamic:2", "yarn:4" or "llama3:8" sets
+  // rope_scaling (original length = the init model's max_position_embeddings) and multiplies
+  // max_position_embeddings by the factor; written into the run's config.json.
+  std::string rope_scaling;
   std::string tokenizer;       // tokenizer.json (copied into the run; its fingerprint must match the data)
   std::string stage = "pretrain";  // or "sft"
   std::string data;            // pretrain: "dir[:weight],dir[:weight]"; sft: conversations JSONL

@@ -124,6 +124,27 @@ class Pretrain(TempDirCase, unittest.TestCase):
         self.assertEqual(m[0]["stage"], "sft")
         self.assertLess(m[-1]["loss"], 0.5 * m[0]["loss"])
 
+    def test_long_context_extension_writes_scaled_rope(self):
+        base = os.path.join(self.tmp, "base")
+        subprocess.run(self.run_args(base, 3), check=True, capture_output=True)
+        longer = os.path.join(self.tmp, "long")
+        args = self.run_args(longer, 2, "--init", base, "--rope-scaling", "linear:4")
+        args[args.index("--seq-len") + 1] = "128"  # 4x the base run's sequence length
+        args[args.index("--batch-tokens") + 1] = "1024"
+        i = args.index("--preset")
+        del args[i:i + 2]
+        subprocess.run(args, check=True, capture_output=True)
+        with open(os.path.join(base, "config.json")) as f:
+            base_cfg = json.load(f)
+        with open(os.path.join(longer, "config.json")) as f:
+            cfg = json.load(f)
+        self.assertEqual(cfg["rope_scaling"]["type"], "linear")
+        self.assertEqual(cfg["rope_scaling"]["factor"], 4.0)
+        self.assertEqual(cfg["max_position_embeddings"], 4 * base_cfg["max_position_embeddings"])
+        proc = subprocess.run(self.run_args(os.path.join(self.tmp, "bad_rope"), 2, "--init", base, "--rope-scaling",
+                                            "linear"), capture_output=True, text=True)
+        self.assertIn("TYPE:FACTOR", proc.stderr)
+
     def test_bad_flags(self):
         out = os.path.join(self.tmp, "bad")
         args = self.run_args(out, 5)
