@@ -31,6 +31,7 @@ demo: build
 bench: build
 	$(VENV)/bin/python bench/run.py $(BUILD)
 	$(VENV)/bin/python bench/run_tokenizer.py $(BUILD) ../shared/data
+	$(VENV)/bin/python bench/run_training.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

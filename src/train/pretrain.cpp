@@ -181,9 +181,11 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     const double lr = o.schedule.at(step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
-    double loss_sum = 0;
+    double loss_sum = 0, data_seconds = 0;
     for (int64_t micro = 0; micro < accumulation; ++micro) {
+      const auto d0 = std::chrono::steady_clock::now();
       auto [tokens, mask] = source->next(o.micro_batch);
+      data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
       mask = mask.to(device);
       // Mean over the targets that count (all in pretraining, assistant tokens in SFT).
       auto loss = masked_loss(tokens.to(device), mask) / mask.sum().clamp_min(1.0) / static_cast<double>(accumulation);
@@ -200,7 +202,8 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     if (evaluate) validate(m);
     if (step % o.log_every == 0 || step == o.steps || evaluate) {
       nlohmann::json line = {{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
-                             {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu}};
+                             {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
+                             {"step_s", seconds}, {"data_s", data_seconds}};
       if (evaluate) {
         line["val_loss"] = m.val_loss;
         line["val_bpb"] = m.val_bpb;
