@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_error.h"
+#include "shared_data.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/unicode.h"
 
@@ -11,15 +12,7 @@ namespace {
 
 using testing::expect_error;
 
-std::string shared_data() {
-  const char* env = std::getenv("R1_SHARED_DATA");
-  return env ? env : "../../../shared/data";
-}
-
-const Tokenizer& deepseek() {
-  static Tokenizer t = Tokenizer::load(shared_data() + "/tokenizers/deepseek_v3/tokenizer.json");
-  return t;
-}
+const Tokenizer& deepseek() { return testing::deepseek_v3_tokenizer(); }
 
 std::string masked_text(const Tokenizer& t, const RenderedChat& r) {
   std::vector<int32_t> ids;

@@ -10,6 +10,7 @@
 #include "data/prepare.h"
 #include "train/batch_source.h"
 #include "expect_error.h"
+#include "shared_data.h"
 #include "train/lr_schedule.h"
 
 namespace fs = std::filesystem;
@@ -19,15 +20,7 @@ namespace {
 
 using testing::expect_error;
 
-std::string shared_data() {
-  const char* env = std::getenv("R1_SHARED_DATA");
-  return env ? env : "../../../shared/data";
-}
-
-const Tokenizer& deepseek() {
-  static Tokenizer t = Tokenizer::load(shared_data() + "/tokenizers/deepseek_v3/tokenizer.json");
-  return t;
-}
+const Tokenizer& deepseek() { return testing::deepseek_v3_tokenizer(); }
 
 fs::path temp_dir(const std::string& name) {
   fs::path p = fs::path(::testing::TempDir()) / ("data_" + std::to_string(::getpid()) + "_" + name);

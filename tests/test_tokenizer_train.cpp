@@ -8,6 +8,7 @@
 
 #include "expect_error.h"
 #include "reference_bpe_trainer.h"
+#include "shared_data.h"
 #include "tokenizer/patterns.h"
 #include "tokenizer/trainer.h"
 #include "tokenizer/unicode.h"
@@ -19,10 +20,7 @@ using testing::expect_error;
 using testing::brute_force_merges;
 using Merges = std::vector<std::pair<std::string, std::string>>;
 
-std::string shared_data() {
-  const char* env = std::getenv("R1_SHARED_DATA");
-  return env ? env : "../../../shared/data";
-}
+using testing::shared_data;
 
 WordCounts gsm8k_word_counts(const std::string& pattern, int lines) {
   std::ifstream in(shared_data() + "/gsm8k/train.jsonl");

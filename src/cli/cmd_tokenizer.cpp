@@ -149,15 +149,7 @@ void add_tokenizer_command(CLI::App& app) {
     ChatFormat format = ca->name.empty() ? chat_format_from_jinja(t.chat_template()) : chat_format_from_name(ca->name);
     // stdin: {"messages": [{"role": ..., "content": ...}, ...]} per line; stdout: text, ids, mask.
     for_each_stdin_line([&](const nlohmann::json& j) {
-      if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array()) throw Error("expected {\"messages\": [...]}");
-      std::vector<ChatMessage> messages;
-      for (const auto& m : j["messages"]) {
-        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-            !m["content"].is_string())
-          throw Error("message " + std::to_string(messages.size()) + " needs string 'role' and 'content'");
-        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-      }
-      RenderedChat r = render_chat(t, format, messages, ca->generation_prompt);
+      RenderedChat r = render_chat(t, format, parse_messages(j), ca->generation_prompt);
       std::cout << nlohmann::json{{"text", r.text}, {"ids", r.ids}, {"assistant_mask", r.assistant_mask}}.dump() << "\n";
     });
   });

@@ -35,18 +35,6 @@ uint64_t get_u64(const uint8_t* p) {
   return v;
 }
 
-void write_all(int fd, const uint8_t* p, size_t n, const std::string& path) {
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed (" + std::strerror(errno) + ")");
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
 }  // namespace
 
 TokenShardWriter::TokenShardWriter(const std::string& path, uint32_t bytes_per_token, uint64_t fingerprint)
@@ -55,7 +43,7 @@ TokenShardWriter::TokenShardWriter(const std::string& path, uint32_t bytes_per_t
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw Error(tmp_ + ": cannot create (" + std::strerror(errno) + ")");
   const std::vector<uint8_t> placeholder(kShardHeaderBytes, 0);  // the real header is written at close()
-  write_all(fd_, placeholder.data(), placeholder.size(), tmp_);
+  write_fully(fd_, placeholder.data(), placeholder.size(), tmp_);
 }
 
 TokenShardWriter::~TokenShardWriter() {
@@ -74,7 +62,7 @@ void TokenShardWriter::append(const std::vector<int32_t>& ids) {
       throw Error(path_ + ": token id " + std::to_string(id) + " does not fit " + std::to_string(bytes_per_token_) + " bytes");
     for (uint32_t b = 0; b < bytes_per_token_; ++b) buffer_.push_back(static_cast<uint8_t>(static_cast<uint32_t>(id) >> (8 * b)));
   }
-  write_all(fd_, buffer_.data(), buffer_.size(), tmp_);
+  write_fully(fd_, buffer_.data(), buffer_.size(), tmp_);
   tokens_ += ids.size();
 }
 

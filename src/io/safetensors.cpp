@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace r1 {
 namespace {
@@ -35,19 +36,6 @@ const DTypeEntry& entry(DType d) { return kDTypes[static_cast<int>(d)]; }
 
 // Multiplies with an overflow check; hostile shapes must not wrap around.
 bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
-
-void write_all(int fd, const void* p, size_t n, const std::string& path) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    ssize_t w = ::write(fd, c, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw Error(path + ": write failed (" + std::strerror(errno) + ")");
-    }
-    c += w;
-    n -= static_cast<size_t>(w);
-  }
-}
 
 }  // namespace
 
@@ -225,9 +213,9 @@ void write_safetensors(const std::string& path, std::vector<TensorToWrite> tenso
   try {
     uint8_t len[8];
     for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(h.size()) >> (8 * i));
-    write_all(fd, len, 8, path);
-    write_all(fd, h.data(), h.size(), path);
-    for (size_t i = 0; i < tensors.size(); ++i) write_all(fd, tensors[i].data, sizes[i], path);
+    write_fully(fd, len, 8, path);
+    write_fully(fd, h.data(), h.size(), path);
+    for (size_t i = 0; i < tensors.size(); ++i) write_fully(fd, tensors[i].data, sizes[i], path);
     if (::fsync(fd) != 0) throw Error(path + ": fsync failed (" + std::strerror(errno) + ")");
   } catch (...) {
     ::close(fd);

@@ -57,6 +57,19 @@ void check_roles(const std::vector<ChatMessage>& messages) {
 
 }  // namespace
 
+std::vector<ChatMessage> parse_messages(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
+    throw Error("expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
+  std::vector<ChatMessage> messages;
+  for (const auto& m : j["messages"]) {
+    if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
+        !m["content"].is_string())
+      throw Error("message " + std::to_string(messages.size()) + " needs string 'role' and 'content'");
+    messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  return messages;
+}
+
 const std::vector<std::string>& chat_template_names() {
   static const std::vector<std::string> names = {"deepseek-llm", "deepseek-v3", "deepseek-r1",
                                                  "chatml",       "deepseek-coder", "r1-zero"};

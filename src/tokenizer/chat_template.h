@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tokenizer/tokenizer.h"
 
 namespace r1 {
@@ -27,6 +29,9 @@ struct RenderedChat {
   std::vector<int32_t> ids;
   std::vector<uint8_t> assistant_mask;  // 1 for tokens of assistant output (content + end marker)
 };
+
+// {"messages": [{"role": ..., "content": ...}, ...]} -> messages; r1::Error names the bad message.
+std::vector<ChatMessage> parse_messages(const nlohmann::json& conversation);
 
 enum class ChatFormat { kDeepSeekLlm, kDeepSeekV3, kDeepSeekR1, kChatMl, kDeepSeekCoder, kR1Zero };
 

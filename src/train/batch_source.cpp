@@ -30,17 +30,7 @@ ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer
   for (int lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      const auto j = nlohmann::json::parse(line);
-      if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
-        throw Error("expected {\"messages\": [{\"role\": ..., \"content\": ...}, ...]}");
-      std::vector<ChatMessage> messages;
-      for (const auto& m : j["messages"]) {
-        if (!m.is_object() || !m.contains("role") || !m["role"].is_string() || !m.contains("content") ||
-            !m["content"].is_string())
-          throw Error("message " + std::to_string(messages.size()) + " needs string 'role' and 'content'");
-        messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-      }
-      examples_.push_back(render_chat(tokenizer, format, messages, false));
+      examples_.push_back(render_chat(tokenizer, format, parse_messages(nlohmann::json::parse(line)), false));
     } catch (const std::exception& e) {
       if (!skip_bad_lines) throw Error(jsonl + ":" + std::to_string(lineno) + ": " + e.what());
     }

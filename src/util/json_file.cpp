@@ -29,18 +29,27 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
+void write_fully(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw Error(path + ": write failed (" + std::strerror(errno) + ")");
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+}
+
 void write_text_file(const std::string& path, const std::string& text) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(path + ": cannot create (" + std::strerror(errno) + ")");
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      ::close(fd);
-      throw Error(path + ": write failed (" + std::strerror(errno) + ")");
-    }
-    done += static_cast<size_t>(n);
+  try {
+    write_fully(fd, text.data(), text.size(), path);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) throw Error(path + ": fsync/close failed (" + std::strerror(errno) + ")");
 }

@@ -1,5 +1,6 @@
 // Small file helpers shared by every reader of JSON files (config.json, index files).
 #pragma once
+#include <cstddef>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -9,6 +10,8 @@ namespace r1 {
 // Parses a JSON file; errors name the file and the parser's byte position.
 nlohmann::json read_json_file(const std::string& path);
 std::string read_text_file(const std::string& path);
+// write(2) until all `n` bytes are out (retrying short writes and EINTR); errors name `path`.
+void write_fully(int fd, const void* data, size_t n, const std::string& path);
 // Writes and fsyncs, so a following rename publishes complete contents.
 void write_text_file(const std::string& path, const std::string& text);
 
