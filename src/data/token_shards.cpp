@@ -1,8 +1,6 @@
 #include "data/token_shards.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -80,24 +78,11 @@ void TokenShardWriter::close() {
   std::filesystem::rename(tmp_, path_);
 }
 
-TokenShard::TokenShard(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
-  struct stat st {};
-  ::fstat(fd, &st);
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size < kShardHeaderBytes) {
-    ::close(fd);
+TokenShard::TokenShard(const std::string& path) : file_(path) {
+  const uint64_t size = file_.size();
+  if (size < kShardHeaderBytes)
     throw Error(path + ": not a token shard (" + std::to_string(size) + " bytes, shorter than the header)");
-  }
-  map_size_ = static_cast<size_t>(size);
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw Error(path + ": mmap failed");
-  }
-  const auto* p = static_cast<const uint8_t*>(map_);
+  const uint8_t* p = file_.data();
   std::string problem;
   if (std::memcmp(p, kMagic, 8) != 0) problem = "bad magic (not an r1 token shard)";
   else if (get_u32(p + 8) != kShardVersion) problem = "unsupported version " + std::to_string(get_u32(p + 8));
@@ -110,16 +95,8 @@ TokenShard::TokenShard(const std::string& path) : path_(path) {
                           kShardHeaderBytes + tokens_ * bytes_per_token_ != size))
     problem = "header says " + std::to_string(tokens_) + " tokens but the file holds " +
               std::to_string((size - kShardHeaderBytes) / bytes_per_token_) + " (truncated?)";
-  if (!problem.empty()) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
-    throw Error(path + ": " + problem);
-  }
+  if (!problem.empty()) throw Error(path + ": " + problem);
   data_ = p + kShardHeaderBytes;
-}
-
-TokenShard::~TokenShard() {
-  if (map_) ::munmap(map_, map_size_);
 }
 
 int32_t TokenShard::at(uint64_t i) const {

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/mapped_file.h"
+
 namespace r1 {
 
 constexpr uint32_t kShardVersion = 1;
@@ -35,19 +37,14 @@ class TokenShardWriter {
 class TokenShard {
  public:
   explicit TokenShard(const std::string& path);  // throws r1::Error naming the file
-  ~TokenShard();
-  TokenShard(const TokenShard&) = delete;
-  TokenShard& operator=(const TokenShard&) = delete;
   uint64_t size() const { return tokens_; }
   uint64_t fingerprint() const { return fingerprint_; }
   int32_t at(uint64_t i) const;
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.path(); }
 
  private:
-  std::string path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
-  const uint8_t* data_ = nullptr;
+  MappedFile file_;
+  const uint8_t* data_ = nullptr;  // the tokens, inside file_
   uint32_t bytes_per_token_ = 0;
   uint64_t tokens_ = 0, fingerprint_ = 0;
 };

@@ -1,8 +1,6 @@
 #include "io/safetensors.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -54,27 +52,11 @@ uint64_t TensorInfo::numel() const {
   return n;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open (" + std::strerror(errno) + ")");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(path + ": not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
+SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
+  const uint64_t file_size = file_.size();
+  if (file_size < 8)
     throw Error(path + ": truncated safetensors file (" + std::to_string(file_size) + " bytes, need at least 8)");
-  }
-  map_size_ = static_cast<size_t>(file_size);
-  map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (map_ == MAP_FAILED) {
-    map_ = nullptr;
-    throw Error(path + ": mmap failed (" + std::strerror(errno) + ")");
-  }
-  const auto* bytes = static_cast<const uint8_t*>(map_);
+  const uint8_t* bytes = file_.data();
   uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= static_cast<uint64_t>(bytes[i]) << (8 * i);  // little-endian
   try {
@@ -87,14 +69,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     data_ = bytes + 8 + header_len;
     parse_header(reinterpret_cast<const char*>(bytes + 8), header_len, file_size - 8 - header_len);
   } catch (const Error& e) {
-    ::munmap(map_, map_size_);
-    map_ = nullptr;
     throw Error(path + ": " + e.what());
   }
-}
-
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(map_, map_size_);
 }
 
 void SafetensorsFile::parse_header(const char* header, uint64_t header_len, uint64_t data_len) {

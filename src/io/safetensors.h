@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/mapped_file.h"
+
 namespace r1 {
 
 // In the format's order of increasing alignment (the writer sorts by it).
@@ -36,11 +38,10 @@ class SafetensorsFile {
  public:
   // Maps and validates `path`; throws r1::Error naming the file and the problem.
   explicit SafetensorsFile(const std::string& path);
-  ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
 
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_.path(); }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const TensorInfo* find(const std::string& name) const;
@@ -50,10 +51,8 @@ class SafetensorsFile {
  private:
   void parse_header(const char* header, uint64_t header_len, uint64_t data_len);
 
-  std::string path_;
-  void* map_ = nullptr;
-  size_t map_size_ = 0;
-  const uint8_t* data_ = nullptr;
+  MappedFile file_;
+  const uint8_t* data_ = nullptr;  // start of the data buffer, inside file_
   std::vector<TensorInfo> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
