@@ -16,9 +16,6 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void request_stop(int) { g_stop = true; }
 
-}  // namespace
-
-namespace {
 
 void add_training_command(CLI::App& app, const std::string& stage) {
   const bool sft = stage == "sft";

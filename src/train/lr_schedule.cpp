@@ -16,8 +16,10 @@ void LrSchedule::validate() const {
   if (decay_fraction <= 0 || decay_fraction > 1) throw Error("WSD decay fraction must lie in (0, 1]");
 }
 
+// Called every training step: the numeric checks live in validate(), run once when training starts.
 double LrSchedule::at(int64_t step) const {
-  validate();
+  if (kind != "constant" && kind != "cosine" && kind != "wsd" && kind != "multistep")
+    throw Error("unknown LR schedule '" + kind + "' (constant, cosine, wsd, multistep)");
   // Warmup: step 0 already trains, at max_lr / warmup (as DeepSeek's lr * step / 2000, shifted by one).
   if (step < warmup_steps) return max_lr * static_cast<double>(step + 1) / static_cast<double>(warmup_steps);
   const double progress = static_cast<double>(step) / static_cast<double>(total_steps);  // fraction of the run
