@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "dist/launch_env.h"
 #include "model/presets.h"
 #include "train/pretrain.h"
 #include "util/error.h"
@@ -69,10 +70,16 @@ void add_training_command(CLI::App& app, const std::string& stage) {
       ->capture_default_str();
   cmd->add_option("--sample-prompt", a->o.sample_prompt, "prompt for the samples")->capture_default_str();
   cmd->add_option("--peak-tflops", a->o.peak_tflops, "hardware peak for the MFU column")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--dist-timeout", a->o.dist_timeout_s,
+                  "data parallel: seconds a rank waits for the others (rendezvous, each all-reduce) before failing")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   a->rt.add_to(cmd);
   cmd->callback([a] {
-    a->rt.setup();
-    a->o.device = a->rt.device;
+    const torch::Device device = a->rt.setup();
+    const LaunchEnv env = LaunchEnv::from_environment();
+    // One GPU per local rank when the job runs several processes on a machine.
+    a->o.device = device.is_cuda() && !device.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank)
+                                                                               : a->rt.device;
     if (a->o.init_dir.empty() && !a->o.resume) {
       if (a->preset.empty() == a->model_config.empty()) throw Error("give --preset or --model-config (or --init DIR)");
       a->o.config = a->preset.empty() ? ModelConfig::load(a->model_config) : preset_config(a->preset);
@@ -93,6 +100,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
       bar.update(a->o.stage, static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
     });
     bar.finish();
+    if (!env.is_main()) return;
     if (g_stop && done < a->o.steps)
       std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
                   (long long)a->o.steps, a->o.out.c_str());

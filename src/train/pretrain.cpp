@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dist/process_group.h"
 #include "infer/generate.h"
 #include "train/batch_source.h"
 #include "io/model_dir.h"
@@ -91,6 +92,12 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   if (!o.resume && fs::exists(run / "config.json"))
     throw Error(o.out + " already holds a model: pass --resume to continue its run, or pick a new --out");
   fs::create_directories(run);
+  // Data parallelism: every rank runs this loop on its share of each step's batch; rank 0 alone
+  // writes logs, samples and checkpoints.
+  const LaunchEnv env = LaunchEnv::from_environment();
+  std::unique_ptr<ProcessGroup> group;
+  if (env.distributed()) group = std::make_unique<ProcessGroup>(env, device, std::chrono::seconds(o.dist_timeout_s));
+  const bool main_rank = env.is_main();
 
   Transformer model{nullptr};
   if (resuming) {
@@ -108,10 +115,16 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     throw Error("the tokenizer has " + std::to_string(tokenizer.vocab_size()) + " tokens but the model's vocab_size is " +
                 std::to_string(model->config().vocab_size));
   const int64_t per_step_sequences = o.batch_tokens / o.seq_len;
-  if (per_step_sequences < 1 || per_step_sequences % o.micro_batch != 0)
-    throw Error("--batch-tokens " + std::to_string(o.batch_tokens) + " must be a multiple of --seq-len x --micro-batch (" +
-                std::to_string(o.seq_len * o.micro_batch) + ")");
-  const int64_t accumulation = per_step_sequences / o.micro_batch;
+  const int64_t per_pass = o.micro_batch * env.world_size;  // sequences in one forward of every rank
+  if (per_step_sequences < 1 || per_step_sequences % per_pass != 0 || o.batch_tokens % o.seq_len != 0)
+    throw Error("--batch-tokens " + std::to_string(o.batch_tokens) + " must be a multiple of --seq-len x --micro-batch" +
+                (env.distributed() ? " x world size (" : " (") + std::to_string(o.seq_len * per_pass) + ")");
+  const int64_t accumulation = per_step_sequences / per_pass;
+  if (group) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> params;
+    for (auto& p : model->parameters()) params.push_back(p.detach());
+    group->broadcast(params);
+  }
 
   auto make_source = [&](const std::string& data, uint64_t seed) -> std::unique_ptr<BatchSource> {
     if (o.stage == "sft") {
@@ -159,7 +172,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     source->restore(state.at("data"));
     torch::load(optimizer, (state_dir / "optimizer.pt").string());
   }
-  truncate_metrics(run / "metrics.jsonl", step);
+  if (main_rank) truncate_metrics(run / "metrics.jsonl", step);
 
   auto save = [&](int64_t done_steps) {
     SaveOptions save_opts;
@@ -181,23 +194,51 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     const double lr = o.schedule.at(step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
-    double loss_sum = 0, data_seconds = 0;
-    for (int64_t micro = 0; micro < accumulation; ++micro) {
-      const auto d0 = std::chrono::steady_clock::now();
-      auto [tokens, mask] = source->next(o.micro_batch);
-      data_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
-      mask = mask.to(device);
-      // Mean over the targets that count (all in pretraining, assistant tokens in SFT).
-      auto loss = masked_loss(tokens.to(device), mask) / mask.sum().clamp_min(1.0) / static_cast<double>(accumulation);
+    // The step's global batch is world x accumulation micro-batches, read in the same order by
+    // every rank (so the data position is the same everywhere and the result equals one process
+    // with a world-times larger batch); rank r trains on micro-batches [r x acc, (r + 1) x acc).
+    // The loss is the mean over all targets of the global batch (all tokens in pretraining,
+    // assistant tokens in SFT), so micro-batches of different sizes weigh by their token counts.
+    const auto d0 = std::chrono::steady_clock::now();
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> mine;
+    double targets = 0;
+    for (int64_t i = 0; i < env.world_size * accumulation; ++i) {
+      auto batch = source->next(o.micro_batch);
+      targets += batch.second.sum().item<double>();
+      if (i / accumulation == env.rank) mine.push_back(std::move(batch));
+    }
+    const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
+    double loss_sum = 0;
+    for (auto& [tokens, mask] : mine) {
+      auto loss = masked_loss(tokens.to(device), mask.to(device)) / std::max(targets, 1.0);
       loss.backward();
       loss_sum += loss.item<double>();
+    }
+    bool stopping = stop && stop->load();
+    if (group) {
+      std::vector<torch::Tensor> grads;
+      for (auto& p : model->parameters()) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+      }
+      group->all_reduce_sum(grads);
+      // The loss, and whether any rank was asked to stop (all must stop at the same step).
+      auto shared = torch::tensor({loss_sum, stopping ? 1.0 : 0.0}, torch::kFloat64).to(device);
+      group->all_reduce_sum({shared});
+      loss_sum = shared[0].item<double>();
+      stopping = shared[1].item<double>() > 0;
     }
     const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip);
     optimizer.step();
     ++step;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tokens_per_s = static_cast<double>(o.batch_tokens) / seconds;
-    StepMetrics m{step, loss_sum, lr, grad_norm, tokens_per_s, tokens_per_s * flops_per_token / (o.peak_tflops * 1e12)};
+    StepMetrics m{step, loss_sum, lr, grad_norm, tokens_per_s,
+                  tokens_per_s * flops_per_token / (o.peak_tflops * 1e12 * env.world_size)};
+    if (!main_rank) {
+      if (stopping) break;
+      continue;
+    }
     const bool evaluate = !o.val_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps);
     if (evaluate) validate(m);
     if (step % o.log_every == 0 || step == o.steps || evaluate) {
@@ -225,7 +266,6 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       model->train();
     }
     if (on_step) on_step(m);
-    const bool stopping = stop && stop->load();
     if (step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0)) save(step);
     if (stopping) break;
   }

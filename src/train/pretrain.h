@@ -44,6 +44,9 @@ struct PretrainOptions {
   std::string sample_prompt = "The";
   int64_t sample_tokens = 32;
   bool resume = false;
+  // Data parallel (launched by r1 launch, torchrun, srun or mpirun; see dist/launch_env.h):
+  // bound on the rendezvous and on every collective, so a dead or stuck rank stops the others.
+  int64_t dist_timeout_s = 300;
   std::string device = "cpu";
 };
 
@@ -53,7 +56,7 @@ struct StepMetrics {
   double val_loss = -1, val_bpb = -1;  // -1: not evaluated at this step
 };
 
-// Runs until options.steps or until *stop becomes true (then saves and returns). `on_step`
+// Runs until options.steps (on every rank of a data-parallel job; on_step is called on rank 0) or until *stop becomes true (then saves and returns). `on_step`
 // sees every step's metrics (the CLI draws progress from it). Returns the last step done.
 int64_t pretrain(const PretrainOptions& options, const std::atomic<bool>* stop,
                  const std::function<void(const StepMetrics&)>& on_step);

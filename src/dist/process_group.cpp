@@ -1,0 +1,137 @@
+#include "dist/process_group.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef R1_WITH_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include "util/error.h"
+
+namespace r1 {
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  std::chrono::milliseconds timeout;
+};
+
+namespace {
+
+std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000) + " s"; }
+
+}  // namespace
+
+ProcessGroup::ProcessGroup(const LaunchEnv& env, torch::Device device, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>()), env_(env) {
+  impl_->timeout = timeout;
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<uint16_t>(env.master_port);
+    store_options.isServer = env.rank == 0;
+    store_options.numWorkers = env.world_size;
+    store_options.waitWorkers = true;
+    store_options.timeout = timeout;
+    impl_->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, store_options);
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(env.rank) + ": rendezvous at " + where + " failed within " + seconds(timeout) +
+                " (are all " + std::to_string(env.world_size) + " ranks started, and MASTER_ADDR/MASTER_PORT the same " +
+                "everywhere?): " + e.what());
+  }
+  try {
+    if (device.is_cuda()) {
+#ifdef R1_WITH_NCCL
+      if (device.has_index()) c10::cuda::set_device(device.index());
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, options);
+#else
+      throw Error("this build of r1 has no NCCL: data-parallel training on CUDA is unavailable");
+#endif
+    } else {
+      // Options::create_default picks the network interface like torch does (GLOO_SOCKET_IFNAME,
+      // else this host's address, else loopback).
+      auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
+      impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, options);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error("rank " + std::to_string(env.rank) + ": cannot connect the process group via " + where + ": " + e.what());
+  }
+}
+
+ProcessGroup::~ProcessGroup() = default;
+
+namespace {
+
+// Waits for a collective; a peer that died or stalled becomes a clear r1::Error.
+void wait_for(const c10::intrusive_ptr<c10d::Work>& work, int rank, std::chrono::milliseconds timeout,
+              const char* what) {
+  try {
+    work->wait(timeout);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    if (const auto* ce = dynamic_cast<const c10::Error*>(&e)) msg = ce->what_without_backtrace();
+    throw Error("rank " + std::to_string(rank) + ": " + what + " failed: another rank exited or did not answer within " +
+                seconds(timeout) + " (see its output): " + msg.substr(0, 400));
+  }
+}
+
+}  // namespace
+
+void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes) {
+  // Buckets of tensors with the same dtype and device, in order.
+  std::vector<std::vector<torch::Tensor>> buckets;
+  int64_t filled = bucket_bytes;
+  for (const auto& t : tensors) {
+    const int64_t bytes = t.numel() * t.element_size();
+    if (buckets.empty() || filled + bytes > bucket_bytes || buckets.back()[0].scalar_type() != t.scalar_type()) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(t);
+    filled += bytes;
+  }
+  std::vector<std::vector<at::Tensor>> flats(buckets.size());
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    std::vector<torch::Tensor> views;
+    for (const auto& t : buckets[b]) views.push_back(t.reshape({-1}));
+    flats[b] = {torch::cat(views)};
+    c10d::AllreduceOptions options;
+    options.reduceOp = c10d::ReduceOp::SUM;
+    options.timeout = impl_->timeout;
+    works.push_back(impl_->backend->allreduce(flats[b], options));
+  }
+  torch::NoGradGuard no_grad;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    wait_for(works[b], rank(), impl_->timeout, "gradient all-reduce");
+    int64_t offset = 0;
+    for (auto& t : buckets[b]) {
+      t.copy_(flats[b][0].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+  }
+}
+
+void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
+  torch::NoGradGuard no_grad;
+  for (const auto& t : tensors) {
+    std::vector<at::Tensor> one{t.is_contiguous() ? t : t.contiguous()};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    options.timeout = impl_->timeout;
+    wait_for(impl_->backend->broadcast(one, options), rank(), impl_->timeout, "broadcast");
+    if (!t.is_contiguous()) t.copy_(one[0]);
+  }
+}
+
+void ProcessGroup::barrier() {
+  c10d::BarrierOptions options;
+  options.timeout = impl_->timeout;
+  wait_for(impl_->backend->barrier(options), rank(), impl_->timeout, "barrier");
+}
+
+}  // namespace r1

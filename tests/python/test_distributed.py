@@ -1,0 +1,155 @@
+"""Data-parallel training over c10d/Gloo on localhost: 2 processes with batch B end with the same
+weights as 1 process with batch 2B (same data order), through `r1 launch` and through a
+torchrun-style environment; a rank that dies or stalls stops the job with a clear error instead
+of a hang."""
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+import unittest
+
+from safetensors.numpy import load_file
+
+from r1test import R1, TempDirCase, r1
+
+COMMON = ["--preset", "tiny", "--seq-len", "32", "--lr", "3e-3", "--warmup-steps", "2", "--seed", "7",
+          "--threads", "1"]
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DataParallel(TempDirCase, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        rng = random.Random(1)
+        with open(corpus, "w") as f:
+            for _ in range(300):
+                f.write(" ".join(rng.choice(["red", "green", "blue", "one", "two", "three"]) for _ in range(12)) + ".\n")
+        self.tok = os.path.join(self.tmp, "tokenizer.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special",
+           "<|eos|>,<|im_start|>,<|im_end|>", "--out", self.tok)
+        self.data = os.path.join(self.tmp, "data")
+        r1("data", "prepare", "--tokenizer", self.tok, "--input", corpus, "--eos", "<|eos|>", "--out", self.data)
+
+    def pretrain_args(self, out, steps, micro_batch, *extra):
+        return ["pretrain", *COMMON, "--tokenizer", self.tok, "--data", self.data, "--out", out, "--steps", str(steps),
+                "--batch-tokens", "256", "--micro-batch", str(micro_batch), *extra]
+
+    def assert_same_weights(self, a_dir, b_dir, tolerance):
+        a = load_file(os.path.join(a_dir, "model.safetensors"))
+        b = load_file(os.path.join(b_dir, "model.safetensors"))
+        self.assertEqual(a.keys(), b.keys())
+        worst = max(float(abs(a[k] - b[k]).max()) for k in a)
+        self.assertLess(worst, tolerance)
+        return worst
+
+    def test_two_processes_equal_one_with_twice_the_batch(self):
+        one = os.path.join(self.tmp, "one")
+        r1(*self.pretrain_args(one, 6, 8))
+        two = os.path.join(self.tmp, "two")
+        proc = r1("launch", "--nproc", "2", "--", *self.pretrain_args(two, 6, 4))
+        self.assert_same_weights(one, two, 1e-5)
+        m1 = read_jsonl(os.path.join(one, "metrics.jsonl"))
+        m2 = read_jsonl(os.path.join(two, "metrics.jsonl"))
+        self.assertEqual([r["step"] for r in m2], list(range(1, 7)))  # rank 0 alone writes
+        for x, y in zip(m1, m2):
+            self.assertAlmostEqual(x["loss"], y["loss"], places=4)
+        self.assertLess(m1[-1]["loss"], m1[0]["loss"] - 1)  # it trained
+        self.assertEqual(read_json(os.path.join(one, "trainer_state", "state.json"))["data"],
+                         read_json(os.path.join(two, "trainer_state", "state.json"))["data"])
+        self.assertEqual(proc.stdout.count("final loss"), 1)  # one report, from rank 0
+
+    def test_sft_through_a_torchrun_style_environment(self):
+        # SFT rows carry different numbers of assistant tokens: the loss must be the mean over the
+        # global batch's targets for 2 ranks to equal 1 process.
+        chats = os.path.join(self.tmp, "chats.jsonl")
+        rng = random.Random(2)
+        with open(chats, "w") as f:
+            for _ in range(64):
+                answer = " ".join(rng.choice(["red", "blue", "two"]) for _ in range(rng.randint(1, 9)))
+                f.write(json.dumps({"messages": [{"role": "user", "content": "say " + answer},
+                                                 {"role": "assistant", "content": answer}]}) + "\n")
+        sft = ["sft", *COMMON, "--tokenizer", self.tok, "--data", chats, "--chat-template", "chatml", "--steps", "4",
+               "--batch-tokens", "256"]
+        one = os.path.join(self.tmp, "sft_one")
+        r1(*sft, "--micro-batch", "8", "--out", one)
+        two = os.path.join(self.tmp, "sft_two")
+        port = str(free_port())
+        procs = [subprocess.Popen([R1, *sft, "--micro-batch", "4", "--out", two],
+                                  env={**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
+                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+        for p in procs:
+            _, err = p.communicate(timeout=300)
+            self.assertEqual(p.returncode, 0, err)
+        self.assert_same_weights(one, two, 1e-5)
+
+    def start_long_job(self, out, *extra):
+        proc = subprocess.Popen([R1, "launch", "--nproc", "2", "--grace", "5", "--",
+                                 *self.pretrain_args(out, 100000, 4, *extra)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        # Wait until rank 0 has logged steps (both ranks are then inside the training loop).
+        metrics = os.path.join(out, "metrics.jsonl")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (os.path.exists(metrics) and os.path.getsize(metrics) > 0):
+            time.sleep(0.05)
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = f.read().split()
+        self.assertEqual(len(children), 2)
+        return proc, [int(c) for c in children]
+
+    def finish(self, proc, within):
+        start = time.time()
+        try:
+            _, err = proc.communicate(timeout=within)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            self.fail(f"the job did not stop within {within} s")
+        return proc.returncode, err, time.time() - start
+
+    def test_a_dead_rank_stops_the_job(self):
+        proc, ranks = self.start_long_job(os.path.join(self.tmp, "dead"))
+        os.kill(ranks[1], signal.SIGKILL)
+        code, err, _ = self.finish(proc, 60)
+        self.assertNotEqual(code, 0)
+        self.assertIn("rank 1) was killed by signal", err)
+        self.assertIn("rank 0: gradient all-reduce failed", err)
+
+    def test_a_stalled_rank_times_out(self):
+        proc, ranks = self.start_long_job(os.path.join(self.tmp, "stalled"), "--dist-timeout", "3")
+        os.kill(ranks[1], signal.SIGSTOP)
+        code, err, seconds = self.finish(proc, 60)
+        self.assertNotEqual(code, 0)
+        self.assertIn("did not answer within 3 s", err)
+        for pid in ranks:  # the stalled rank was killed after the grace period, not left behind
+            self.assertFalse(os.path.exists(f"/proc/{pid}"), f"rank process {pid} is still there")
+
+    def test_batch_must_split_across_ranks(self):
+        proc = r1("launch", "--nproc", "2", "--", *self.pretrain_args(os.path.join(self.tmp, "bad"), 2, 8),
+                  check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("x world size", proc.stderr)
+        proc = r1("launch", "--nproc", "2", check=False)
+        self.assertIn("give the command after --", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
