@@ -1,5 +1,6 @@
 """make bench (training part): r1 pretrain on this CPU for the tiny and small presets at 1 and 2
-threads: tokens/s, MFU, peak memory, the data loader's share of the step; r1 data prepare
+threads: tokens/s, MFU, peak memory, the data loader's share of the step; data parallel (2
+processes x 1 thread vs 1 process x 2 threads); r1 data prepare
 throughput; checkpoint save/load time for small. Usage: run_training.py BUILD_DIR"""
 import json
 import os
@@ -52,6 +53,19 @@ def main():
                 mfu = statistics.median(r["mfu"] for r in m)
                 share = sum(r["data_s"] for r in m) / sum(r["step_s"] for r in m)
                 print(f"| {preset} | {threads} | {tps:.0f} | {100 * mfu:.0f}% | {100 * share:.2f}% | {rss:.0f} |")
+        print(f"\n## Data parallel: 2 processes x 1 thread vs 1 process x 2 threads (global batch 16 x 256)\n")
+        print("| preset | 1 proc x 2 threads tok/s | 2 procs x 1 thread tok/s | ratio (2 procs / 1 proc) |")
+        print("|---|---|---|---|")
+        for preset, steps in (("tiny", 12), ("small", 6)):
+            rates = []
+            for launcher, micro, threads in (([], 16, 2), (["launch", "--nproc", 2, "--"], 8, 1)):
+                out = os.path.join(tmp, f"dp-{preset}-{len(launcher)}")
+                r1(build, *launcher, "pretrain", "--preset", preset, "--tokenizer", tok, "--data", data, "--out", out,
+                   "--steps", steps, "--seq-len", 256, "--batch-tokens", 4096, "--micro-batch", micro,
+                   "--threads", threads)
+                m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][2:]
+                rates.append(statistics.median(r["tokens_per_s"] for r in m))
+            print(f"| {preset} | {rates[0]:.0f} | {rates[1]:.0f} | {rates[1] / rates[0]:.2f} |")
         small = os.path.join(tmp, "small-2")
         t0 = time.perf_counter()
         r1(build, "model", "init", "--preset", "small", "--out", os.path.join(tmp, "small-copy"))

@@ -8,6 +8,7 @@
 
 #include "data/mixture.h"
 #include "data/prepare.h"
+#include "tokenizer/trainer.h"
 #include "train/batch_source.h"
 #include "expect_error.h"
 #include "shared_data.h"
@@ -140,11 +141,56 @@ TEST(LrSchedule, MatchesTheFormulas) {
   expect_error([&] { s.at(0); }, "unknown LR schedule");
 }
 
-}  // namespace
-}  // namespace r1
-
-namespace r1 {
-namespace {
+TEST(Fim, PreparedDocumentsAreRewrittenInPsmOrderAtTheRate) {
+  fs::path dir = temp_dir("fim");
+  fs::path f = dir / "code.jsonl";
+  std::vector<std::string> docs;
+  {
+    std::ofstream out(f);
+    for (int i = 0; i < 400; ++i) {
+      docs.push_back("def f" + std::to_string(i) + "(x):\n    return x * " + std::to_string(i) + "  # π ≈ 3.14\n");
+      out << nlohmann::json{{"text", docs.back()}}.dump() << "\n";
+    }
+  }
+  PrepareOptions opts;
+  opts.fim_rate = 0.5;
+  prepare_shards(deepseek(), {f.string()}, (dir / "out").string(), opts);
+  TokenStream stream((dir / "out").string(), deepseek().fingerprint());
+  std::vector<int32_t> all(stream.size());
+  stream.read(0, all.size(), all.data());
+  const auto id = [&](const char* t) { return *deepseek().token_to_id(t); };
+  const int32_t begin = id("<｜fim▁begin｜>"), hole = id("<｜fim▁hole｜>"), end = id("<｜fim▁end｜>");
+  // Documents: BOS ... EOS. A FIM document is BOS begin P hole S end M EOS, and P + M + S is the
+  // original text (cut at character boundaries, so π and ≈ survive).
+  size_t fim_docs = 0, d = 0;
+  for (size_t i = 0; i < all.size(); ++d) {
+    ASSERT_EQ(all[i], *deepseek().bos_id());
+    const size_t eos = std::find(all.begin() + i, all.end(), *deepseek().eos_id()) - all.begin();
+    std::vector<int32_t> doc(all.begin() + i + 1, all.begin() + eos);
+    i = eos + 1;
+    if (!doc.empty() && doc[0] == begin) {
+      ++fim_docs;
+      const auto at = [&](int32_t t) { return std::find(doc.begin(), doc.end(), t) - doc.begin(); };
+      const long h = at(hole), e = at(end);
+      ASSERT_TRUE(h < e && e < static_cast<long>(doc.size()));
+      const std::string p = deepseek().decode({doc.begin() + 1, doc.begin() + h});
+      const std::string s = deepseek().decode({doc.begin() + h + 1, doc.begin() + e});
+      const std::string m = deepseek().decode({doc.begin() + e + 1, doc.end()});
+      EXPECT_EQ(p + m + s, docs[d]);
+    } else {
+      EXPECT_EQ(deepseek().decode(doc), docs[d]);
+    }
+  }
+  EXPECT_EQ(d, docs.size());
+  EXPECT_NEAR(fim_docs / 400.0, 0.5, 0.08);
+  // A tokenizer without FIM tokens is refused.
+  opts.fim_rate = 0.5;
+  TrainOptions no_fim;
+  no_fim.special_tokens = {"</s>"};
+  const Tokenizer plain = Tokenizer::from_json(build_tokenizer_json({}, no_fim), "test");
+  opts.eos = "</s>";
+  expect_error([&] { prepare_shards(plain, {f.string()}, (dir / "out2").string(), opts); }, "no fill-in-the-middle");
+}
 
 TEST(ConversationSource, TrainsOnlyOnAssistantTokens) {
   fs::path dir = temp_dir("sft");

@@ -25,6 +25,10 @@ void add_data_command(CLI::App& app) {
   prep->add_option("--shard-tokens", a->options.shard_tokens, "tokens per shard")->capture_default_str()->check(CLI::PositiveNumber);
   prep->add_option("--eos", a->options.eos, "document separator token (default: tokenizer_config.json's eos_token)");
   prep->add_flag("--skip-bad-lines", a->options.skip_bad_lines, "count and skip malformed JSONL lines");
+  prep->add_option("--fim-rate", a->options.fim_rate,
+                   "share of documents rewritten for fill-in-the-middle, PSM order (DeepSeek-Coder: 0.5)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  prep->add_option("--fim-seed", a->options.fim_seed, "seed of the FIM choices and cut points")->capture_default_str();
   prep->add_option("--threads", a->options.threads, "tokenizer threads (0 = all cores)")->capture_default_str();
   prep->callback([a] {
     Tokenizer tokenizer = Tokenizer::load(a->tokenizer);

@@ -61,6 +61,9 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--clip", a->o.clip, "gradient norm clip")->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "initialisation and data-order seed")->capture_default_str();
   cmd->add_option("--save-every", a->o.save_every, "checkpoint every N steps (0: at the end only)")->capture_default_str();
+  cmd->add_option("--keep-checkpoints", a->o.keep_checkpoints,
+                  "also keep the last K checkpoints as model directories in RUN/checkpoints/step-N")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--log-every", a->o.log_every, "metrics.jsonl every N steps")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--resume", a->o.resume, "continue the run in --out up to --steps");
   cmd->add_option("--val-data", a->o.val_data, "held-out data, same form as --data");

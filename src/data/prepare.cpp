@@ -6,6 +6,7 @@
 #include <memory>
 #include <sstream>
 
+#include "data/fim.h"
 #include "data/token_shards.h"
 #include "util/error.h"
 #include "util/json_file.h"
@@ -53,6 +54,11 @@ PrepareSummary prepare_shards(const Tokenizer& tokenizer, const std::vector<std:
   fs::create_directories(out_dir);
   const uint32_t bytes_per_token = tokenizer.vocab_size() <= 65536 ? 2 : 4;
   const uint64_t fingerprint = tokenizer.fingerprint();
+  std::optional<FimTokens> fim;
+  if (options.fim_rate > 0) {
+    fim = find_fim_tokens(tokenizer);
+    if (!fim) throw Error("--fim-rate: the tokenizer has no fill-in-the-middle tokens (<｜fim▁begin｜>, <|fim_prefix|>, ...)");
+  }
 
   PrepareSummary summary;
   nlohmann::json shard_list = nlohmann::json::array();
@@ -69,10 +75,21 @@ PrepareSummary prepare_shards(const Tokenizer& tokenizer, const std::vector<std:
     ++summary.shards;
     writer.reset();
   };
+  // Pieces to encode together: a document, or its prefix, middle and suffix when FIM cut it.
   std::vector<std::string> batch;
+  std::vector<bool> batch_fim;  // per document
   size_t batch_bytes = 0;
+  uint64_t added = 0;
   auto flush = [&] {
-    for (auto& ids : tokenizer.encode_batch(batch, false, options.threads)) {
+    auto pieces = tokenizer.encode_batch(batch, false, options.threads);
+    for (size_t piece = 0, d = 0; d < batch_fim.size(); ++d) {
+      std::vector<int32_t> ids;
+      if (batch_fim[d]) {
+        ids = fim_psm(*fim, pieces[piece], pieces[piece + 1], pieces[piece + 2]);
+        piece += 3;
+      } else {
+        ids = std::move(pieces[piece++]);
+      }
       if (tokenizer.adds_bos() && tokenizer.bos_id()) ids.insert(ids.begin(), *tokenizer.bos_id());
       ids.push_back(*eos);
       if (!writer)
@@ -84,12 +101,22 @@ PrepareSummary prepare_shards(const Tokenizer& tokenizer, const std::vector<std:
       if (writer->tokens() >= options.shard_tokens) close_shard();
     }
     batch.clear();
+    batch_fim.clear();
     batch_bytes = 0;
     if (options.progress) options.progress("tokenizing", summary.bytes >> 20, total_bytes >> 20, " MB");
   };
   auto add = [&](std::string doc) {
     batch_bytes += doc.size();
-    batch.push_back(std::move(doc));
+    const auto split = fim ? fim_split(doc, options.fim_rate, options.fim_seed, added) : std::nullopt;
+    ++added;
+    batch_fim.push_back(split.has_value());
+    if (split) {
+      batch.emplace_back(split->prefix);
+      batch.emplace_back(split->middle);
+      batch.emplace_back(split->suffix);
+    } else {
+      batch.push_back(std::move(doc));
+    }
     if (batch_bytes >= kBatchBytes) flush();
   };
   for (const auto& path : files) {
@@ -124,7 +151,7 @@ PrepareSummary prepare_shards(const Tokenizer& tokenizer, const std::vector<std:
       add(j[options.field].get<std::string>());
     }
   }
-  if (!batch.empty()) flush();
+  if (!batch_fim.empty()) flush();
   close_shard();
   if (summary.documents == 0) throw Error("no documents in the inputs");
   char hex[17];
@@ -132,7 +159,8 @@ PrepareSummary prepare_shards(const Tokenizer& tokenizer, const std::vector<std:
   const nlohmann::json manifest = {{"format", "r1-token-shards"}, {"version", kShardVersion},
                                    {"tokenizer_fingerprint", hex}, {"bytes_per_token", bytes_per_token},
                                    {"documents", summary.documents}, {"tokens", summary.tokens},
-                                   {"bad_lines_skipped", summary.bad_lines}, {"shards", shard_list}};
+                                   {"bad_lines_skipped", summary.bad_lines}, {"fim_rate", options.fim_rate},
+                                   {"shards", shard_list}};
   const std::string manifest_path = (fs::path(out_dir) / "manifest.json").string();
   write_text_file(manifest_path + ".tmp", manifest.dump(2) + "\n");
   fs::rename(manifest_path + ".tmp", manifest_path);

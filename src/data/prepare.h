@@ -16,6 +16,10 @@ struct PrepareOptions {
   int threads = 0;                // 0 = all cores
   bool skip_bad_lines = false;    // count and skip malformed JSONL lines instead of failing
   std::string eos;                // EOS token text; default: the tokenizer_config.json's
+  // Fill-in-the-middle (data/fim.h): share of documents rewritten in PSM order; DeepSeek-Coder
+  // used 0.5. Needs the tokenizer's FIM tokens.
+  double fim_rate = 0;
+  uint64_t fim_seed = 0;
   std::function<void(const std::string&, uint64_t, uint64_t, const std::string&)> progress;
 };
 

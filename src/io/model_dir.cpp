@@ -240,14 +240,16 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       write_text_file((tmp / kIndexFile).string(), index.dump(2) + "\n");
     }
     if (options.write_extra) options.write_extra(tmp.string());
-    // Carry over what the old directory had beside the weights (tokenizer, metrics, state).
+    // Carry over what the old directory had beside the weights (tokenizer, metrics, state, kept
+    // checkpoints), as hard links: the old directory is deleted right after, and nothing
+    // rewrites a carried file in place before that.
     if (fs::is_directory(target)) {
       static const std::set<std::string> produced = {"config.json", "generation_config.json", kSingleFile, kIndexFile};
       for (const auto& e : fs::directory_iterator(target)) {
         const std::string name = e.path().filename().string();
         const bool old_shard = name.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors";
         if (produced.count(name) || old_shard || fs::exists(tmp / name)) continue;
-        fs::copy(e.path(), tmp / name, fs::copy_options::recursive);
+        link_tree(e.path().string(), (tmp / name).string());
       }
     }
     fsync_path(tmp);

@@ -1,6 +1,8 @@
 #include "train/pretrain.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +79,29 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   }
   in.close();
   write_text_file(path.string(), kept);
+}
+
+// RUN/checkpoints/step-NNNNNNNN: a model directory (weights, tokenizer, trainer_state) of this
+// save, hard-linked from the run (no copy of the weights); the oldest beyond `keep` are removed.
+void keep_snapshot(const fs::path& run, int64_t step, int64_t keep) {
+  const fs::path dir = run / "checkpoints";
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(step));
+  const fs::path tmp = dir / (std::string(".") + name + ".tmp");
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  for (const auto& e : fs::directory_iterator(run)) {
+    const std::string file = e.path().filename().string();
+    if (file == "checkpoints" || file == "metrics.jsonl" || file == "samples.jsonl") continue;
+    link_tree(e.path().string(), (tmp / file).string());
+  }
+  fs::remove_all(dir / name);
+  fs::rename(tmp, dir / name);
+  std::vector<fs::path> kept;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind("step-", 0) == 0) kept.push_back(e.path());
+  std::sort(kept.begin(), kept.end());
+  for (size_t i = 0; i + keep < kept.size(); ++i) fs::remove_all(kept[i]);
 }
 
 }  // namespace
@@ -186,6 +211,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       fs::copy_file(o.tokenizer, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
     };
     save_model_dir(model, o.out, save_opts);
+    if (o.keep_checkpoints > 0) keep_snapshot(run, done_steps, o.keep_checkpoints);
   };
 
   model->train();

@@ -35,6 +35,7 @@ struct PretrainOptions {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip = 1.0;
   uint64_t seed = 0;
   int64_t save_every = 0;       // 0: only at the end
+  int64_t keep_checkpoints = 0;  // also keep the last K saves as RUN/checkpoints/step-N (hard links)
   int64_t log_every = 1;
   double peak_tflops = 0.3;      // MFU denominator (default: fp32 matmul peak of a 2-core dev VM)
   std::string val_data;          // held-out data (same form as data); empty = no validation

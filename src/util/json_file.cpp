@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -52,6 +53,18 @@ void write_text_file(const std::string& path, const std::string& text) {
     throw;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) throw Error(path + ": fsync/close failed (" + std::strerror(errno) + ")");
+}
+
+void link_tree(const std::string& from, const std::string& to) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(from)) {
+    fs::create_directories(to);
+    for (const auto& e : fs::directory_iterator(from)) link_tree(e.path().string(), (fs::path(to) / e.path().filename()).string());
+    return;
+  }
+  std::error_code ec;
+  fs::create_hard_link(from, to, ec);
+  if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
 }  // namespace r1

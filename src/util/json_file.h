@@ -1,4 +1,4 @@
-// Small file helpers shared by every reader of JSON files (config.json, index files).
+// Small file helpers: JSON files (config.json, index files), whole-file writes, linked copies.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -14,5 +14,9 @@ std::string read_text_file(const std::string& path);
 void write_fully(int fd, const void* data, size_t n, const std::string& path);
 // Writes and fsyncs, so a following rename publishes complete contents.
 void write_text_file(const std::string& path, const std::string& text);
+// Recreates `from` (a file or a directory tree) at `to` with hard links to the same files, so a
+// checkpoint's gigabytes are not copied; falls back to copying where the file system refuses
+// links. Only for files that are replaced (new file + rename), never rewritten in place.
+void link_tree(const std::string& from, const std::string& to);
 
 }  // namespace r1

@@ -93,6 +93,25 @@ class Pretrain(TempDirCase, unittest.TestCase):
             self.assertTrue((a[k] == b[k]).all(), f"{k} differs after kill at step {stopped_at} + resume")
         self.assertEqual([r["step"] for r in self.metrics(killed)], list(range(1, 9)))
 
+    def test_keep_last_checkpoints(self):
+        import shutil
+        out = os.path.join(self.tmp, "keep")
+        subprocess.run(self.run_args(out, 8, "--save-every", "2", "--keep-checkpoints", "2"), check=True,
+                       capture_output=True)
+        kept = sorted(os.listdir(os.path.join(out, "checkpoints")))
+        self.assertEqual(kept, ["step-00000006", "step-00000008"])
+        final = self.weights(out)
+        last = self.weights(os.path.join(out, "checkpoints", "step-00000008"))
+        self.assertTrue(all((final[k] == last[k]).all() for k in final))
+        # An older checkpoint is a complete run: resumed to the end, it gives the final weights.
+        older = os.path.join(self.tmp, "from6")
+        shutil.copytree(os.path.join(out, "checkpoints", "step-00000006"), older)
+        self.assertFalse((self.weights(older)["model.norm.weight"] == final["model.norm.weight"]).all())
+        subprocess.run(self.run_args(older, 8, "--resume"), check=True, capture_output=True)
+        resumed = self.weights(older)
+        for k in final:
+            self.assertTrue((final[k] == resumed[k]).all(), k)
+
     def test_sigterm_saves_and_exits_cleanly(self):
         out = os.path.join(self.tmp, "term")
         proc = subprocess.Popen(self.run_args(out, 100000), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
