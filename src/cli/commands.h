@@ -11,5 +11,6 @@ void add_data_command(CLI::App& app);
 void add_pretrain_command(CLI::App& app);
 void add_sft_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace r1::cli

@@ -160,6 +160,20 @@ class Pretrain(TempDirCase, unittest.TestCase):
         self.assertEqual(cfg["rope_scaling"]["type"], "linear")
         self.assertEqual(cfg["rope_scaling"]["factor"], 4.0)
         self.assertEqual(cfg["max_position_embeddings"], 4 * base_cfg["max_position_embeddings"])
+        # The passkey evaluation runs on both and reports every (context, depth) cell.
+        res = os.path.join(self.tmp, "passkey.json")
+        proc = r1("eval", "passkey", "--model", longer, "--context", "400,700", "--depths", "0,0.5,1", "--trials", "2",
+                  "--out", res, "--threads", "1")
+        with open(res) as f:
+            cells = json.load(f)["results"]
+        self.assertEqual([(c["context"], c["depth"]) for c in cells],
+                         [(n, d) for n in (400, 700) for d in (0, 0.5, 1)])
+        self.assertTrue(all(c["context"] - 100 < c["tokens"] <= c["context"] and c["trials"] == 2 and 0 <= c["accuracy"] <= 1 for c in cells))
+        self.assertEqual(proc.stdout.count("| 700 |"), 3)
+        bad = r1("eval", "passkey", "--model", base, "--depths", "1.5", check=False)
+        self.assertIn("between 0 and 1", bad.stderr)
+        bad = r1("eval", "passkey", "--model", base, "--context", "50", check=False)
+        self.assertIn("cannot hold the task", bad.stderr)
         proc = subprocess.run(self.run_args(os.path.join(self.tmp, "bad_rope"), 2, "--init", base, "--rope-scaling",
                                             "linear"), capture_output=True, text=True)
         self.assertIn("TYPE:FACTOR", proc.stderr)
