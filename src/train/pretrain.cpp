@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cmath>
 #include <filesystem>
+
+#include <ATen/autocast_mode.h>
 #include <fstream>
 
 #include "dist/process_group.h"
@@ -81,6 +83,30 @@ void truncate_metrics(const fs::path& path, int64_t step) {
   write_text_file(path.string(), kept);
 }
 
+// Mixed precision: matmuls and attention in bfloat16 under autocast while the weights, the
+// optimizer state and the loss stay fp32 (the fp32 "master" weights are the parameters).
+class AutocastScope {
+ public:
+  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
+    if (!enabled_) return;
+    previous_ = at::autocast::is_autocast_enabled(device_);
+    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!enabled_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device_, previous_);
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_, previous_ = false;
+  c10::DeviceType device_;
+};
+
 // RUN/checkpoints/step-NNNNNNNN: a model directory (weights, tokenizer, trainer_state) of this
 // save, hard-linked from the run (no copy of the weights); the oldest beyond `keep` are removed.
 void keep_snapshot(const fs::path& run, int64_t step, int64_t keep) {
@@ -111,6 +137,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   o.schedule.validate();
   const torch::Device device(o.device);
   const Tokenizer tokenizer = Tokenizer::load(o.tokenizer);
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16")
+    throw Error("--precision '" + o.precision + "': expected auto, fp32 or bf16");
+  const bool bf16 = o.precision == "bf16" || (o.precision == "auto" && device.is_cuda());
   const fs::path run(o.out);
   const fs::path state_dir = run / "trainer_state";
   const bool resuming = o.resume && fs::exists(state_dir / "state.json");
@@ -163,7 +192,12 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   // Masked mean cross-entropy (nats) over the targets that count, and their summed loss/count.
   auto masked_loss = [&](const torch::Tensor& tokens, const torch::Tensor& mask) {
     const int64_t T = tokens.size(1) - 1;
-    auto logits = model->logits(model->forward(tokens.narrow(1, 0, T)));
+    torch::Tensor logits;
+    {
+      AutocastScope autocast(bf16, device.type());
+      logits = model->logits(model->forward(tokens.narrow(1, 0, T)));
+    }
+    logits = logits.to(torch::kFloat32);  // the loss in fp32
     namespace F = torch::nn::functional;
     auto per_token = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), tokens.narrow(1, 1, T).reshape({-1}),
                                       F::CrossEntropyFuncOptions().reduction(torch::kNone));

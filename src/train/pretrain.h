@@ -49,6 +49,9 @@ struct PretrainOptions {
   // bound on the rendezvous and on every collective, so a dead or stuck rank stops the others.
   int64_t dist_timeout_s = 300;
   std::string device = "cpu";
+  // "bf16": bfloat16 autocast for matmuls/attention, fp32 weights and optimizer; "fp32"; "auto":
+  // bf16 on CUDA, fp32 on CPU.
+  std::string precision = "auto";
 };
 
 struct StepMetrics {

@@ -93,6 +93,20 @@ class Pretrain(TempDirCase, unittest.TestCase):
             self.assertTrue((a[k] == b[k]).all(), f"{k} differs after kill at step {stopped_at} + resume")
         self.assertEqual([r["step"] for r in self.metrics(killed)], list(range(1, 9)))
 
+    def test_bf16_autocast_keeps_fp32_master_weights(self):
+        fp32, bf16 = os.path.join(self.tmp, "fp32"), os.path.join(self.tmp, "bf16")
+        subprocess.run(self.run_args(fp32, 12), check=True, capture_output=True)
+        subprocess.run(self.run_args(bf16, 12, "--precision", "bf16"), check=True, capture_output=True)
+        a, b = self.metrics(fp32), self.metrics(bf16)
+        # Same start, computed in bfloat16: close to fp32 but not equal (autocast is on), and it learns.
+        self.assertNotEqual(a[0]["loss"], b[0]["loss"])
+        self.assertAlmostEqual(a[0]["loss"], b[0]["loss"], delta=0.02)
+        self.assertLess(b[-1]["loss"], 0.7 * b[0]["loss"])
+        self.assertTrue(all(w.dtype.name == "float32" for w in self.weights(bf16).values()))
+        proc = subprocess.run(self.run_args(os.path.join(self.tmp, "fp8"), 2, "--precision", "fp8"),
+                              capture_output=True, text=True)
+        self.assertIn("expected auto, fp32 or bf16", proc.stderr)
+
     def test_keep_last_checkpoints(self):
         import shutil
         out = os.path.join(self.tmp, "keep")
