@@ -11,7 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "infer/generate.h"
+#include "infer/engine.h"
 #include "io/model_dir.h"
 #include "model/presets.h"
 #include "model/transformer.h"
@@ -84,15 +84,23 @@ nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_
   auto ids = torch::randint(c.vocab_size, {batch, prompt}, torch::kInt64);
   std::vector<std::vector<int64_t>> prompts;
   for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + prompt);
-  r1::GenerateOptions opt;
-  opt.max_new_tokens = 4;
-  r1::generate(model, prompts, opt);  // warm-up
-  opt.max_new_tokens = new_tokens;
+  r1::EngineOptions engine_options;
+  engine_options.max_batch = batch;
+  engine_options.max_context = prompt + new_tokens;
+  r1::Engine engine(model, nullptr, engine_options);
+  std::vector<r1::Request> requests(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    requests[b].prompt = prompts[b];
+    requests[b].params.temperature = 0;
+    requests[b].params.max_new_tokens = 4;
+  }
+  engine.generate(requests);  // warm-up
+  for (auto& r : requests) r.params.max_new_tokens = new_tokens;
   auto t0 = Clock::now();
-  auto out = r1::generate(model, prompts, opt);
+  auto out = engine.generate(requests);
   const double s = seconds_since(t0);
   int64_t produced = 0;
-  for (const auto& g : out) produced += static_cast<int64_t>(g.ids.size());
+  for (const auto& g : out) produced += static_cast<int64_t>(g[0].ids.size());
   return {{"tokens_per_s", produced / s}};
 }
 

@@ -156,3 +156,23 @@ TEST(Tokenizer, BadFilesAreErrorsNamingTheComponent) {
 
 }  // namespace
 }  // namespace r1
+
+namespace r1 {
+namespace {
+
+// Unicode's "maximal subpart" replacement (what Rust's from_utf8_lossy and so HF's decode do):
+// examples from Unicode 15, section 3.9, table 3-8 and around it.
+TEST(Utf8Lossy, OneReplacementPerMaximalSubpart) {
+  const std::string R = "\xEF\xBF\xBD";
+  EXPECT_EQ(utf8_lossy("\xE2\x82" "a"), R + "a");           // truncated 3-byte sequence: one
+  EXPECT_EQ(utf8_lossy("\xF0\x9F\x98"), R);                  // truncated 4-byte sequence: one
+  EXPECT_EQ(utf8_lossy("\xC0\xAF"), R + R);                  // C0 never starts a sequence
+  EXPECT_EQ(utf8_lossy("\xED\xA0\x80"), R + R + R);          // surrogate: ED needs 80..9F next
+  EXPECT_EQ(utf8_lossy("\xF0\x80\x80"), R + R + R);          // F0 needs 90..BF next
+  EXPECT_EQ(utf8_lossy("\xF4\x90\x80\x80"), R + R + R + R);  // past U+10FFFF
+  EXPECT_EQ(utf8_lossy("a\xE2\x82\xAC" "b"), "a\xE2\x82\xAC" "b");  // valid text untouched
+  EXPECT_EQ(utf8_lossy(R), R);
+}
+
+}  // namespace
+}  // namespace r1

@@ -4,7 +4,7 @@
 #include <random>
 #include <string>
 
-#include "infer/generate.h"
+#include "infer/engine.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -69,14 +69,19 @@ std::vector<PasskeyCell> eval_passkey(Transformer& model, const Tokenizer& token
         want.push_back(keys(rng));
         prompts.push_back(passkey_prompt(tokenizer, context, depth, want.back()));
       }
-      GenerateOptions g;
-      g.max_new_tokens = 8;
-      const auto outs = generate(model, prompts, g);
-      PasskeyCell cell{context, static_cast<int64_t>(prompts[0].size()), depth, 0, o.trials};
-      for (size_t t = 0; t < outs.size(); ++t) {
-        const std::vector<int32_t> ids(outs[t].ids.begin(), outs[t].ids.end());
-        cell.passed += passkey_answer(tokenizer.decode(ids)) == want[t];
+      std::vector<Request> requests(prompts.size());
+      for (size_t t = 0; t < prompts.size(); ++t) {
+        requests[t].prompt = prompts[t];
+        requests[t].params.temperature = 0;
+        requests[t].params.max_new_tokens = 8;
       }
+      EngineOptions engine_options;
+      engine_options.max_batch = static_cast<int64_t>(prompts.size());
+      engine_options.max_context = static_cast<int64_t>(prompts[0].size()) + 8;
+      Engine engine(model, &tokenizer, engine_options);
+      const auto outs = engine.generate(requests);
+      PasskeyCell cell{context, static_cast<int64_t>(prompts[0].size()), depth, 0, o.trials};
+      for (size_t t = 0; t < outs.size(); ++t) cell.passed += passkey_answer(outs[t][0].text) == want[t];
       cells.push_back(cell);
       if (on_cell) on_cell(cell);
     }

@@ -139,10 +139,10 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch:
 }
 
 torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,
-                                              KvCache& cache) {
+                                              KvCache& cache, int64_t first_row) {
   const int64_t B = tokens.size(0), S = tokens.size(1);
-  if (tokens.dim() != 2 || static_cast<int64_t>(start.size()) != B || B > cache.batch())
-    throw Error("forward_cached: tokens [B, S], one start per sequence and B <= cache batch are required");
+  if (tokens.dim() != 2 || static_cast<int64_t>(start.size()) != B || first_row < 0 || first_row + B > cache.batch())
+    throw Error("forward_cached: tokens [B, S], one start per sequence and rows within the cache are required");
   const int64_t used = *std::max_element(start.begin(), start.end()) + S;
   if (used > cache.capacity())
     throw Error("KV cache overflow: need " + std::to_string(used) + " positions, cache holds " +
@@ -154,10 +154,10 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
   auto mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
   if (B < cache.batch()) {
-    // A smaller batch uses the first B cache rows.
+    // A smaller batch uses cache rows first_row..first_row+B-1.
     KvCache view = cache;
-    for (auto& t : view.k) t = t.narrow(0, 0, B);
-    for (auto& t : view.v) t = t.narrow(0, 0, B);
+    for (auto& t : view.k) t = t.narrow(0, first_row, B);
+    for (auto& t : view.v) t = t.narrow(0, first_row, B);
     return run_layers(model->embed_tokens(tokens), positions, &view, mask, used);
   }
   return run_layers(model->embed_tokens(tokens), positions, &cache, mask, used);

@@ -109,9 +109,11 @@ class TransformerImpl : public torch::nn::Module {
 
   // tokens [B, T] int64 -> final hidden states [B, T, H]. positions default to 0..T-1.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {});
-  // tokens [B, S] appended to `cache`; sequence b's first new token is at position start[b]
-  // (its cache holds positions 0..start[b]-1). Returns hidden states [B, S, H].
-  torch::Tensor forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache);
+  // tokens [B, S] appended to `cache` rows first_row..first_row+B-1; sequence b's first new
+  // token is at position start[b] (its row holds positions 0..start[b]-1). Returns hidden
+  // states [B, S, H].
+  torch::Tensor forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache,
+                               int64_t first_row = 0);
 
   // hidden [..., H] -> logits [..., V] (through lm_head, or the embedding when tied).
   torch::Tensor logits(const torch::Tensor& hidden);

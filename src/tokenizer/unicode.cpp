@@ -97,13 +97,33 @@ size_t complete_utf8_prefix(std::string_view bytes) {
 }
 
 std::string utf8_lossy(std::string_view bytes) {
+  // Like Rust's String::from_utf8_lossy (what HF tokenizers' decode does): each maximal subpart
+  // of an ill-formed sequence (a valid start and the continuation bytes that could still follow
+  // it, Unicode 15 section 3.9) becomes one U+FFFD.
   std::string out;
   out.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size();) {
-    const size_t start = i;
-    const uint32_t cp = next_code_point(bytes, i);
-    if (cp == 0xFFFD && !(i - start == 3 && bytes.substr(start, 3) == "\xEF\xBF\xBD")) append_utf8(0xFFFD, out);
-    else out.append(bytes.substr(start, i - start));
+  const size_t n = bytes.size();
+  for (size_t i = 0; i < n;) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    const int len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (len == 1) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    for (int k = 1; len > 1 && k < len && j < n; ++k, ++j) {
+      const auto cc = static_cast<unsigned char>(bytes[j]);
+      unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range narrows for some leads
+      if (k == 1 && c == 0xE0) lo = 0xA0;
+      if (k == 1 && c == 0xED) hi = 0x9F;
+      if (k == 1 && c == 0xF0) lo = 0x90;
+      if (k == 1 && c == 0xF4) hi = 0x8F;
+      if (cc < lo || cc > hi) break;
+    }
+    if (len > 1 && static_cast<int>(j - i) == len) out.append(bytes.substr(i, len));
+    else append_utf8(0xFFFD, out);
+    i = j;
   }
   return out;
 }

@@ -10,7 +10,7 @@
 #include <fstream>
 
 #include "dist/process_group.h"
-#include "infer/generate.h"
+#include "infer/engine.h"
 #include "train/batch_source.h"
 #include "io/model_dir.h"
 #include "tokenizer/tokenizer.h"
@@ -313,15 +313,20 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     }
     if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps)) {
       // What the model says now: greedy, from the prompt (with BOS when the tokenizer adds one).
-      GenerateOptions g;
-      g.max_new_tokens = o.sample_tokens;
       auto prompt = tokenizer.encode(o.sample_prompt, true);
       if (prompt.empty() && tokenizer.eos_id()) prompt.push_back(*tokenizer.eos_id());
-      const auto out = generate(model, {std::vector<int64_t>(prompt.begin(), prompt.end())}, g);
-      const std::vector<int32_t> ids(out[0].ids.begin(), out[0].ids.end());
+      Request request;
+      request.prompt.assign(prompt.begin(), prompt.end());
+      request.params.temperature = 0;
+      request.params.max_new_tokens = o.sample_tokens;
+      EngineOptions engine_options;
+      engine_options.max_batch = 1;
+      engine_options.max_context = static_cast<int64_t>(prompt.size()) + o.sample_tokens;
+      Engine engine(model, &tokenizer, engine_options);
+      const auto out = engine.generate({request});
       std::ofstream(run / "samples.jsonl", std::ios::app)
           << nlohmann::json{{"stage", o.stage}, {"step", step}, {"prompt", o.sample_prompt},
-                            {"completion", tokenizer.decode(ids)}}.dump()
+                            {"completion", out[0][0].text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
           << "\n";
       model->train();
     }

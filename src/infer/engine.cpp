@@ -1,0 +1,399 @@
+#include "infer/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <limits>
+#include <random>
+
+#include "util/error.h"
+
+namespace r1 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Bytes of `text` that may be shown while a stop string could still be completing: all but the
+// last (longest stop - 1) bytes, moved back to a UTF-8 character boundary.
+size_t safe_prefix(const std::string& text, size_t holdback) {
+  if (text.size() <= holdback) return 0;
+  size_t n = text.size() - holdback;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return n;
+}
+
+}  // namespace
+
+struct Engine::Pending {
+  uint64_t id;
+  std::shared_ptr<const Request> request;
+  Clock::time_point submitted;
+};
+
+struct Engine::Sequence {
+  uint64_t request_id;
+  int sample;
+  std::shared_ptr<const Request> request;
+  at::Generator generator;
+  int64_t length = 0;  // tokens in this sequence's cache row
+  Completion out;
+  std::unique_ptr<StreamDecoder> decoder;
+  size_t emitted = 0;
+  bool finished = false;
+  Clock::time_point submitted, admitted;
+};
+
+Engine::Engine(Transformer model, const Tokenizer* tokenizer, EngineOptions options)
+    : model_(std::move(model)), tokenizer_(tokenizer), options_(options) {
+  const ModelConfig& c = model_->config();
+  max_context_ = options_.max_context > 0 ? options_.max_context : c.max_position_embeddings;
+  if (options_.max_batch < 1) throw Error("engine: max_batch must be at least 1");
+  eos_ids_ = c.eos_token_ids;
+  if (tokenizer_ && tokenizer_->eos_id() &&
+      std::find(eos_ids_.begin(), eos_ids_.end(), *tokenizer_->eos_id()) == eos_ids_.end())
+    eos_ids_.push_back(*tokenizer_->eos_id());
+  model_->eval();
+}
+
+Engine::~Engine() { stop(); }
+
+int64_t Engine::kv_cache_bytes() const {
+  const ModelConfig& c = model_->config();
+  const int64_t element = model_->model->embed_tokens->weight.element_size();
+  return 2 * c.num_hidden_layers * options_.max_batch * c.num_key_value_heads * max_context_ * c.head_dim * element;
+}
+
+size_t Engine::waiting() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waiting_.size();
+}
+
+
+void Engine::validate(const Request& r) const {
+  const int64_t vocab = model_->config().vocab_size;
+  if (r.prompt.empty()) throw Error("the prompt is empty (give at least one token, e.g. BOS)");
+  for (int64_t id : r.prompt)
+    if (id < 0 || id >= vocab)
+      throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary (" + std::to_string(vocab) + ")");
+  if (r.n < 1) throw Error("n must be at least 1");
+  if (r.n > options_.max_batch)
+    throw Error("n = " + std::to_string(r.n) + " samples do not fit in the engine's batch of " +
+                std::to_string(options_.max_batch) + " (raise --max-batch)");
+  r.params.validate(vocab);
+  if (!r.params.stop.empty() && !tokenizer_) throw Error("stop strings need a tokenizer");
+  const int64_t need = static_cast<int64_t>(r.prompt.size()) + 1;
+  if (need > max_context_)
+    throw Error("the prompt has " + std::to_string(r.prompt.size()) + " tokens; the context limit is " +
+                std::to_string(max_context_) + " tokens (prompt + generated; raise --max-context)");
+}
+
+uint64_t Engine::enqueue(Request request) {
+  validate(request);
+  auto pending = std::make_unique<Pending>();
+  pending->request = std::make_shared<const Request>(std::move(request));
+  pending->submitted = Clock::now();
+  std::lock_guard<std::mutex> lock(mutex_);
+  pending->id = next_id_++;
+  const uint64_t id = pending->id;
+  waiting_.push_back(std::move(pending));
+  wake_.notify_all();
+  return id;
+}
+
+uint64_t Engine::submit(Request request) { return enqueue(std::move(request)); }
+
+void Engine::cancel(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cancelled_.push_back(id);
+  wake_.notify_all();
+}
+
+void Engine::start() {
+  if (worker_.joinable()) return;
+  stopping_ = false;
+  worker_ = std::thread([this] {
+    while (!stopping_) {
+      bool worked = false;
+      try {
+        worked = step();
+      } catch (const std::exception& e) {
+        // A failed forward (out of memory, ...): end what is running, keep serving.
+        std::cerr << "engine: " << e.what() << "\n";
+        for (auto& s : active_)
+          if (!s->finished) finish(*s, "error");
+        retire_finished();
+      }
+      if (!worked) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait_for(lock, std::chrono::milliseconds(100),
+                       [&] { return stopping_ || !waiting_.empty() || !cancelled_.empty(); });
+      }
+    }
+  });
+}
+
+void Engine::stop() {
+  stopping_ = true;
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+std::vector<std::vector<Completion>> Engine::generate(const std::vector<Request>& requests) {
+  for (const auto& r : requests) validate(r);
+  std::vector<std::vector<Completion>> results(requests.size());
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  size_t remaining = 0;
+  for (const auto& r : requests) remaining += r.n;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    results[i].resize(requests[i].n);
+    Request copy = requests[i];
+    auto user = copy.on_event;
+    copy.on_event = [&, i, user](const StreamEvent& e) {
+      if (user) user(e);
+      if (!e.done) return;
+      std::lock_guard<std::mutex> lock(done_mutex);
+      results[i][e.sample] = *e.completion;
+      --remaining;
+      done_cv.notify_all();
+    };
+    enqueue(std::move(copy));
+  }
+  if (worker_.joinable()) {
+    std::unique_lock<std::mutex> lock(done_mutex);
+    done_cv.wait(lock, [&] { return remaining == 0; });
+  } else {
+    while (true) {
+      {
+        std::lock_guard<std::mutex> lock(done_mutex);
+        if (remaining == 0) break;
+      }
+      step();
+    }
+  }
+  return results;
+}
+
+void Engine::ensure_cache() {
+  if (!cache_) cache_ = std::make_unique<KvCache>(model_->make_cache(options_.max_batch, max_context_));
+}
+
+bool Engine::step() {
+  torch::InferenceMode inference;
+  std::vector<uint64_t> cancelled;
+  std::vector<std::unique_ptr<Pending>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled.swap(cancelled_);
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (std::find(cancelled.begin(), cancelled.end(), (*it)->id) != cancelled.end()) {
+        dropped.push_back(std::move(*it));
+        it = waiting_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& p : dropped) {  // cancelled before they started
+    for (int i = 0; i < p->request->n; ++i) {
+      Completion c;
+      c.finish_reason = "cancelled";
+      c.prompt_tokens = static_cast<int64_t>(p->request->prompt.size());
+      if (p->request->on_event) p->request->on_event(StreamEvent{i, -1, 0, "", true, &c});
+    }
+  }
+  for (auto& s : active_)
+    if (std::find(cancelled.begin(), cancelled.end(), s->request_id) != cancelled.end()) finish(*s, "cancelled");
+  retire_finished();
+  const size_t before = active_.size();
+  admit();
+  retire_finished();
+  const bool admitted = active_.size() != before || !dropped.empty();
+  if (active_.empty()) return admitted || !cancelled.empty();
+  decode();
+  retire_finished();
+  return true;
+}
+
+void Engine::admit() {
+  std::vector<std::unique_ptr<Pending>> admitted;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t rows = static_cast<int64_t>(active_.size());
+    while (!waiting_.empty() && rows + waiting_.front()->request->n <= options_.max_batch) {
+      rows += waiting_.front()->request->n;
+      admitted.push_back(std::move(waiting_.front()));
+      waiting_.pop_front();
+    }
+  }
+  if (admitted.empty()) return;
+  ensure_cache();
+  const auto t0 = Clock::now();
+  // Prefill every admitted prompt once, right-padded, in rows first..first+k-1.
+  const int64_t first = static_cast<int64_t>(active_.size()), k = static_cast<int64_t>(admitted.size());
+  int64_t longest = 0;
+  for (const auto& p : admitted) longest = std::max<int64_t>(longest, p->request->prompt.size());
+  auto tokens = torch::zeros({k, longest}, torch::kInt64);
+  for (int64_t j = 0; j < k; ++j)
+    std::copy(admitted[j]->request->prompt.begin(), admitted[j]->request->prompt.end(), tokens[j].data_ptr<int64_t>());
+  const auto device = model_->model->embed_tokens->weight.device();
+  auto hidden = model_->forward_cached(tokens.to(device), std::vector<int64_t>(k, 0), *cache_, first);
+  std::vector<int64_t> last(k);
+  for (int64_t j = 0; j < k; ++j) last[j] = static_cast<int64_t>(admitted[j]->request->prompt.size()) - 1;
+  auto index = torch::tensor(last, torch::kInt64).to(device).view({k, 1, 1}).expand({k, 1, hidden.size(2)});
+  auto logits = model_->logits(hidden.gather(1, index).squeeze(1)).to(torch::kFloat32).cpu();
+  const auto t1 = Clock::now();
+
+  auto make = [&](const Pending& p, int sample) {
+    auto s = std::make_unique<Sequence>();
+    s->request_id = p.id;
+    s->sample = sample;
+    s->request = p.request;
+    const auto& params = p.request->params;
+    uint64_t seed = params.seed ? *params.seed + static_cast<uint64_t>(sample)
+                                : std::random_device{}() ^ (++seed_counter_ * 0x9e3779b97f4a7c15ull);
+    s->generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+    s->length = static_cast<int64_t>(p.request->prompt.size());
+    s->out.prompt_tokens = s->length;
+    if (tokenizer_) s->decoder = std::make_unique<StreamDecoder>(*tokenizer_, true);
+    s->submitted = p.submitted;
+    s->admitted = t0;
+    s->out.queue_s = seconds_between(p.submitted, t0);
+    s->out.prefill_s = seconds_between(t0, t1);
+    return s;
+  };
+  // Rows: the k prefilled samples 0 first (they are where the prefill wrote), then the other
+  // samples, whose rows receive a copy of their prompt's cache.
+  std::vector<int64_t> logits_row;
+  for (int64_t j = 0; j < k; ++j) {
+    active_.push_back(make(*admitted[j], 0));
+    logits_row.push_back(j);
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    for (int i = 1; i < admitted[j]->request->n; ++i) {
+      const int64_t row = static_cast<int64_t>(active_.size());
+      const int64_t len = static_cast<int64_t>(admitted[j]->request->prompt.size());
+      for (size_t l = 0; l < cache_->k.size(); ++l) {
+        cache_->k[l][row].narrow(1, 0, len).copy_(cache_->k[l][first + j].narrow(1, 0, len));
+        cache_->v[l][row].narrow(1, 0, len).copy_(cache_->v[l][first + j].narrow(1, 0, len));
+      }
+      active_.push_back(make(*admitted[j], i));
+      logits_row.push_back(j);
+    }
+  }
+  active_count_ = active_.size();
+  for (size_t r = first; r < active_.size(); ++r) consume(*active_[r], logits[logits_row[r - first]]);
+}
+
+void Engine::decode() {
+  const int64_t A = static_cast<int64_t>(active_.size());
+  auto tokens = torch::empty({A, 1}, torch::kInt64);
+  std::vector<int64_t> start(A);
+  for (int64_t i = 0; i < A; ++i) {
+    tokens[i][0] = active_[i]->out.ids.back();
+    start[i] = active_[i]->length;
+  }
+  const auto device = model_->model->embed_tokens->weight.device();
+  auto hidden = model_->forward_cached(tokens.to(device), start, *cache_, 0);
+  auto logits = model_->logits(hidden.squeeze(1)).to(torch::kFloat32).cpu();
+  ++steps_;
+  for (int64_t i = 0; i < A; ++i) {
+    ++active_[i]->length;
+    consume(*active_[i], logits[i]);
+  }
+}
+
+void Engine::consume(Sequence& s, const torch::Tensor& raw_row) {
+  const SamplingParams& p = s.request->params;
+  torch::Tensor row = raw_row;
+  // Embedding rows past the tokenizer's vocabulary (padding to a multiple) are no tokens: never
+  // sample them.
+  const int64_t V = row.size(0);
+  if (tokenizer_ && tokenizer_->vocab_size() < V) {
+    row = row.clone();
+    row.narrow(0, tokenizer_->vocab_size(), V - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
+  }
+  const auto logprobs = sampling_logprobs(row, p, {&s.request->prompt, &s.out.ids});
+  const int64_t id = sample_token(logprobs, p, s.generator);
+  s.out.ids.push_back(id);
+  s.out.logprobs.push_back(logprobs[id].item<float>());
+  if (p.raw_logprobs) s.out.raw_logprobs.push_back(torch::log_softmax(raw_row, 0)[id].item<float>());
+  ++generated_tokens_;
+  const size_t old_size = s.out.text.size();
+  if (s.decoder) s.out.text += s.decoder->push(static_cast<int32_t>(id));
+
+  size_t longest_stop = 0;
+  for (const auto& stop : p.stop) longest_stop = std::max(longest_stop, stop.size());
+  const bool stop_token = (!p.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), id) != eos_ids_.end()) ||
+                          std::find(p.stop_ids.begin(), p.stop_ids.end(), id) != p.stop_ids.end();
+  std::string reason;
+  if (stop_token) reason = "stop";
+  if (reason.empty() && longest_stop > 0) {
+    // Only text that this token added (plus the stop length before it) can hold a new match.
+    const size_t from = old_size >= longest_stop ? old_size - longest_stop + 1 : 0;
+    size_t best = std::string::npos;
+    for (const auto& stop : p.stop) {
+      const size_t at = s.out.text.find(stop, from);
+      if (at != std::string::npos && at < best) {
+        best = at;
+        s.out.stop_matched = stop;
+      }
+    }
+    if (best != std::string::npos) {
+      s.out.text.resize(best);
+      reason = "stop";
+    }
+  }
+  if (reason.empty() && (static_cast<int64_t>(s.out.ids.size()) >= p.max_new_tokens || s.length + 1 >= max_context_))
+    reason = "length";
+  if (!reason.empty() && s.decoder && s.out.stop_matched.empty()) s.out.text += s.decoder->finish();
+
+  if (s.request->on_event) {
+    const size_t safe = reason.empty() ? safe_prefix(s.out.text, longest_stop > 0 ? longest_stop - 1 : 0)
+                                       : s.out.text.size();
+    StreamEvent e{s.sample, id, s.out.logprobs.back(), "", false, nullptr};
+    if (safe > s.emitted) {
+      e.text_delta = s.out.text.substr(s.emitted, safe - s.emitted);
+      s.emitted = safe;
+    }
+    s.request->on_event(e);
+  }
+  if (!reason.empty()) finish(s, reason);
+}
+
+void Engine::finish(Sequence& s, const std::string& reason) {
+  if (s.finished) return;
+  s.finished = true;
+  s.out.finish_reason = reason;
+  s.out.decode_s = std::max(0.0, seconds_between(s.admitted, Clock::now()) - s.out.prefill_s);
+  if (s.request->on_event) {
+    StreamEvent e{s.sample, -1, 0, "", true, &s.out};
+    if (s.out.text.size() > s.emitted) e.text_delta = s.out.text.substr(s.emitted);
+    s.emitted = s.out.text.size();
+    s.request->on_event(e);
+  }
+}
+
+void Engine::retire_finished() {
+  for (size_t i = 0; i < active_.size();) {
+    if (!active_[i]->finished) {
+      ++i;
+      continue;
+    }
+    const size_t last = active_.size() - 1;
+    if (i != last) {
+      // Move the last row's cache into the freed row, so active rows stay 0..A-1.
+      const int64_t len = active_[last]->length;
+      for (size_t l = 0; l < cache_->k.size(); ++l) {
+        cache_->k[l][i].narrow(1, 0, len).copy_(cache_->k[l][last].narrow(1, 0, len));
+        cache_->v[l][i].narrow(1, 0, len).copy_(cache_->v[l][last].narrow(1, 0, len));
+      }
+      std::swap(active_[i], active_[last]);
+    }
+    active_.pop_back();
+  }
+  active_count_ = active_.size();
+}
+
+}  // namespace r1

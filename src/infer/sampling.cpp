@@ -1,0 +1,80 @@
+#include "infer/sampling.h"
+
+#include <cmath>
+#include <limits>
+
+#include "util/error.h"
+
+namespace r1 {
+
+void SamplingParams::validate(int64_t vocab_size) const {
+  auto bad = [](const std::string& what) { throw Error(what); };
+  if (!(temperature >= 0) || !std::isfinite(temperature)) bad("temperature must be >= 0");
+  if (top_k < 0) bad("top_k must be >= 0 (0 = off)");
+  if (!(top_p > 0 && top_p <= 1)) bad("top_p must be in (0, 1]");
+  if (!(min_p >= 0 && min_p <= 1)) bad("min_p must be in [0, 1]");
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)) bad("repetition_penalty must be > 0");
+  if (!(std::fabs(presence_penalty) <= 2)) bad("presence_penalty must be in [-2, 2]");
+  if (!(std::fabs(frequency_penalty) <= 2)) bad("frequency_penalty must be in [-2, 2]");
+  if (max_new_tokens < 1) bad("max_tokens must be at least 1");
+  for (const auto& [id, bias] : logit_bias) {
+    if (id < 0 || id >= vocab_size) bad("logit_bias: token id " + std::to_string(id) + " is outside the vocabulary");
+    if (!(std::fabs(bias) <= 100)) bad("logit_bias values must be in [-100, 100]");
+  }
+  for (int64_t id : stop_ids)
+    if (id < 0 || id >= vocab_size) bad("stop token id " + std::to_string(id) + " is outside the vocabulary");
+  for (const auto& s : stop)
+    if (s.empty()) bad("stop strings must not be empty");
+}
+
+torch::Tensor sampling_logprobs(const torch::Tensor& logits, const SamplingParams& p, const PenaltyContext& context) {
+  torch::Tensor row = logits.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
+  float* x = row.data_ptr<float>();
+  const int64_t V = row.numel();
+  for (const auto& [id, bias] : p.logit_bias)
+    if (id < V) x[id] += static_cast<float>(bias);
+  if (p.repetition_penalty != 1.0) {
+    // Once per distinct token of the prompt and the output (transformers' behaviour).
+    std::vector<bool> seen(V, false);
+    for (const auto* ids : {context.prompt, context.generated}) {
+      if (!ids) continue;
+      for (int64_t id : *ids) {
+        if (id < 0 || id >= V || seen[id]) continue;
+        seen[id] = true;
+        x[id] = x[id] > 0 ? x[id] / static_cast<float>(p.repetition_penalty) : x[id] * static_cast<float>(p.repetition_penalty);
+      }
+    }
+  }
+  if ((p.presence_penalty != 0 || p.frequency_penalty != 0) && context.generated) {
+    std::unordered_map<int64_t, int64_t> counts;
+    for (int64_t id : *context.generated) ++counts[id];
+    for (const auto& [id, n] : counts)
+      if (id >= 0 && id < V) x[id] -= static_cast<float>(p.presence_penalty + p.frequency_penalty * n);
+  }
+  if (p.temperature == 0) return torch::log_softmax(row, 0);
+  if (p.temperature != 1.0) row.div_(p.temperature);
+  constexpr float kOut = -std::numeric_limits<float>::infinity();
+  if (p.top_k > 0 && p.top_k < V) {
+    const float kth = std::get<0>(row.topk(p.top_k)).min().item<float>();
+    row.masked_fill_(row < kth, kOut);
+  }
+  if (p.top_p < 1.0) {
+    auto [sorted, order] = row.sort(0, /*descending=*/true);
+    auto cumulative = torch::softmax(sorted, 0).cumsum(0);
+    // Remove a token when the mass before it already reaches top_p (the first token always stays).
+    auto remove = (cumulative - torch::softmax(sorted, 0)) >= p.top_p;
+    row.index_put_({order.masked_select(remove)}, kOut);
+  }
+  if (p.min_p > 0) {
+    auto probs = torch::softmax(row, 0);
+    row.masked_fill_(probs < probs.max() * p.min_p, kOut);
+  }
+  return torch::log_softmax(row, 0);
+}
+
+int64_t sample_token(const torch::Tensor& logprobs, const SamplingParams& p, at::Generator& generator) {
+  if (p.temperature == 0) return logprobs.argmax().item<int64_t>();
+  return torch::multinomial(logprobs.exp(), 1, false, generator).item<int64_t>();
+}
+
+}  // namespace r1

@@ -1,0 +1,49 @@
+// Sampling parameters of one request and the logits processing that turns a row of model logits
+// into the distribution a token is drawn from. Order (as vLLM and transformers): logit bias,
+// repetition penalty, presence/frequency penalties, temperature, top-k, top-p, min-p.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace r1 {
+
+struct SamplingParams {
+  double temperature = 1.0;         // 0 = greedy (argmax of the processed logits)
+  int64_t top_k = 0;                // keep the k most likely tokens; 0 = off
+  double top_p = 1.0;               // keep the smallest set with this much probability mass
+  double min_p = 0.0;               // keep tokens with p >= min_p x p(most likely)
+  double repetition_penalty = 1.0;  // CTRL/transformers: logits of tokens in prompt or output / (or x) this
+  double presence_penalty = 0.0;    // OpenAI: minus this for every token already generated
+  double frequency_penalty = 0.0;   // OpenAI: minus this x how often the token was generated
+  std::unordered_map<int64_t, double> logit_bias;  // added to the logits
+  int64_t max_new_tokens = 256;
+  std::vector<int64_t> stop_ids;    // besides the model's EOS tokens (unless ignore_eos)
+  std::vector<std::string> stop;    // stop strings, matched on the decoded text
+  bool ignore_eos = false;
+  std::optional<uint64_t> seed;     // same seed + same batch composition = same output
+  bool raw_logprobs = false;        // also report log p under the unprocessed model distribution
+
+  // Throws r1::Error naming the first invalid field (vocab_size bounds token ids).
+  void validate(int64_t vocab_size) const;
+};
+
+// Token counts a sequence's penalties depend on.
+struct PenaltyContext {
+  const std::vector<int64_t>* prompt = nullptr;
+  const std::vector<int64_t>* generated = nullptr;
+};
+
+// logits: one row [V] (any dtype/device). Returns the log-probabilities [V] (fp32, CPU) of the
+// distribution to sample from: -inf for tokens the filters removed. For temperature 0 the row is
+// the log-softmax of the processed logits at temperature 1 (what greedy decoding reports).
+torch::Tensor sampling_logprobs(const torch::Tensor& logits, const SamplingParams& params, const PenaltyContext& context);
+
+// Draws a token from `logprobs` (argmax when params.temperature == 0).
+int64_t sample_token(const torch::Tensor& logprobs, const SamplingParams& params, at::Generator& generator);
+
+}  // namespace r1

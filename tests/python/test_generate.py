@@ -1,0 +1,102 @@
+"""r1 generate's contract (text, token-id and conversation prompts, --n, order, JSON fields) and
+its sampling filters checked against transformers' own logits processors on the same sequences."""
+import json
+import os
+import shutil
+import unittest
+
+import torch
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers.generation.logits_process import (LogitsProcessorList, MinPLogitsWarper,
+                                                    RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
+                                                    TopKLogitsWarper, TopPLogitsWarper)
+
+from r1test import TempDirCase, r1, write_json
+
+
+class Generate(TempDirCase, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        with open(corpus, "w") as f:
+            for i in range(300):
+                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
+        tok = os.path.join(self.tmp, "tokenizer.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "320", "--special",
+           "<|eos|>,<|im_start|>,<|im_end|>", "--out", tok)
+        self.hf_tok = Tokenizer.from_file(tok)
+        vocab = self.hf_tok.get_vocab_size()
+        cfg = os.path.join(self.tmp, "config.json")
+        write_json(cfg, LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                    initializer_range=0.3, eos_token_id=self.hf_tok.token_to_id("<|eos|>"),
+                                    architectures=["LlamaForCausalLM"]).to_dict())
+        self.model = os.path.join(self.tmp, "model")
+        r1("model", "init", "--config-json", cfg, "--out", self.model, "--seed", 2)
+        shutil.copy(tok, os.path.join(self.model, "tokenizer.json"))
+
+    def rows(self, *args):
+        return [json.loads(l) for l in r1("generate", "--model", self.model, "--threads", 1, *args).stdout.splitlines()]
+
+    def test_contract_text_ids_and_conversations_in_order(self):
+        prompts = os.path.join(self.tmp, "prompts.jsonl")
+        ids = self.hf_tok.encode("question 3: what").ids
+        with open(prompts, "w") as f:
+            f.write(json.dumps({"prompt": "question 12: what is"}) + "\n")
+            f.write(json.dumps({"prompt_ids": ids}) + "\n")
+            f.write(json.dumps({"messages": [{"role": "user", "content": "what is 2 plus 2?"}]}) + "\n")
+        out = os.path.join(self.tmp, "out.jsonl")
+        r1("generate", "--model", self.model, "--prompts", prompts, "--max-new-tokens", 10, "--temperature", 0,
+           "--n", 2, "--chat-template", "chatml", "--out", out, "--threads", 1)
+        with open(out) as f:
+            rows = [json.loads(l) for l in f]
+        self.assertEqual([(r["index"], r["sample"]) for r in rows], [(i, s) for i in range(3) for s in range(2)])
+        for r in rows:
+            self.assertEqual(set(r) >= {"text", "ids", "logprobs", "finish_reason"}, True)
+            self.assertEqual(len(r["ids"]), len(r["logprobs"]))
+            self.assertEqual(r["text"], self.hf_tok.decode(r["ids"], skip_special_tokens=True))
+            self.assertIn(r["finish_reason"], ("stop", "length"))
+        self.assertEqual(rows[0]["ids"], rows[1]["ids"])  # greedy: both samples agree
+        self.assertEqual(rows[0]["prompt_tokens"], len(self.hf_tok.encode("question 12: what is").ids))
+        self.assertEqual(rows[2]["prompt_tokens"], len(ids))
+        chat = self.hf_tok.encode("<|im_start|>user\nwhat is 2 plus 2?<|im_end|>\n<|im_start|>assistant\n").ids
+        self.assertEqual(rows[4]["prompt_tokens"], len(chat))
+        # The same text prompt from the flag gives the same output.
+        flag = self.rows("--prompt", "question 12: what is", "--max-new-tokens", 10, "--temperature", 0)
+        self.assertEqual(flag[0]["ids"], rows[0]["ids"])
+
+    def test_sampled_logprobs_match_transformers_processors(self):
+        prompt = self.hf_tok.encode("question 5: what is").ids
+        flags = dict(temperature=0.7, top_k=20, top_p=0.9, min_p=0.05, repetition_penalty=1.3)
+        rows = self.rows("--prompt-ids", ",".join(map(str, prompt)), "--max-new-tokens", 16, "--n", 4, "--seed", 3,
+                         "--ignore-eos", *[x for k, v in flags.items() for x in ("--" + k.replace("_", "-"), v)])
+        processors = LogitsProcessorList([RepetitionPenaltyLogitsProcessor(1.3), TemperatureLogitsWarper(0.7),
+                                          TopKLogitsWarper(20), TopPLogitsWarper(0.9), MinPLogitsWarper(0.05)])
+        hf = AutoModelForCausalLM.from_pretrained(self.model, local_files_only=True, dtype=torch.float32)
+        self.assertEqual(len({tuple(r["ids"]) for r in rows}), 4, "4 different samples")
+        for r in rows:
+            seq = torch.tensor([prompt + r["ids"]])
+            with torch.no_grad():
+                logits = hf(seq).logits[0].float()
+            for t, (token, lp) in enumerate(zip(r["ids"], r["logprobs"])):
+                pos = len(prompt) + t - 1
+                scores = processors(seq[:, :pos + 1], logits[pos:pos + 1].clone())
+                want = torch.log_softmax(scores, -1)[0, token].item()
+                self.assertGreater(want, -1e9, "r1 sampled a token transformers' filters remove")
+                self.assertAlmostEqual(lp, want, delta=2e-4)
+
+    def test_bad_prompt_lines_and_flags(self):
+        bad = os.path.join(self.tmp, "bad.jsonl")
+        with open(bad, "w") as f:
+            f.write('{"prompt": "ok"}\n{"text": "no prompt field"}\n')
+        proc = r1("generate", "--model", self.model, "--prompts", bad, check=False)
+        self.assertIn("bad.jsonl:2", proc.stderr)
+        proc = r1("generate", "--model", self.model, "--prompt", "x", "--top-p", "0", check=False)
+        self.assertIn("top_p", proc.stderr)
+        proc = r1("generate", "--model", self.model, "--prompt", "x", "--logit-bias", "5=1", check=False)
+        self.assertIn("--logit-bias", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
