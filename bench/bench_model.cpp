@@ -75,33 +75,37 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
   return {{"tokens_per_s", tps}, {"gflops", tps * c.training_flops_per_token(seq) / 1e9}};
 }
 
-nlohmann::json bench_decode(const r1::ModelConfig& config, int64_t batch, int64_t prompt, int64_t new_tokens,
-                            torch::ScalarType dtype, torch::Device device) {
-  r1::ModelConfig c = config;
-  c.eos_token_ids.clear();  // never stop early: every sequence decodes new_tokens
-  r1::Transformer model(c, torch::TensorOptions().device(device).dtype(dtype));
-  model->init_weights(0);
-  auto ids = torch::randint(c.vocab_size, {batch, prompt}, torch::kInt64);
-  std::vector<std::vector<int64_t>> prompts;
-  for (int64_t b = 0; b < batch; ++b) prompts.emplace_back(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + prompt);
+nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt, int64_t new_tokens,
+                            int64_t prefill_prompt) {
+  const int64_t vocab = model->config().vocab_size;
+  auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens) {
+    auto ids = torch::randint(vocab, {rows, length}, torch::kInt64);
+    std::vector<r1::Request> requests(rows);
+    for (int64_t b = 0; b < rows; ++b) {
+      requests[b].prompt.assign(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + length);
+      requests[b].params.temperature = 0;
+      requests[b].params.max_new_tokens = tokens;
+      requests[b].params.ignore_eos = true;  // every sequence decodes new_tokens
+    }
+    return requests;
+  };
   r1::EngineOptions engine_options;
   engine_options.max_batch = batch;
-  engine_options.max_context = prompt + new_tokens;
+  engine_options.max_context = std::max(prompt + new_tokens, prefill_prompt + 1);
   r1::Engine engine(model, nullptr, engine_options);
-  std::vector<r1::Request> requests(batch);
-  for (int64_t b = 0; b < batch; ++b) {
-    requests[b].prompt = prompts[b];
-    requests[b].params.temperature = 0;
-    requests[b].params.max_new_tokens = 4;
-  }
-  engine.generate(requests);  // warm-up
-  for (auto& r : requests) r.params.max_new_tokens = new_tokens;
+  engine.generate(make_requests(batch, prompt, 4));  // warm-up
+  auto requests = make_requests(batch, prompt, new_tokens);
   auto t0 = Clock::now();
   auto out = engine.generate(requests);
   const double s = seconds_since(t0);
   int64_t produced = 0;
   for (const auto& g : out) produced += static_cast<int64_t>(g[0].ids.size());
-  return {{"tokens_per_s", produced / s}};
+  // Prefill: `batch` prompts of prefill_prompt tokens, one new token each.
+  auto prefill = make_requests(batch, prefill_prompt, 1);
+  t0 = Clock::now();
+  engine.generate(prefill);
+  const double p = seconds_since(t0);
+  return {{"tokens_per_s", produced / s}, {"prefill_tokens_per_s", batch * prefill_prompt / p}};
 }
 
 }  // namespace
@@ -112,7 +116,8 @@ int main(int argc, char** argv) {
   std::string preset = "bench-s";
   int threads = 2, steps = 3, reps = 20;
   int64_t batch = 8, seq = 256, n = 1024, prompt = 16, new_tokens = 128;
-  std::string dtype = "float32", device = "cpu";
+  std::string dtype = "float32", device = "cpu", model_dir;
+  int64_t prefill_prompt = 256;
   app.add_option("--threads", threads)->capture_default_str();
   app.add_option("--device", device, "cpu or cuda (train, decode)")->capture_default_str();
   auto* matmul = app.add_subcommand("matmul");
@@ -131,6 +136,8 @@ int main(int argc, char** argv) {
   decode->add_option("--prompt", prompt)->capture_default_str();
   decode->add_option("--new-tokens", new_tokens)->capture_default_str();
   decode->add_option("--dtype", dtype, "weights and KV cache dtype")->capture_default_str();
+  decode->add_option("--model", model_dir, "model directory (default: random weights of --preset)");
+  decode->add_option("--prefill-prompt", prefill_prompt, "prompt length of the prefill measurement")->capture_default_str();
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
@@ -142,8 +149,15 @@ int main(int argc, char** argv) {
   if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps, torch::Device(device));
   if (*decode) {
     torch::InferenceMode guard;
-    r = bench_decode(r1::preset_config(preset), batch, prompt, new_tokens, r1::torch_dtype_from_name(dtype),
-                     torch::Device(device));
+    r1::Transformer model{nullptr};
+    if (!model_dir.empty()) {
+      model = r1::load_model_dir(model_dir, {torch::Device(device), r1::torch_dtype_from_name(dtype)});
+    } else {
+      model = r1::Transformer(r1::preset_config(preset),
+                              torch::TensorOptions().device(device).dtype(r1::torch_dtype_from_name(dtype)));
+      model->init_weights(0);
+    }
+    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt);
     r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();

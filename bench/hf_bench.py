@@ -44,8 +44,12 @@ def train(preset, batch, seq, steps):
     return {"tokens_per_s": batch * seq * steps / (time.perf_counter() - t0)}
 
 
-def decode(preset, batch, prompt, new_tokens):
-    model = model_for(preset).eval()
+def decode(preset, batch, prompt, new_tokens, model_dir=None, prefill_prompt=0):
+    if model_dir:
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
+    else:
+        model = model_for(preset).eval()
     ids = torch.randint(0, model.config.vocab_size, (batch, prompt))
     kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
     with torch.inference_mode():
@@ -53,7 +57,14 @@ def decode(preset, batch, prompt, new_tokens):
         t0 = time.perf_counter()
         out = model.generate(ids, max_new_tokens=new_tokens, min_new_tokens=new_tokens, **kw)
         s = time.perf_counter() - t0
-    return {"tokens_per_s": (out.shape[1] - prompt) * batch / s}
+    result = {"tokens_per_s": (out.shape[1] - prompt) * batch / s}
+    if prefill_prompt:
+        ids = torch.randint(0, model.config.vocab_size, (batch, prefill_prompt))
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            model.generate(ids, max_new_tokens=1, min_new_tokens=1, **kw)
+            result["prefill_tokens_per_s"] = batch * prefill_prompt / (time.perf_counter() - t0)
+    return result
 
 
 def matvec_ceiling(preset):
@@ -85,13 +96,15 @@ def main():
     p.add_argument("--prompt", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", default=None, help="HF model directory (decode; default: random --preset weights)")
+    p.add_argument("--prefill-prompt", type=int, default=0, help="also measure prefill of this prompt length")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.what == "train":
         r = train(a.preset, a.batch, a.seq, a.steps)
     elif a.what == "decode":
-        r = decode(a.preset, a.batch, a.prompt, a.new_tokens)
+        r = decode(a.preset, a.batch, a.prompt, a.new_tokens, a.model, a.prefill_prompt)
     else:
         r = matvec_ceiling(a.preset)
     r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

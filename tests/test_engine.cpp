@@ -164,6 +164,22 @@ TEST(Sampling, FiltersKeepExactlyTheRightTokens) {
   expect_probs(kept(p), {0.25 / z, 0.04 / z, 0.0225 / z, 0.01 / z, 0.0025 / z});
 }
 
+TEST(Sampling, DrawsFollowTheDistributionAndNeverPickRemovedTokens) {
+  SamplingParams p;
+  p.top_k = 4;  // token 4 removed
+  auto logprobs = sampling_logprobs(torch::log(torch::tensor({0.5, 0.2, 0.15, 0.1, 0.05}, torch::kFloat32)), p, {});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  std::vector<int> counts(5, 0);
+  const int draws = 40000;
+  for (int i = 0; i < draws; ++i) ++counts[sample_token(logprobs.data_ptr<float>(), 5, p, gen)];
+  const double z = 0.95;
+  const std::vector<double> want = {0.5 / z, 0.2 / z, 0.15 / z, 0.1 / z, 0};
+  for (int t = 0; t < 5; ++t) EXPECT_NEAR(counts[t] / double(draws), want[t], 0.01) << "token " << t;
+  EXPECT_EQ(counts[4], 0);
+  p.temperature = 0;
+  EXPECT_EQ(sample_token(logprobs.data_ptr<float>(), 5, p, gen), 0);
+}
+
 TEST(Sampling, PenaltiesAndBiasChangeTheRightLogits) {
   auto logits = torch::tensor({2.0f, -2.0f, 1.0f, 0.5f}, torch::kFloat32);
   SamplingParams p;

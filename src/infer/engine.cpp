@@ -283,7 +283,9 @@ void Engine::admit() {
     }
   }
   active_count_ = active_.size();
-  for (size_t r = first; r < active_.size(); ++r) consume(*active_[r], logits[logits_row[r - first]]);
+  std::vector<Sequence*> rows;
+  for (size_t r = first; r < active_.size(); ++r) rows.push_back(active_[r].get());
+  sample_rows(logits.index_select(0, torch::tensor(logits_row, torch::kInt64)), rows);
 }
 
 void Engine::decode() {
@@ -296,29 +298,50 @@ void Engine::decode() {
   }
   const auto device = model_->model->embed_tokens->weight.device();
   auto hidden = model_->forward_cached(tokens.to(device), start, *cache_, 0);
-  auto logits = model_->logits(hidden.squeeze(1)).to(torch::kFloat32).cpu();
+  auto logits = model_->logits(hidden.squeeze(1));
   ++steps_;
+  std::vector<Sequence*> rows;
   for (int64_t i = 0; i < A; ++i) {
     ++active_[i]->length;
-    consume(*active_[i], logits[i]);
+    rows.push_back(active_[i].get());
+  }
+  sample_rows(logits, rows);
+}
+
+void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequence*>& rows) {
+  const int64_t R = raw_logits.size(0), V = raw_logits.size(1);
+  torch::Tensor logits = raw_logits.to(torch::kCPU, torch::kFloat32).contiguous();
+  bool any_raw = false;
+  for (auto* s : rows) any_raw = any_raw || s->request->params.raw_logprobs;
+  torch::Tensor raw = any_raw ? torch::log_softmax(logits, 1) : torch::Tensor();
+  // Embedding rows past the tokenizer's vocabulary (padding to a multiple) are no tokens: never
+  // sample them.
+  if (tokenizer_ && tokenizer_->vocab_size() < V) {
+    logits = logits.clone();
+    logits.narrow(1, tokenizer_->vocab_size(), V - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
+  }
+  // Rows with plain parameters: one batched log-softmax at their temperatures (1 for greedy).
+  std::vector<float> inverse_t(R, 1.0f);
+  for (int64_t i = 0; i < R; ++i) {
+    const auto& p = rows[i]->request->params;
+    if (is_plain(p) && p.temperature > 0) inverse_t[i] = static_cast<float>(1.0 / p.temperature);
+  }
+  const torch::Tensor plain = torch::log_softmax(logits * torch::tensor(inverse_t).unsqueeze(1), 1).contiguous();
+  for (int64_t i = 0; i < R; ++i) {
+    Sequence& s = *rows[i];
+    const SamplingParams& p = s.request->params;
+    torch::Tensor lp = is_plain(p) ? plain[i] : sampling_logprobs(logits[i], p, {&s.request->prompt, &s.out.ids});
+    const float* row = lp.data_ptr<float>();
+    const int64_t id = sample_token(row, V, p, s.generator);
+    consume(s, id, row[id], any_raw ? raw[i][id].item<float>() : 0.0f);
   }
 }
 
-void Engine::consume(Sequence& s, const torch::Tensor& raw_row) {
+void Engine::consume(Sequence& s, int64_t id, float logprob, float raw_logprob) {
   const SamplingParams& p = s.request->params;
-  torch::Tensor row = raw_row;
-  // Embedding rows past the tokenizer's vocabulary (padding to a multiple) are no tokens: never
-  // sample them.
-  const int64_t V = row.size(0);
-  if (tokenizer_ && tokenizer_->vocab_size() < V) {
-    row = row.clone();
-    row.narrow(0, tokenizer_->vocab_size(), V - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
-  }
-  const auto logprobs = sampling_logprobs(row, p, {&s.request->prompt, &s.out.ids});
-  const int64_t id = sample_token(logprobs, p, s.generator);
   s.out.ids.push_back(id);
-  s.out.logprobs.push_back(logprobs[id].item<float>());
-  if (p.raw_logprobs) s.out.raw_logprobs.push_back(torch::log_softmax(raw_row, 0)[id].item<float>());
+  s.out.logprobs.push_back(logprob);
+  if (p.raw_logprobs) s.out.raw_logprobs.push_back(raw_logprob);
   ++generated_tokens_;
   const size_t old_size = s.out.text.size();
   if (s.decoder) s.out.text += s.decoder->push(static_cast<int32_t>(id));

@@ -96,7 +96,9 @@ class Engine {
   bool step();  // one admission + decode round; false when there was nothing to do
   void admit();
   void decode();
-  void consume(Sequence& s, const torch::Tensor& logits_row);
+  // Samples one token for each row of logits [R, V] (plain rows batched), then consume()s it.
+  void sample_rows(const torch::Tensor& logits, const std::vector<Sequence*>& rows);
+  void consume(Sequence& s, int64_t id, float logprob, float raw_logprob);  // records it, checks stops
   void finish(Sequence& s, const std::string& reason);
   void retire_finished();
   void ensure_cache();  // allocated on first use: max_batch x max_context

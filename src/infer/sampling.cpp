@@ -1,7 +1,12 @@
 #include "infer/sampling.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
 
 #include "util/error.h"
 
@@ -72,9 +77,32 @@ torch::Tensor sampling_logprobs(const torch::Tensor& logits, const SamplingParam
   return torch::log_softmax(row, 0);
 }
 
-int64_t sample_token(const torch::Tensor& logprobs, const SamplingParams& p, at::Generator& generator) {
-  if (p.temperature == 0) return logprobs.argmax().item<int64_t>();
-  return torch::multinomial(logprobs.exp(), 1, false, generator).item<int64_t>();
+bool is_plain(const SamplingParams& p) {
+  return p.logit_bias.empty() && p.repetition_penalty == 1.0 && p.presence_penalty == 0 && p.frequency_penalty == 0 &&
+         (p.temperature == 0 || (p.top_k == 0 && p.top_p >= 1.0 && p.min_p == 0));
+}
+
+int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& p, at::Generator& generator) {
+  if (p.temperature == 0) return std::max_element(logprobs, logprobs + V) - logprobs;
+  double u;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    u = at::uniform_real_distribution<double>(0.0, 1.0)(generator.get<at::CPUGeneratorImpl>());
+  }
+  // Walk the CDF in double: removed tokens (-inf) add nothing, and the last kept token takes
+  // whatever rounding leaves at the top.
+  double total = 0;
+  for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(logprobs[i]));
+  const double target = u * total;
+  double cumulative = 0;
+  int64_t last_kept = 0;
+  for (int64_t i = 0; i < V; ++i) {
+    if (logprobs[i] == -std::numeric_limits<float>::infinity()) continue;
+    cumulative += std::exp(static_cast<double>(logprobs[i]));
+    last_kept = i;
+    if (cumulative > target) return i;
+  }
+  return last_kept;
 }
 
 }  // namespace r1

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <torch/torch.h>
 
 namespace r1 {
@@ -43,7 +44,13 @@ struct PenaltyContext {
 // the log-softmax of the processed logits at temperature 1 (what greedy decoding reports).
 torch::Tensor sampling_logprobs(const torch::Tensor& logits, const SamplingParams& params, const PenaltyContext& context);
 
-// Draws a token from `logprobs` (argmax when params.temperature == 0).
-int64_t sample_token(const torch::Tensor& logprobs, const SamplingParams& params, at::Generator& generator);
+// Whether sampling_logprobs reduces to log_softmax(logits / temperature) for these parameters
+// (no bias, penalties or filters): such rows are processed together, as one batched operation.
+bool is_plain(const SamplingParams& params);
+
+// Draws a token from log-probabilities [V] (contiguous fp32 CPU): argmax at temperature 0, else
+// inverse-CDF sampling with one uniform number from `generator` (the same draw whether the row
+// was processed alone or in a batch, so a seed gives the same tokens either way).
+int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& params, at::Generator& generator);
 
 }  // namespace r1

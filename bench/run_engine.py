@@ -1,0 +1,48 @@
+"""make bench (engine part): decode tokens/s at batch 1, 8, 32, 64 and prefill tokens/s for the
+tiny, small and bench-m (110M) presets, r1's engine beside transformers' batched generate on the
+same weights (one model directory, loaded by both) and the same shapes, with peak memory.
+Usage: run_engine.py BUILD_DIR [--quick]"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(cmd):
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    quick = "--quick" in sys.argv
+    presets = ["tiny", "small"] if quick else ["tiny", "small", "bench-m"]
+    batches = [1, 8, 32, 64]
+    common = ["--prompt", "16", "--new-tokens", "64" if quick else "128", "--prefill-prompt", "256", "--threads", "2"]
+    print("\n## Generation engine: greedy decode (prompt 16, then 128 new tokens), prefill (256-token prompts), fp32, 2 threads\n")
+    print("| preset | batch | r1 decode tok/s | transformers tok/s | r1 / transformers | r1 batch B / batch 1 "
+          "| r1 prefill tok/s | transformers prefill tok/s | r1 peak RSS MB | transformers peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in presets:
+            model = os.path.join(tmp, preset)
+            subprocess.run([os.path.join(build, "r1"), "model", "init", "--preset", preset, "--out", model],
+                           check=True, capture_output=True)
+            base = None
+            for batch in batches:
+                a = run([os.path.join(build, "bench", "r1_bench"), "--threads", "2", "decode", "--model", model,
+                         "--batch", str(batch)] + [c for c in common if c != "--threads" and c != "2"])
+                b = run([sys.executable, os.path.join(HERE, "hf_bench.py"), "decode", "--model", model, "--batch",
+                         str(batch)] + common)
+                base = base or a["tokens_per_s"]
+                print(f"| {preset} | {batch} | {a['tokens_per_s']:.0f} | {b['tokens_per_s']:.0f} | "
+                      f"{a['tokens_per_s'] / b['tokens_per_s']:.2f}x | {a['tokens_per_s'] / base:.1f}x | "
+                      f"{a['prefill_tokens_per_s']:.0f} | {b['prefill_tokens_per_s']:.0f} | {a['peak_rss_mb']:.0f} | "
+                      f"{b['peak_rss_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
