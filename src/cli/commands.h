@@ -12,5 +12,7 @@ void add_pretrain_command(CLI::App& app);
 void add_sft_command(CLI::App& app);
 void add_launch_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_chat_command(CLI::App& app);
 
 }  // namespace r1::cli
