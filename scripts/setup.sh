@@ -20,6 +20,7 @@ apt_packages=(
   nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev
   libgloo-dev libcpp-httplib-dev
+  chromium chromium-driver
 )
 
 say() { echo "[setup] $*" >&2; }
@@ -59,7 +60,19 @@ install_venv() {
   cp "$req" "$venv/.r1-requirements"
 }
 
+# Extra test-only packages (the web UI's browser test drives Debian's chromium through
+# selenium and chromium-driver, never a downloaded browser). Kept out of requirements.txt so
+# adding one does not rebuild the torch virtualenv.
+install_extras() {
+  local venv=$1 extras="$here/requirements-extra.txt"
+  if [ -f "$venv/.r1-extras" ] && cmp -s "$venv/.r1-extras" "$extras"; then return 0; fi
+  say "installing test extras into $venv"
+  "$venv/bin/python" -m pip install -q --progress-bar off -r "$extras" >&2
+  cp "$extras" "$venv/.r1-extras"
+}
+
 install_debian_packages
 venv=$(venv_dir)
 install_venv "$venv"
+install_extras "$venv"
 if [ "${1:-}" = "--print-venv" ]; then echo "$venv"; fi

@@ -3,6 +3,8 @@ its sampling filters checked against transformers' own logits processors on the 
 import json
 import os
 import shutil
+import subprocess
+import time
 import unittest
 
 import torch
@@ -12,7 +14,7 @@ from transformers.generation.logits_process import (LogitsProcessorList, MinPLog
                                                     RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
-from r1test import TempDirCase, r1, write_json
+from r1test import R1, TempDirCase, r1, write_json
 
 
 class Generate(TempDirCase, unittest.TestCase):
@@ -85,6 +87,61 @@ class Generate(TempDirCase, unittest.TestCase):
                 want = torch.log_softmax(scores, -1)[0, token].item()
                 self.assertGreater(want, -1e9, "r1 sampled a token transformers' filters remove")
                 self.assertAlmostEqual(lp, want, delta=2e-4)
+
+    def test_chat_cli_streams_keeps_history_and_ctrl_c_stops_an_answer(self):
+        import pty
+        import select
+        import signal
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: r1 chat on a terminal
+            os.execv(R1, [R1, "chat", "--model", self.model, "--chat-template", "chatml", "--threads", "1",
+                          "--max-new-tokens", "100000", "--ignore-eos", "--max-context", "4096"])
+        output = b""
+
+        def read_until(needle, timeout=60):
+            nonlocal output
+            deadline = time.time() + timeout
+            while needle not in output and time.time() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.2)
+                if ready:
+                    try:
+                        output += os.read(fd, 4096)
+                    except OSError:
+                        break
+            self.assertIn(needle, output)
+
+        try:
+            read_until(b"> ")
+            os.write(fd, b"/temp 0\n")
+            read_until(b"(temperature 0)")
+            os.write(fd, b"what is 1 plus 1?\n")
+            time.sleep(1.0)  # an endless answer is streaming
+            os.write(fd, b"\x03")  # Ctrl-C: stop the answer, stay in the chat
+            read_until(b"[stopped]")
+            read_until(b"> ")
+            os.write(fd, b"/reset\n")
+            read_until(b"(conversation cleared)")
+            os.write(fd, b"/quit\n")
+            _, status = os.waitpid(pid, 0)
+            self.assertEqual(os.waitstatus_to_exitcode(status), 0, output.decode(errors="replace"))
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.close(fd)
+
+    def test_chat_cli_on_a_pipe(self):
+        proc = subprocess.run([R1, "chat", "--model", self.model, "--chat-template", "chatml", "--threads", "1",
+                               "--max-new-tokens", "8", "--temperature", "0"],
+                              input="question 2: what\n/system be brief\nquestion 3\n", capture_output=True,
+                              text=True, timeout=120)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        # The first answer is what r1 generate gives for the same chat prompt.
+        rows = self.rows("--prompt", "question 2: what", "--chat", "--chat-template", "chatml", "--max-new-tokens", 8,
+                         "--temperature", 0)
+        self.assertTrue(proc.stdout.startswith(rows[0]["text"]), (proc.stdout, rows[0]["text"]))
+        self.assertIn("(system prompt set; conversation cleared)", proc.stdout)
 
     def test_bad_prompt_lines_and_flags(self):
         bad = os.path.join(self.tmp, "bad.jsonl")
