@@ -32,13 +32,13 @@ first=$(head -n 1 "$RUN/tiny/metrics.jsonl" | sed -E 's/.*"loss":([0-9.]+).*/\1/
 last=$(tail -n 1 "$RUN/tiny/metrics.jsonl" | sed -E 's/.*"loss":([0-9.]+).*/\1/')
 echo "loss: step 1 $first -> step $STEPS $last"
 echo
-echo "== 4. a question in the DeepSeek-R1 chat template, then greedy decoding with the KV cache"
-ids_of() { sed -E 's/.*"ids":\[([^]]*)\].*/\1/' "$1" | head -n 1; }  # the "ids" list of a JSON line
-echo '{"messages": [{"role": "user", "content": "What does the KV cache hold?"}]}' |
-  "$R1" tokenizer chat --tokenizer "$RUN/tiny/tokenizer.json" --chat-template deepseek-r1 --generation-prompt \
-  > "$RUN/prompt.json"
-"$R1" generate --model "$RUN/tiny" --prompt-ids "$(ids_of "$RUN/prompt.json")" --max-new-tokens 24 > "$RUN/generation.jsonl"
+echo "== 4. a question in the DeepSeek-R1 chat template, answered by the generation engine"
+"$R1" generate --model "$RUN/tiny" --prompt "What does the KV cache hold?" --chat --chat-template deepseek-r1 \
+  --max-new-tokens 32 --temperature 0 > "$RUN/generation.jsonl"
 echo -n "the model says: "
-"$R1" tokenizer decode --tokenizer "$RUN/tiny/tokenizer.json" --ids "$(ids_of "$RUN/generation.jsonl")"
+sed -E 's/.*"text":"(([^"\\]|\\.)*)".*/\1/' "$RUN/generation.jsonl"
 echo
 echo "demo done: $RUN/tiny loads in transformers (AutoModelForCausalLM) and tokenizers (Tokenizer.from_file)"
+echo "talk to it:     $R1 chat --model $RUN/tiny --chat-template deepseek-r1"
+echo "or serve it:    $R1 serve --model $RUN/tiny --chat-template deepseek-r1 --run $RUN/tiny"
+echo "                (OpenAI API at http://127.0.0.1:8080/v1, web UI with the training curves at http://127.0.0.1:8080/)"
