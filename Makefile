@@ -33,6 +33,7 @@ bench: build
 	$(VENV)/bin/python bench/run_tokenizer.py $(BUILD) ../shared/data
 	$(VENV)/bin/python bench/run_training.py $(BUILD)
 	$(VENV)/bin/python bench/run_engine.py $(BUILD)
+	$(VENV)/bin/python bench/run_server.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)
