@@ -16,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -90,7 +89,8 @@ int launch(const LaunchArgs& a) {
   // Wait for every rank. The first failure decides the exit code; after it, the survivors have
   // grace_s to exit on their own before they are killed.
   int exit_code = 0, alive = a.nproc;
-  std::optional<std::chrono::steady_clock::time_point> failed_at;
+  bool failing = false;  // a rank failed at failed_at; the others get grace_s to exit
+  auto failed_at = std::chrono::steady_clock::now();
   while (alive > 0) {
     if (g_forward_signal) {
       for (pid_t pid : pids)
@@ -107,6 +107,7 @@ int launch(const LaunchArgs& a) {
         const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (code != 0 && exit_code == 0) {
           exit_code = code;
+          failing = true;
           failed_at = std::chrono::steady_clock::now();
           std::cerr << "r1 launch: local rank " << i << " (rank " << a.node_rank * a.nproc + i << ") "
                     << (WIFEXITED(status) ? "exited with status " + std::to_string(code)
@@ -116,10 +117,10 @@ int launch(const LaunchArgs& a) {
       }
       continue;
     }
-    if (failed_at && std::chrono::steady_clock::now() - *failed_at > std::chrono::duration<double>(a.grace_s)) {
+    if (failing && std::chrono::steady_clock::now() - failed_at > std::chrono::duration<double>(a.grace_s)) {
       for (pid_t pid : pids)
         if (pid > 0) ::kill(pid, SIGKILL);
-      failed_at.reset();
+      failing = false;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
