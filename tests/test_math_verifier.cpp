@@ -103,10 +103,15 @@ TEST(MathVerifier, Gsm8kAnswersInTheirEquivalentForms) {
     std::string n = written;
     n.erase(std::remove(n.begin(), n.end(), ','), n.end());
     EXPECT_TRUE(math_equal(written, n).equal) << written;
-    std::string with_commas = n;
-    const size_t dot = n.find('.');
-    for (long i = static_cast<long>(dot == std::string::npos ? n.size() : dot) - 3; i > (n[0] == '-' ? 1 : 0); i -= 3)
-      with_commas.insert(static_cast<size_t>(i), ",");
+    // The same number with thousands separators: 1234567.5 -> 1,234,567.5.
+    const size_t dot = std::min(n.find('.'), n.size());
+    const size_t sign = n[0] == '-' ? 1 : 0;
+    std::string with_commas = n.substr(0, sign);
+    for (size_t i = sign; i < dot; ++i) {
+      with_commas += n[i];
+      if ((dot - i - 1) % 3 == 0 && i + 1 < dot) with_commas += ',';
+    }
+    with_commas += n.substr(dot);
     std::vector<std::string> forms = {n, with_commas};
     forms.push_back("\\boxed{" + n + "}");
     forms.push_back("$" + n);
