@@ -6,6 +6,7 @@
 #include <cctype>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <regex>
 #include <stdexcept>
@@ -742,6 +743,10 @@ std::string lower(std::string s) {
 }  // namespace
 
 MathVerdict math_equal(std::string_view answer, std::string_view reference, const MathVerifyOptions& options) {
+  // GiNaC's expression objects share reference-counted constants without atomics: one check at
+  // a time (a check takes tens of microseconds; parallel reward scoring gains from code tests).
+  static std::mutex ginac;
+  std::lock_guard<std::mutex> lock(ginac);
   if (answer.size() > options.max_chars || reference.size() > options.max_chars) return {false, "too long"};
   // Two equations compare as equations ("x + y = 1" vs "y = 1 - x"); otherwise "y =" prefixes go.
   const std::string ea = normalize(answer, false), eb = normalize(reference, false);

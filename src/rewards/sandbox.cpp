@@ -223,6 +223,24 @@ std::string trim_lines(const std::string& s) {
 
 }  // namespace
 
+RunResult run_command(const std::vector<std::string>& argv, const std::string& stdin_text, double wall_seconds) {
+  SandboxLimits l;
+  l.wall_seconds = wall_seconds;
+  l.cpu_seconds = 1e6;
+  l.memory_bytes = RLIM_INFINITY;
+  l.file_bytes = RLIM_INFINITY;
+  l.processes = 1 << 20;
+  l.open_files = 4096;
+  std::vector<std::string> full = argv;
+  if (!full.empty() && full[0].find('/') == std::string::npos) {
+    const std::string found = find_program(full[0].c_str());
+    if (!found.empty()) full[0] = found;
+  }
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  return run_process(full, env, l, false, fs::current_path().string(), stdin_text, false);
+}
+
 double TestReport::pass_fraction() const {
   if (tests.empty()) return 0;
   size_t passed = 0;

@@ -54,6 +54,10 @@ struct IoCase {
   std::string input, expected_output;
 };
 
+// Runs a trusted command (a user's external reward script) with a wall-clock limit and the
+// output limit, without isolation. stdin_text goes to its standard input.
+RunResult run_command(const std::vector<std::string>& argv, const std::string& stdin_text, double wall_seconds);
+
 class CodeSandbox {
  public:
   explicit CodeSandbox(SandboxLimits limits = {}, int max_parallel = 0 /* 0 = cores */);

@@ -1,0 +1,76 @@
+// Reward functions for GRPO and r1 eval, one interface: (prompt, completion, metadata) -> score
+// + reason + details. The rule-based rewards of DeepSeek-R1-Zero (is the answer right, is the
+// reasoning in <think>...</think>) and the usual additions (tag counting, language consistency,
+// DAPO's overlong punishment, code tests, an external command), combined by weighted sums:
+//   --reward accuracy_math:1,format_think:0.5
+// Torch-free.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rewards/sandbox.h"
+
+namespace r1 {
+
+struct RewardInput {
+  std::string prompt;
+  std::string completion;
+  // What the rewards check against: "answer" (math), "tests" + "language" or "test" +
+  // "entry_point" (+ "code_prompt") for code, "completion_tokens" for length rewards, ...
+  nlohmann::json metadata = nlohmann::json::object();
+};
+
+struct RewardResult {
+  double score = 0;
+  std::string reason;
+  nlohmann::json details = nlohmann::json::object();
+};
+
+struct RewardOptions {
+  int64_t overlong_max_tokens = 4096;  // DAPO: L_max
+  int64_t overlong_cache_tokens = 512; // DAPO: the soft-punishment window before L_max
+  std::vector<std::string> external_command;  // for "external": argv; JSON on stdin, score on stdout
+  double external_timeout_s = 30;
+  SandboxLimits sandbox;
+};
+
+using RewardFn = std::function<RewardResult(const RewardInput&)>;
+
+// The built-in rewards by name; throws r1::Error for an unknown name (listing the known ones).
+RewardFn make_reward(const std::string& name, const RewardOptions& options, std::shared_ptr<CodeSandbox> sandbox);
+const std::vector<std::string>& reward_names();
+
+// The code a completion holds: the last ```python/```cpp/``` block, else the whole text.
+std::string extract_code(const std::string& completion);
+
+struct WeightedReward {
+  std::string name;
+  double weight = 1;
+};
+// "accuracy_math:1,format_think:0.5" (weight 1 when omitted).
+std::vector<WeightedReward> parse_reward_spec(const std::string& spec);
+
+struct ScoredCompletion {
+  double total = 0;
+  std::map<std::string, RewardResult> components;
+};
+
+// A weighted sum of rewards; score_batch runs the completions in parallel.
+class CombinedReward {
+ public:
+  CombinedReward(const std::string& spec, const RewardOptions& options = {});
+  ScoredCompletion score(const RewardInput& input) const;
+  std::vector<ScoredCompletion> score_batch(const std::vector<RewardInput>& inputs, int threads = 0) const;
+  const std::vector<WeightedReward>& parts() const { return parts_; }
+
+ private:
+  std::vector<WeightedReward> parts_;
+  std::vector<RewardFn> functions_;
+};
+
+}  // namespace r1
