@@ -30,8 +30,9 @@ std::vector<std::string> split(const std::string& text, char sep) {
 
 }  // namespace
 
-void EngineFlags::add_to(CLI::App* cmd, bool with_sampling) {
-  cmd->add_option("--model", model, "model directory (with tokenizer.json for text)")->required()->check(CLI::ExistingDirectory);
+void EngineFlags::add_to(CLI::App* cmd, bool with_sampling, bool model_required) {
+  auto* m = cmd->add_option("--model", model, "model directory (with tokenizer.json for text)")->check(CLI::ExistingDirectory);
+  if (model_required) m->required();
   cmd->add_option("--chat-template", chat_template, "chat template name; default: recognise tokenizer_config.json's");
   cmd->add_option("--max-batch", engine.max_batch, "sequences decoded together (KV cache rows)")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -24,7 +24,7 @@ struct EngineFlags {
   bool seeded = false;
   RuntimeOptions rt;
 
-  void add_to(CLI::App* cmd, bool with_sampling = true);
+  void add_to(CLI::App* cmd, bool with_sampling = true, bool model_required = true);
   // Applies the parsed string flags to `sampling` (call after parsing).
   void finish_sampling();
 };
