@@ -742,6 +742,10 @@ std::string lower(std::string s) {
 
 }  // namespace
 
+namespace {
+MathVerdict math_equal_normalized(const std::string& a, const std::string& b, const MathVerifyOptions& options);
+}  // namespace
+
 MathVerdict math_equal(std::string_view answer, std::string_view reference, const MathVerifyOptions& options) {
   // GiNaC's expression objects share reference-counted constants without atomics: one check at
   // a time (a check takes tens of microseconds; parallel reward scoring gains from code tests).
@@ -761,6 +765,21 @@ MathVerdict math_equal(std::string_view answer, std::string_view reference, cons
   }
   const std::string a = normalize(answer, true), b = normalize(reference, true);
   if (a.empty() || b.empty()) return {false, "empty"};
+  // A percentage against a plain number: "10\%" equals 10 (the number asked for) and 0.1.
+  const bool pa = answer.find('%') != std::string_view::npos, pb = reference.find('%') != std::string_view::npos;
+  if (pa != pb) {
+    const MathVerdict plain = math_equal_normalized(a, b, options);
+    if (plain.equal) return plain;
+    const MathVerdict scaled = pa ? math_equal_normalized("\\frac{" + a + "}{100}", b, options)
+                                  : math_equal_normalized(a, "\\frac{" + b + "}{100}", options);
+    return scaled.equal ? MathVerdict{true, "percent"} : plain;
+  }
+  return math_equal_normalized(a, b, options);
+}
+
+namespace {
+
+MathVerdict math_equal_normalized(const std::string& a, const std::string& b, const MathVerifyOptions& options) {
   if (without_spaces(a) == without_spaces(b)) return {true, "string"};
   const auto la = choice_letter(a), lb = choice_letter(b);
   if (la && lb) return {*la == *lb, "choice"};
@@ -776,4 +795,5 @@ MathVerdict math_equal(std::string_view answer, std::string_view reference, cons
   }
 }
 
+}  // namespace
 }  // namespace r1
