@@ -34,6 +34,7 @@ bench: build
 	$(VENV)/bin/python bench/run_training.py $(BUILD)
 	$(VENV)/bin/python bench/run_engine.py $(BUILD)
 	$(VENV)/bin/python bench/run_server.py $(BUILD)
+	$(VENV)/bin/python bench/run_rewards.py $(BUILD) ../shared/data
 
 clean:
 	rm -rf $(BUILD)

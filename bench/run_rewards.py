@@ -1,0 +1,58 @@
+"""make bench (rewards part): math checks per second and latency on MATH-500 answer pairs and
+their mutations, r1 (r1_bench_rewards) beside math-verify on the same pairs in the same run; and
+HumanEval canonical solutions per second in the sandbox. Usage: run_rewards.py BUILD_DIR DATA_DIR"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from math_pairs import pairs  # noqa: E402
+
+
+def main():
+    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(HERE), "..", "shared", "data")
+    from math_verify import parse, verify
+    items = [(a, ref) for a, ref, _, _ in pairs(data)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "pairs.jsonl")
+        with open(path, "w") as f:
+            for a, ref in items:
+                f.write(json.dumps({"answer": a, "reference": ref}) + "\n")
+        ours = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "math", "--pairs", path],
+                                         capture_output=True, text=True, check=True).stdout)
+    latencies = []
+    t0 = time.perf_counter()
+    for a, ref in items:
+        s = time.perf_counter()
+        try:
+            verify(parse("$" + ref + "$"), parse("$" + a + "$"))
+        except Exception:  # noqa: BLE001
+            pass
+        latencies.append(time.perf_counter() - s)
+    theirs = len(items) / (time.perf_counter() - t0)
+    latencies.sort()
+    print(f"\n## Math checks ({len(items)} MATH-500 pairs and mutations, one thread)\n")
+    print("| checker | checks/s | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    print(f"| r1 (math_equal) | {ours['checks_per_s']:.0f} | {ours['p50_ms']:.3f} | {ours['p99_ms']:.3f} | {ours['max_ms']:.1f} |")
+    print(f"| math-verify 0.9.0 | {theirs:.0f} | {1000 * latencies[len(latencies) // 2]:.3f} | "
+          f"{1000 * latencies[len(latencies) * 99 // 100]:.3f} | {1000 * latencies[-1]:.1f} |")
+    print(f"\nr1 / math-verify: {ours['checks_per_s'] / theirs:.1f}x")
+    box = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "sandbox", "--humaneval",
+                                     os.path.join(data, "humaneval", "HumanEval.jsonl.gz")],
+                                    capture_output=True, text=True, check=True).stdout)
+    print(f"\n## Sandbox: HumanEval canonical solutions ({box['programs']} programs, "
+          f"{'bubblewrap' if box['isolated'] else 'rlimits only'})\n")
+    print("| programs/s | passed |")
+    print("|---|---|")
+    print(f"| {box['programs_per_s']:.1f} | {box['passed']}/{box['programs']} |")
+
+
+if __name__ == "__main__":
+    main()
