@@ -28,6 +28,12 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
+// When r1 runs as root, each sandbox runs as its own unprivileged uid (no passwd entry needed):
+// the process limit counts per uid, so a fork bomb in one sandbox cannot starve the others.
+uid_t sandbox_uid(const std::string& scratch) {
+  return static_cast<uid_t>(200000 + std::hash<std::string>{}(scratch) % 50000);
+}
+
 std::string find_program(const char* name) {
   for (const char* dir : {"/usr/bin", "/bin", "/usr/local/bin"}) {
     const std::string p = std::string(dir) + "/" + name;
@@ -48,7 +54,7 @@ struct CArgs {
 
 struct ChildSetup {
   const SandboxLimits* limits;
-  bool drop_to_nobody;
+  uid_t run_as;  // 0: keep the caller's uid
   const char* workdir;
 };
 
@@ -64,9 +70,9 @@ struct ChildSetup {
   limit(RLIMIT_FSIZE, l.file_bytes, l.file_bytes);
   limit(RLIMIT_NOFILE, static_cast<rlim_t>(l.open_files), static_cast<rlim_t>(l.open_files));
   limit(RLIMIT_CORE, 0, 0);
-  if (setup.drop_to_nobody) {
-    // Root ignores RLIMIT_NPROC and may write anywhere: run as nobody instead.
-    if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(126);
+  if (setup.run_as != 0) {
+    // Root ignores RLIMIT_NPROC and may write anywhere: run unprivileged instead.
+    if (::setgroups(0, nullptr) != 0 || ::setgid(setup.run_as) != 0 || ::setuid(setup.run_as) != 0) ::_exit(126);
   }
   limit(RLIMIT_NPROC, static_cast<rlim_t>(l.processes), static_cast<rlim_t>(l.processes));
   ::execve(argv[0], argv, envp);
@@ -114,7 +120,7 @@ struct ChildSetup {
 
 // Runs prepared argv with limits; collects output up to output_bytes; kills the group at the wall limit.
 RunResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env, const SandboxLimits& l,
-                      bool drop_to_nobody, const std::string& workdir, const std::string& stdin_text, bool via_bwrap) {
+                      uid_t run_as, const std::string& workdir, const std::string& stdin_text, bool via_bwrap) {
   RunResult r;
   CArgs args(argv), envs(env);
   int in[2], out[2], err[2];
@@ -123,7 +129,7 @@ RunResult run_process(const std::vector<std::string>& argv, const std::vector<st
     r.err = std::string("pipe: ") + std::strerror(errno);
     return r;
   }
-  const ChildSetup setup{&l, drop_to_nobody, workdir.c_str()};
+  const ChildSetup setup{&l, run_as, workdir.c_str()};
   const auto t0 = std::chrono::steady_clock::now();
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -198,13 +204,13 @@ RunResult run_process(const std::vector<std::string>& argv, const std::vector<st
   return r;
 }
 
-bool bubblewrap_works(const std::string& bwrap, bool drop_to_nobody) {
+bool bubblewrap_works(const std::string& bwrap, uid_t run_as) {
   if (bwrap.empty()) return false;
   const std::string dir = fs::temp_directory_path().string();
   SandboxLimits l;
   l.wall_seconds = 10;
   const RunResult r = run_process({bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "/bin/true"},
-                                  {"PATH=/usr/bin:/bin"}, l, drop_to_nobody, dir, "", true);
+                                  {"PATH=/usr/bin:/bin"}, l, run_as, dir, "", true);
   return r.status == "ok";
 }
 
@@ -238,7 +244,7 @@ RunResult run_command(const std::vector<std::string>& argv, const std::string& s
   }
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  return run_process(full, env, l, false, fs::current_path().string(), stdin_text, false);
+  return run_process(full, env, l, 0, fs::current_path().string(), stdin_text, false);
 }
 
 double TestReport::pass_fraction() const {
@@ -253,7 +259,7 @@ CodeSandbox::CodeSandbox(SandboxLimits limits, int max_parallel)
   static std::once_flag checked;
   static bool works = false;
   std::call_once(checked, [] {
-    works = bubblewrap_works(find_program("bwrap"), ::geteuid() == 0);
+    works = bubblewrap_works(find_program("bwrap"), ::geteuid() == 0 ? kNobody : 0);
     if (!works)
       std::cerr << "WARNING: bubblewrap cannot create namespaces on this machine (or is not installed): generated code "
                    "runs with rlimits only, without filesystem or network isolation\n";
@@ -265,12 +271,13 @@ std::string CodeSandbox::make_scratch(const std::map<std::string, std::string>& 
   std::string tmpl = (fs::temp_directory_path() / "r1-sandbox-XXXXXX").string();
   if (!::mkdtemp(tmpl.data())) return "";
   const bool as_root = ::geteuid() == 0;
-  if (as_root && ::chown(tmpl.c_str(), kNobody, kNobody) != 0) ::chmod(tmpl.c_str(), 0777);
+  const uid_t uid = sandbox_uid(tmpl);
+  if (as_root && ::chown(tmpl.c_str(), uid, uid) != 0) ::chmod(tmpl.c_str(), 0777);
   for (const auto& [name, content] : files) {
     if (name.find('/') != std::string::npos || name.empty() || name[0] == '.') continue;
     const std::string path = tmpl + "/" + name;
     std::ofstream(path, std::ios::binary) << content;
-    if (as_root && ::chown(path.c_str(), kNobody, kNobody) != 0) ::chmod(path.c_str(), 0666);
+    if (as_root && ::chown(path.c_str(), uid, uid) != 0) ::chmod(path.c_str(), 0666);
   }
   return tmpl;
 }
@@ -295,7 +302,7 @@ RunResult CodeSandbox::run_in(const std::string& scratch, const std::vector<std:
     if (!found.empty()) program[0] = found;
   }
   full.insert(full.end(), program.begin(), program.end());
-  return run_process(full, env, limits, ::geteuid() == 0, scratch, stdin_text, use_bwrap_);
+  return run_process(full, env, limits, ::geteuid() == 0 ? sandbox_uid(scratch) : 0, scratch, stdin_text, use_bwrap_);
 }
 
 RunResult CodeSandbox::run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& files,

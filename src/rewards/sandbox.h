@@ -5,7 +5,7 @@
 // namespace sandbox: no network, its own PID/IPC/UTS namespaces, read-only /usr /bin /lib, a
 // private /tmp and /proc, the scratch directory as the only writable place, and nothing of /home,
 // /root, /etc or the project. Inside or not, the program runs under rlimits (CPU seconds, address
-// space, file size, processes, open files), as user nobody when r1 runs as root, in its own
+// space, file size, processes, open files), as an unprivileged uid of its own when r1 runs as root, in its own
 // session, and the whole process group is killed at the wall-clock limit. If bubblewrap cannot
 // create namespaces here, the sandbox says so once on stderr and runs with the rlimits alone.
 // Torch-free.
