@@ -161,6 +161,10 @@ TEST(MathVerifier, HostileInputsAreBoundedAndRejected) {
   EXPECT_FALSE(math_equal("\\frac{\\frac{\\frac{1}{0}}{0}}{0}", "0").equal);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(seconds, 2.0);
+  // The time limit itself: with none left, an expression check stops.
+  MathVerifyOptions no_time;
+  no_time.time_limit_s = 0;
+  EXPECT_EQ(math_equal("x^2 + 1", "1 + x^2 + 0", no_time).reason, "too large: time limit");
 }
 
 TEST(AnswerExtraction, FormsAndConflicts) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -413,9 +414,15 @@ class ExprParser {
 // ---------------------------------------------------------------------------------------------
 // Comparing scalars
 
+std::chrono::steady_clock::time_point deadline_after(const MathVerifyOptions& o) {
+  return std::chrono::steady_clock::now() +
+         std::chrono::microseconds(static_cast<int64_t>(o.time_limit_s * 1e6));
+}
+
 struct Compare {
   const MathVerifyOptions& options;
   std::map<std::string, GiNaC::symbol> symbols;
+  std::chrono::steady_clock::time_point deadline;
 
   GiNaC::ex parse(const std::string& s) {
     // A mixed number: 15\frac{39}{40}, 137 \frac{1}{2}.
@@ -426,6 +433,7 @@ struct Compare {
                     GiNaC::numeric(m[3].str().c_str()) / GiNaC::numeric(m[4].str().c_str());
       return m[1].str().empty() ? v : -v;
     }
+    check_time();
     return ExprParser(s, symbols).parse();
   }
 
@@ -441,6 +449,38 @@ struct Compare {
   bool close(const GiNaC::numeric& a, const GiNaC::numeric& b) const {
     const GiNaC::numeric scale = std::max(GiNaC::numeric(1), std::max(GiNaC::abs(a), GiNaC::abs(b)));
     return GiNaC::abs(a - b) <= scale * GiNaC::numeric(options.rel_tolerance);
+  }
+
+  void check_time() const {
+    if (std::chrono::steady_clock::now() > deadline) throw TooLarge("time limit");
+  }
+
+  // x / y is the same non-zero constant at several random points.
+  bool proportional(const std::string& a, const std::string& b) {
+    try {
+      const GiNaC::ex x = parse(a), y = parse(b);
+      GiNaC::lst free;
+      for (const auto& [name, sym] : symbols)
+        if (x.has(sym) || y.has(sym)) free.append(sym);
+      if (free.nops() == 0) return false;
+      std::optional<GiNaC::numeric> ratio;
+      int agreed = 0;
+      for (int trial = 0; trial < 4; ++trial) {
+        check_time();
+        GiNaC::exmap at;
+        int k = 0;
+        for (const auto& sym : free) at[sym] = GiNaC::numeric(41 + 89 * trial + 53 * k++, 89);
+        const auto u = value(x.subs(at)), v = value(y.subs(at));
+        if (!u || !v || v->is_zero()) continue;
+        const GiNaC::numeric r = *u / *v;
+        if (r.is_zero() || (ratio && !close(r, *ratio))) return false;
+        ratio = r;
+        ++agreed;
+      }
+      return agreed >= 2;
+    } catch (const std::exception&) {
+      return false;
+    }
   }
 
   MathVerdict scalars(const std::string& a, const std::string& b) {
@@ -470,6 +510,7 @@ struct Compare {
     // side: sin^2 x + cos^2 x is 1).
     int agreed = 0;
     for (int trial = 0; trial < 4; ++trial) {
+      check_time();
       GiNaC::exmap at;
       int k = 0;
       for (const auto& s : free) at[s] = GiNaC::numeric(37 + 113 * trial + 71 * k++, 97);
@@ -709,6 +750,8 @@ MathVerdict compare(Compare& c, const Value& a, const Value& b, int depth) {
       const std::string x = "(" + a.items[0].text + ")-(" + a.items[1].text + ")";
       const std::string y = "(" + b.items[0].text + ")-(" + b.items[1].text + ")";
       if (c.scalars(x, y).equal || c.scalars(x, "-(" + y + ")").equal) return {true, "equation"};
+      // The same solutions: lhs - rhs of one is a constant multiple of the other's (2x = 4 and x = 2).
+      if (c.proportional(x, y)) return {true, "equation (same solutions)"};
       return {false, "different equations"};
     }
   }
@@ -757,7 +800,7 @@ MathVerdict math_equal(std::string_view answer, std::string_view reference, cons
   if (split_top(ea, "=").size() == 2 && split_top(eb, "=").size() == 2 && ea.find('<') == std::string::npos &&
       eb.find('<') == std::string::npos && ea.find('>') == std::string::npos && eb.find('>') == std::string::npos) {
     try {
-      Compare c{options, {}};
+      Compare c{options, {}, deadline_after(options)};
       return compare(c, parse_value(ea), parse_value(eb));
     } catch (const std::exception& e) {
       return {false, std::string("error: ") + e.what()};
@@ -788,7 +831,7 @@ MathVerdict math_equal_normalized(const std::string& a, const std::string& b, co
     return {same, same ? "text" : "different text"};
   }
   try {
-    Compare c{options, {}};
+    Compare c{options, {}, deadline_after(options)};
     return compare(c, parse_value(a), parse_value(b));
   } catch (const std::exception& e) {
     return {false, std::string("error: ") + e.what()};

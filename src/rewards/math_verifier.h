@@ -8,7 +8,7 @@
 // scalars, parsed into GiNaC expressions: exact rationals compare exactly, other numbers within a
 // relative 1e-9, expressions with variables by evaluation at several random points.
 //
-// Every check is bounded: inputs over max_chars, exponents that would build huge numbers
+// Every check is bounded: a time limit, inputs over max_chars, exponents that would build huge numbers
 // (9^{9^{9^9}}), factorials over 1000 and nesting deeper than 200 are "not equal" at once.
 #pragma once
 #include <string>
@@ -24,6 +24,7 @@ struct MathVerdict {
 struct MathVerifyOptions {
   size_t max_chars = 1000;       // per answer, after extraction
   double rel_tolerance = 1e-9;   // for inexact numbers
+  double time_limit_s = 1.0;     // checked between parsing and evaluation steps: "too large: time limit"
 };
 
 // The normalised form both sides go through before comparison (exposed for tests and debugging).
