@@ -1,0 +1,77 @@
+#include "rl/grpo_loss.h"
+
+#include "util/error.h"
+
+namespace r1 {
+
+void GrpoLossOptions::validate() const {
+  if (loss_agg != "seq-mean-token-mean" && loss_agg != "token-mean" && loss_agg != "seq-mean-token-sum-norm")
+    throw Error("--loss-agg '" + loss_agg + "': expected seq-mean-token-mean (GRPO), token-mean (DAPO) or "
+                "seq-mean-token-sum-norm (Dr. GRPO)");
+  if (importance_level != "token" && importance_level != "sequence")
+    throw Error("--importance-level '" + importance_level + "': expected token or sequence (GSPO)");
+  if (!(epsilon > 0 && epsilon < 1)) throw Error("--epsilon must be in (0, 1)");
+  if (!(epsilon_high > 0)) throw Error("--epsilon-high must be > 0");
+  if (!(beta >= 0)) throw Error("--beta must be >= 0");
+}
+
+torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& scale) {
+  if (rewards.dim() != 2 || rewards.size(1) < 2)
+    throw Error("group_advantages: rewards must be [prompts, group] with a group of at least 2");
+  auto r = rewards.to(torch::kFloat64);
+  auto centred = r - r.mean(1, /*keepdim=*/true);
+  if (scale == "none") return centred.to(rewards.scalar_type());
+  torch::Tensor std;
+  if (scale == "group") std = r.std(1, /*unbiased=*/true, /*keepdim=*/true);
+  else if (scale == "batch") std = r.std().expand_as(r);
+  else throw Error("--scale-rewards '" + scale + "': expected group, batch or none");
+  return (centred / (std + 1e-4)).to(rewards.scalar_type());
+}
+
+GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
+                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& o) {
+  o.validate();
+  if (logp.dim() != 2 || old_logp.sizes() != logp.sizes() || mask.sizes() != logp.sizes() ||
+      advantages.dim() != 1 || advantages.size(0) != logp.size(0))
+    throw Error("grpo_loss: logp, old_logp and mask must be [B, T] and advantages [B]");
+  if (o.beta > 0 && (!ref_logp.defined() || ref_logp.sizes() != logp.sizes()))
+    throw Error("grpo_loss: beta > 0 needs the reference log-probs [B, T]");
+  const auto m = mask.to(logp.scalar_type());
+  const auto tokens = m.sum().clamp_min(1.0);
+  const auto log_ratio = (logp - old_logp) * m;
+  torch::Tensor ratio;
+  if (o.importance_level == "sequence") {
+    const auto seq = log_ratio.sum(1) / m.sum(1).clamp_min(1.0);  // GSPO: the geometric mean per sequence
+    ratio = seq.exp().unsqueeze(1).expand_as(logp);
+  } else {
+    ratio = log_ratio.exp();
+  }
+  const auto a = advantages.to(logp.scalar_type()).unsqueeze(1);
+  const auto clipped = ratio.clamp(1.0 - o.epsilon, 1.0 + o.epsilon_high);
+  auto per_token = -torch::min(ratio * a, clipped * a);
+  GrpoLossTerms out;
+  if (ref_logp.defined()) {
+    const auto d = (ref_logp - logp);
+    const auto kl = d.exp() - d - 1;
+    if (o.beta > 0) per_token = per_token + o.beta * kl;
+    out.kl = ((kl * m).sum() / tokens).item<double>();
+  }
+  per_token = per_token * m;
+  if (o.loss_agg == "seq-mean-token-mean") {
+    out.loss = (per_token.sum(1) / m.sum(1).clamp_min(1.0)).mean();
+  } else if (o.loss_agg == "token-mean") {
+    out.loss = per_token.sum() / tokens;
+  } else {
+    const int64_t L = o.max_completion_length > 0 ? o.max_completion_length : logp.size(1);
+    out.loss = per_token.sum() / static_cast<double>(logp.size(0) * L);
+  }
+  torch::NoGradGuard no_grad;
+  const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m;
+  const auto high = (ratio > 1.0 + o.epsilon_high).logical_and(a > 0).to(m.scalar_type()) * m;
+  out.clip_low = (low.sum() / tokens).item<double>();
+  out.clip_high = (high.sum() / tokens).item<double>();
+  out.ratio_mean = ((ratio * m).sum() / tokens).item<double>();
+  return out;
+}
+
+}  // namespace r1

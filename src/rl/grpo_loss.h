@@ -1,0 +1,50 @@
+// The GRPO objective (DeepSeekMath, DeepSeek-R1) and its published variants, on per-token
+// log-probabilities. Formulas as in TRL's GRPOTrainer (reference/grpo-and-r1.md):
+//
+//   advantage   A_i = (r_i - mean(r_group)) / (std(r_group) + 1e-4)     scale "group" (GRPO)
+//                     std over the whole batch                           scale "batch"
+//                     r_i - mean(r_group)                                scale "none" (Dr. GRPO)
+//   ratio       rho_t = exp(logp_t - logp_old_t)                         importance "token"
+//               rho   = exp(mean_t(logp_t - logp_old_t)) per sequence    importance "sequence" (GSPO)
+//   surrogate   l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)   (eps_high > eps_low: DAPO clip-higher)
+//   KL (k3)     kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1, added as beta * kl_t
+//   aggregation "seq-mean-token-mean" (GRPO): mean over sequences of the token mean
+//               "token-mean" (DAPO): sum over all tokens / number of tokens
+//               "seq-mean-token-sum-norm" (Dr. GRPO): sum over all tokens / (sequences x max length)
+#pragma once
+#include <string>
+
+#include <torch/torch.h>
+
+namespace r1 {
+
+struct GrpoLossOptions {
+  std::string loss_agg = "seq-mean-token-mean";
+  std::string importance_level = "token";
+  double epsilon = 0.2;       // eps_low
+  double epsilon_high = 0.2;  // eps_high (DAPO: 0.28)
+  double beta = 0.0;          // k3 KL coefficient; 0 = no reference model
+  int64_t max_completion_length = 0;  // Dr. GRPO's normaliser (0: the mask's width)
+
+  void validate() const;  // throws r1::Error naming the bad option
+};
+
+// rewards [P, G] (P prompts, G completions each) -> advantages [P, G]. A group whose rewards are
+// all equal gets advantages 0 (never NaN).
+torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& scale);
+
+struct GrpoLossTerms {
+  torch::Tensor loss;           // scalar, differentiable in logp
+  double kl = 0;                // mean k3 KL over tokens (0 when beta = 0 and no reference is given)
+  double clip_low = 0;          // share of tokens clipped at 1 - eps_low with A < 0
+  double clip_high = 0;         // share clipped at 1 + eps_high with A > 0
+  double ratio_mean = 0;
+};
+
+// logp, old_logp, ref_logp: [B, T] per-token log-probs of the completion tokens (ref_logp may be
+// undefined when beta = 0); advantages [B]; mask [B, T] (1 for real completion tokens; 0 for
+// padding and for tokens of truncated completions when those are masked).
+GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
+                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& options);
+
+}  // namespace r1
