@@ -1,0 +1,101 @@
+// r1 grpo: reinforcement learning with GRPO and rule-based rewards (rl/grpo.h).
+#include <csignal>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/runtime.h"
+#include "rl/grpo.h"
+#include "util/error.h"
+#include "util/progress.h"
+
+namespace r1::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void request_grpo_stop(int) { g_stop = true; }
+
+}  // namespace
+
+void add_grpo_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("grpo", "GRPO reinforcement learning with rule-based rewards (R1-Zero)");
+  struct Args {
+    GrpoOptions o;
+    RuntimeOptions rt;
+  };
+  auto a = std::make_shared<Args>();
+  auto& o = a->o;
+  o.schedule.kind = "constant";
+  o.schedule.max_lr = 1e-6;  // DeepSeekMath's GRPO learning rate
+  cmd->add_option("--init", o.init, "the policy to start from (model directory with tokenizer.json)");
+  cmd->add_option("--prompts", o.prompts, "JSONL: prompt/problem/question or messages, plus answer/tests/...")
+      ->required()->check(CLI::ExistingFile);
+  cmd->add_option("--out", o.out, "run directory")->required();
+  cmd->add_option("--prompt-template", o.prompt_template, "r1-zero (DeepSeek-R1-Zero), chat, plain")->capture_default_str();
+  cmd->add_option("--chat-template", o.chat_template, "for --prompt-template chat: a template name");
+  cmd->add_option("--steps", o.steps, "GRPO steps")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--prompts-per-step", o.prompts_per_step, "P")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--group-size", o.group_size, "G completions per prompt")->capture_default_str();
+  cmd->add_option("--mu", o.mu, "optimisation passes per batch of rollouts")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--micro-batch", o.micro_batch, "sequences per forward/backward")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--beta", o.loss.beta, "k3 KL coefficient (0: no reference model)")->capture_default_str();
+  cmd->add_option("--epsilon", o.loss.epsilon, "clip range low")->capture_default_str();
+  cmd->add_option("--epsilon-high", o.loss.epsilon_high, "clip range high (DAPO clip-higher: 0.28)")->capture_default_str();
+  cmd->add_option("--loss-agg", o.loss.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)")
+      ->capture_default_str();
+  cmd->add_option("--scale-rewards", o.scale_rewards, "group, batch, none (Dr. GRPO)")->capture_default_str();
+  cmd->add_option("--importance-level", o.loss.importance_level, "token, sequence (GSPO)")->capture_default_str();
+  cmd->add_flag("--drop-zero-variance-groups", o.drop_zero_variance_groups, "DAPO dynamic sampling");
+  cmd->add_option("--max-resample-rounds", o.max_resample_rounds, "extra generation rounds to refill dropped groups")
+      ->capture_default_str();
+  cmd->add_flag("--mask-truncated", o.mask_truncated, "no gradient from completions that hit the length limit");
+  cmd->add_option("--ref-reset-every", o.ref_reset_every, "iterative GRPO: the reference becomes the policy every K steps")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o.temperature, "rollout temperature")->capture_default_str();
+  cmd->add_option("--top-p", o.top_p, "rollout top-p")->capture_default_str();
+  cmd->add_option("--max-completion-tokens", o.max_completion_tokens, "rollout length limit")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--reward", o.reward, "weighted rewards, e.g. accuracy_math:1,format_think:0.5")->capture_default_str();
+  cmd->add_option("--reward-command", o.reward_options.external_command, "command of the 'external' reward")
+      ->expected(1, -1)->delimiter(' ');
+  cmd->add_option("--overlong-max-tokens", o.reward_options.overlong_max_tokens, "length_overlong: L_max")->capture_default_str();
+  cmd->add_option("--overlong-cache-tokens", o.reward_options.overlong_cache_tokens, "length_overlong: L_cache")
+      ->capture_default_str();
+  cmd->add_option("--lr", o.schedule.max_lr, "peak learning rate")->capture_default_str();
+  cmd->add_option("--schedule", o.schedule.kind, "constant, cosine, wsd, multistep")->capture_default_str();
+  cmd->add_option("--warmup-steps", o.schedule.warmup_steps, "linear warmup")->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  cmd->add_option("--clip", o.clip, "gradient norm clip")->capture_default_str();
+  cmd->add_option("--seed", o.seed, "prompt order and sampling seed")->capture_default_str();
+  cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
+  cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--sample-every", o.sample_every, "sample completions to samples.jsonl every N steps")->capture_default_str();
+  cmd->add_option("--reward-threads", o.reward_threads, "parallel reward checks (0 = cores)")->capture_default_str();
+  cmd->add_flag("--resume", o.resume, "continue the run in --out up to --steps");
+  a->rt.add_to(cmd);
+  cmd->callback([a] {
+    a->rt.setup();
+    a->o.device = a->rt.device;
+    a->o.schedule.total_steps = a->o.steps;
+    std::signal(SIGINT, request_grpo_stop);
+    std::signal(SIGTERM, request_grpo_stop);
+    ProgressBar bar;
+    GrpoStepMetrics last;
+    const int64_t done = grpo(a->o, &g_stop, [&](const GrpoStepMetrics& m) {
+      last = m;
+      char unit[128];
+      std::snprintf(unit, sizeof unit, " steps, reward %.3f, accuracy %.2f, length %.1f, kl %.4f", m.reward, m.accuracy,
+                    m.completion_length, m.kl);
+      bar.update("grpo", static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
+    });
+    bar.finish();
+    if (g_stop && done < a->o.steps)
+      std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
+                  (long long)a->o.steps, a->o.out.c_str());
+    else
+      std::printf("grpo: %lld steps, reward %.3f, accuracy %.3f: %s\n", (long long)done, last.reward, last.accuracy,
+                  a->o.out.c_str());
+  });
+}
+
+}  // namespace r1::cli

@@ -1,0 +1,425 @@
+#include "rl/grpo.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "infer/engine.h"
+#include "io/model_dir.h"
+#include "tokenizer/chat_template.h"
+#include "util/error.h"
+#include "util/json_file.h"
+
+namespace fs = std::filesystem;
+
+namespace r1 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct PromptRow {
+  std::string text;
+  std::vector<int64_t> ids;
+  json metadata;
+};
+
+std::vector<PromptRow> read_prompts(const GrpoOptions& o, const Tokenizer& tokenizer) {
+  std::ifstream in(o.prompts);
+  if (!in) throw Error(o.prompts + ": cannot open");
+  std::optional<ChatFormat> format;
+  if (o.prompt_template == "chat")
+    format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(o.chat_template);
+  else if (o.prompt_template == "r1-zero")
+    format = ChatFormat::kR1Zero;
+  else if (o.prompt_template != "plain")
+    throw Error("--prompt-template '" + o.prompt_template + "': expected r1-zero, chat or plain");
+  std::vector<PromptRow> rows;
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = o.prompts + ":" + std::to_string(lineno);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception& e) {
+      throw Error(where + ": invalid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(where + ": expected a JSON object");
+    PromptRow row;
+    row.metadata = j;
+    std::vector<ChatMessage> messages;
+    if (j.contains("messages")) {
+      try {
+        messages = parse_messages(j);
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+    } else {
+      std::string question;
+      for (const char* key : {"prompt", "problem", "question"})
+        if (j.contains(key) && j[key].is_string()) {
+          question = j[key].get<std::string>();
+          break;
+        }
+      if (question.empty()) throw Error(where + ": needs 'prompt', 'problem', 'question' or 'messages'");
+      messages = {{"user", question}};
+    }
+    if (format) {
+      const auto rendered = render_chat(tokenizer, *format, messages, true);
+      row.text = rendered.text;
+      row.ids.assign(rendered.ids.begin(), rendered.ids.end());
+    } else {
+      row.text = messages.back().content;
+      const auto ids = tokenizer.encode(row.text, true);
+      row.ids.assign(ids.begin(), ids.end());
+    }
+    if (row.ids.empty()) throw Error(where + ": the prompt encodes to no tokens");
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) throw Error(o.prompts + ": no prompts");
+  return rows;
+}
+
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// One completion ready for training.
+struct Rollout {
+  std::vector<int64_t> tokens;  // prompt + completion
+  int64_t prompt_len = 0, completion_len = 0;
+  double advantage = 0;
+  bool masked = false;  // truncated with --mask-truncated
+};
+
+// Per-token log-probs of tokens[:, 1:] at `temperature`, and the entropy of each position's
+// distribution (for logging).
+std::pair<torch::Tensor, torch::Tensor> token_logprobs_at(Transformer& model, const torch::Tensor& tokens,
+                                                          double temperature) {
+  const int64_t L = tokens.size(1);
+  auto logits = model->logits(model->forward(tokens.narrow(1, 0, L - 1))).to(torch::kFloat32) / temperature;
+  auto all = torch::log_softmax(logits, -1);
+  auto picked = all.gather(-1, tokens.narrow(1, 1, L - 1).unsqueeze(-1)).squeeze(-1);
+  torch::Tensor entropy;
+  {
+    torch::NoGradGuard no_grad;
+    entropy = -(all.exp() * all).sum(-1);
+  }
+  return {picked, entropy};
+}
+
+// A micro-batch as tensors: tokens [b, L] (right-padded) and the mask of completion targets.
+std::pair<torch::Tensor, torch::Tensor> pack(const std::vector<const Rollout*>& rows) {
+  int64_t L = 2;
+  for (const auto* r : rows) L = std::max<int64_t>(L, r->tokens.size());
+  auto tokens = torch::zeros({static_cast<int64_t>(rows.size()), L}, torch::kInt64);
+  auto mask = torch::zeros({static_cast<int64_t>(rows.size()), L - 1}, torch::kFloat32);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::copy(rows[i]->tokens.begin(), rows[i]->tokens.end(), tokens[i].data_ptr<int64_t>());
+    if (rows[i]->masked) continue;
+    // Target t is token t + 1: the completion's tokens are targets prompt_len - 1 ... .
+    mask[i].narrow(0, rows[i]->prompt_len - 1, rows[i]->completion_len).fill_(1.0);
+  }
+  return {tokens, mask};
+}
+
+void truncate_jsonl(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (json::parse(line).value("step", int64_t(-1)) <= step) kept += line + "\n";
+    } catch (const json::exception&) {
+    }
+  }
+  in.close();
+  write_text_file(path.string(), kept);
+}
+
+}  // namespace
+
+int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::function<void(const GrpoStepMetrics&)>& on_step) {
+  o.loss.validate();
+  o.schedule.validate();
+  if (o.group_size < 2) throw Error("--group-size must be at least 2 (advantages compare completions of a prompt)");
+  if (o.prompts_per_step < 1 || o.mu < 1 || o.micro_batch < 1) throw Error("--prompts-per-step, --mu and --micro-batch must be >= 1");
+  if (!(o.temperature > 0)) throw Error("--temperature must be > 0 for GRPO rollouts");
+  if (o.scale_rewards != "group" && o.scale_rewards != "batch" && o.scale_rewards != "none")
+    throw Error("--scale-rewards '" + o.scale_rewards + "': expected group, batch or none");
+  if ((o.prompts_per_step * o.group_size) % o.micro_batch != 0)
+    throw Error("--prompts-per-step x --group-size (" + std::to_string(o.prompts_per_step * o.group_size) +
+                ") must be a multiple of --micro-batch (" + std::to_string(o.micro_batch) + ")");
+  const CombinedReward reward(o.reward, o.reward_options);
+  const torch::Device device(o.device);
+  const fs::path run(o.out), state_dir = run / "trainer_state";
+  const bool resuming = o.resume && fs::exists(state_dir / "state.json");
+  if (!o.resume && fs::exists(run / "config.json"))
+    throw Error(o.out + " already holds a model: pass --resume to continue its run, or pick a new --out");
+  if (o.init.empty() && !resuming) throw Error("r1 grpo needs --init DIR (the policy to start from)");
+  const std::string source = resuming ? o.out : o.init;
+  const fs::path tokenizer_path = fs::path(source) / "tokenizer.json";
+  if (!fs::exists(tokenizer_path)) throw Error(source + ": no tokenizer.json");
+  const Tokenizer tokenizer = Tokenizer::load(tokenizer_path.string());
+  const auto prompts = read_prompts(o, tokenizer);
+  fs::create_directories(run);
+
+  Transformer policy = load_model_dir(source, {device, torch::kFloat32});
+  Transformer reference{nullptr};
+  if (o.loss.beta > 0) {
+    const fs::path saved_ref = state_dir / "reference";
+    reference = load_model_dir(resuming && fs::exists(saved_ref) ? saved_ref.string() : o.init, {device, torch::kFloat32});
+    reference->eval();
+    for (auto& p : reference->parameters()) p.set_requires_grad(false);
+  }
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : policy->named_parameters()) (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
+  auto adamw = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(o.schedule.max_lr).betas({o.beta1, o.beta2}).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, adamw(o.weight_decay));
+  groups.emplace_back(no_decay, adamw(0.0));
+  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.schedule.max_lr));
+
+  int64_t step = 0;
+  uint64_t cursor = 0, epoch = 0;
+  if (resuming) {
+    const auto state = read_json_file((state_dir / "state.json").string());
+    step = state.at("step").get<int64_t>();
+    cursor = state.at("cursor").get<uint64_t>();
+    epoch = state.at("epoch").get<uint64_t>();
+    torch::load(optimizer, (state_dir / "optimizer.pt").string());
+  }
+  truncate_jsonl(run / "metrics.jsonl", step);
+  truncate_jsonl(run / "samples.jsonl", step);
+
+  // Prompt order: a seeded shuffle per epoch; the cursor is part of the checkpoint.
+  std::vector<size_t> order(prompts.size());
+  auto shuffle = [&] {
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(mix(o.seed * 7919 + epoch));
+    std::shuffle(order.begin(), order.end(), rng);
+  };
+  shuffle();
+  auto next_prompt = [&] {
+    if (cursor == order.size()) {
+      cursor = 0;
+      ++epoch;
+      shuffle();
+    }
+    return order[cursor++];
+  };
+
+  size_t longest = 0;
+  for (const auto& p : prompts) longest = std::max(longest, p.ids.size());
+  EngineOptions engine_options;
+  engine_options.max_batch = o.prompts_per_step * o.group_size;
+  engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
+  Engine engine(policy, &tokenizer, engine_options);
+
+  auto save = [&](int64_t done) {
+    SaveOptions s;
+    s.write_extra = [&](const std::string& dir) {
+      const fs::path st = fs::path(dir) / "trainer_state";
+      fs::create_directories(st);
+      torch::save(optimizer, (st / "optimizer.pt").string());
+      write_text_file((st / "state.json").string(),
+                      json{{"step", done}, {"cursor", cursor}, {"epoch", epoch}, {"seed", o.seed}}.dump(2) + "\n");
+      if (reference) save_model_dir(reference, (st / "reference").string());
+      fs::copy_file(tokenizer_path, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+    };
+    save_model_dir(policy, o.out, s);
+  };
+
+  const std::string first_reward = reward.parts()[0].name;
+  while (step < o.steps) {
+    const auto t0 = Clock::now();
+    const double lr = o.schedule.at(step);
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+
+    // 1. Rollouts: P prompts x G completions (more rounds with dynamic sampling).
+    std::vector<Rollout> rollouts;
+    std::vector<json> sample_log;
+    double gen_s = 0, reward_s = 0, reward_sum = 0, reward_sq = 0, correct = 0, length_sum = 0, truncated = 0;
+    double min_len = 1e18, max_len = 0, generated = 0;
+    std::map<std::string, double> component_sums;
+    int64_t groups_seen = 0, zero_variance = 0, kept_groups = 0;
+    for (int64_t round = 0; round <= (o.drop_zero_variance_groups ? o.max_resample_rounds : 0); ++round) {
+      const int64_t need = o.prompts_per_step - kept_groups;
+      if (need <= 0) break;
+      std::vector<size_t> chosen;
+      std::vector<Request> requests;
+      for (int64_t i = 0; i < need; ++i) {
+        chosen.push_back(next_prompt());
+        Request r;
+        r.prompt = prompts[chosen.back()].ids;
+        r.n = static_cast<int>(o.group_size);
+        r.params.temperature = o.temperature;
+        r.params.top_p = o.top_p;
+        r.params.max_new_tokens = o.max_completion_tokens;
+        r.params.seed = mix(mix(o.seed) ^ mix(static_cast<uint64_t>(step) * 1000003 + round * 10007 + i));
+        requests.push_back(std::move(r));
+      }
+      auto g0 = Clock::now();
+      const auto generations = engine.generate(requests);
+      gen_s += since(g0);
+      g0 = Clock::now();
+      std::vector<RewardInput> inputs;
+      for (size_t i = 0; i < chosen.size(); ++i)
+        for (const auto& c : generations[i]) {
+          json meta = prompts[chosen[i]].metadata;
+          meta["completion_tokens"] = c.ids.size();
+          inputs.push_back({prompts[chosen[i]].text, c.text, meta});
+        }
+      const auto scored = reward.score_batch(inputs, o.reward_threads);
+      reward_s += since(g0);
+      auto totals = torch::empty({static_cast<int64_t>(chosen.size()), o.group_size}, torch::kFloat64);
+      for (size_t k = 0; k < scored.size(); ++k) totals[k / o.group_size][k % o.group_size] = scored[k].total;
+      const auto advantages = group_advantages(totals, o.scale_rewards);
+      for (size_t i = 0; i < chosen.size(); ++i) {
+        ++groups_seen;
+        const bool flat = (totals[i].max() - totals[i].min()).item<double>() == 0;
+        zero_variance += flat;
+        const bool keep = !(o.drop_zero_variance_groups && flat) && kept_groups < o.prompts_per_step;
+        for (int64_t g = 0; g < o.group_size; ++g) {
+          const Completion& c = generations[i][g];
+          const ScoredCompletion& s = scored[i * o.group_size + g];
+          // Statistics over every sampled completion.
+          reward_sum += s.total;
+          reward_sq += s.total * s.total;
+          correct += s.components.at(first_reward).score >= 1 - 1e-9;
+          for (const auto& [name, r] : s.components) component_sums[name] += r.score;
+          const double len = static_cast<double>(c.ids.size());
+          length_sum += len;
+          min_len = std::min(min_len, len);
+          max_len = std::max(max_len, len);
+          truncated += c.finish_reason == "length";
+          generated += len;
+          if (sample_log.size() < static_cast<size_t>(o.samples_per_log))
+            sample_log.push_back({{"step", step + 1}, {"prompt", prompts[chosen[i]].text}, {"completion", c.text},
+                                  {"reward", s.total}, {"advantage", advantages[i][g].item<double>()}});
+          if (!keep) continue;
+          Rollout r;
+          r.tokens = prompts[chosen[i]].ids;
+          r.prompt_len = static_cast<int64_t>(r.tokens.size());
+          r.tokens.insert(r.tokens.end(), c.ids.begin(), c.ids.end());
+          r.completion_len = static_cast<int64_t>(c.ids.size());
+          r.advantage = advantages[i][g].item<double>();
+          r.masked = o.mask_truncated && c.finish_reason == "length";
+          rollouts.push_back(std::move(r));
+        }
+        kept_groups += keep;
+      }
+    }
+
+    // 2. Optimisation: mu passes, one AdamW step each, over micro-batches.
+    const auto t1 = Clock::now();
+    policy->train();
+    const int64_t N = static_cast<int64_t>(rollouts.size());
+    double total_tokens = 0;
+    for (const auto& r : rollouts) total_tokens += r.masked ? 0 : r.completion_len;
+    std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
+    auto micro = [&](int64_t start) {
+      std::vector<const Rollout*> rows;
+      for (int64_t i = start; i < std::min(N, start + o.micro_batch); ++i) rows.push_back(&rollouts[i]);
+      return rows;
+    };
+    if (o.mu > 1) {
+      torch::NoGradGuard no_grad;
+      for (int64_t s = 0; s < N; s += o.micro_batch) {
+        auto [tokens, mask] = pack(micro(s));
+        old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature).first.detach());
+      }
+    }
+    double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, grad_norm = 0, loss_sum = 0;
+    GrpoLossOptions loss_options = o.loss;
+    loss_options.max_completion_length = o.max_completion_tokens;
+    for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
+      optimizer.zero_grad();
+      for (int64_t s = 0, k = 0; s < N; s += o.micro_batch, ++k) {
+        const auto rows = micro(s);
+        auto [tokens_cpu, mask_cpu] = pack(rows);
+        const auto tokens = tokens_cpu.to(device);
+        const auto mask = mask_cpu.to(device);
+        auto [logp, entropy] = token_logprobs_at(policy, tokens, o.temperature);
+        torch::Tensor ref;
+        if (reference) {
+          torch::NoGradGuard no_grad;
+          ref = token_logprobs_at(reference, tokens, o.temperature).first;
+        }
+        std::vector<double> adv;
+        for (const auto* r : rows) adv.push_back(r->advantage);
+        const auto old = o.mu > 1 ? old_logp[k] : logp.detach();
+        const auto terms = grpo_loss(logp, old, ref, torch::tensor(adv, torch::kFloat64).to(device).to(torch::kFloat32),
+                                     mask, loss_options);
+        // Weight the micro-batch so the sum over micro-batches is the loss of the whole batch.
+        const double micro_tokens = mask_cpu.sum().item<double>();
+        const double b = static_cast<double>(rows.size());
+        const double weight = o.loss.loss_agg == "token-mean" ? micro_tokens / std::max(total_tokens, 1.0) : b / N;
+        (terms.loss * weight).backward();
+        loss_sum += terms.loss.item<double>() * weight;
+        if (pass == 0) {
+          kl_sum += terms.kl * micro_tokens;
+          clip_low += terms.clip_low * micro_tokens;
+          clip_high += terms.clip_high * micro_tokens;
+          entropy_sum += (entropy * mask).sum().item<double>();
+        }
+      }
+      grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.clip);
+      optimizer.step();
+    }
+    ++step;
+    if (reference && o.ref_reset_every > 0 && step % o.ref_reset_every == 0) {
+      torch::NoGradGuard no_grad;
+      auto src = policy->named_parameters();
+      for (auto& p : reference->named_parameters()) p.value().copy_(src[p.key()]);
+    }
+    const double train_s = since(t1), seconds = since(t0);
+    const double samples = std::max(1.0, static_cast<double>(groups_seen * o.group_size));
+    const double tokens = std::max(total_tokens, 1.0);
+    GrpoStepMetrics m;
+    m.step = step;
+    m.reward = reward_sum / samples;
+    m.accuracy = correct / samples;
+    m.completion_length = length_sum / samples;
+    m.kl = kl_sum / tokens;
+    m.lr = lr;
+    m.seconds = seconds;
+    if (step % o.log_every == 0 || step == o.steps) {
+      json line = {{"stage", "grpo"}, {"step", step}, {"loss", loss_sum / o.mu}, {"reward", m.reward},
+                   {"reward_std", std::sqrt(std::max(0.0, reward_sq / samples - m.reward * m.reward))},
+                   {"accuracy", m.accuracy}, {"zero_variance_groups", static_cast<double>(zero_variance) / groups_seen},
+                   {"completion_length", m.completion_length}, {"completion_length_min", min_len},
+                   {"completion_length_max", max_len}, {"truncation_rate", truncated / samples}, {"kl", m.kl},
+                   {"entropy", entropy_sum / tokens}, {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
+                   {"grad_norm", grad_norm}, {"lr", lr}, {"generation_s", gen_s}, {"reward_s", reward_s},
+                   {"train_s", train_s}, {"step_s", seconds}, {"tokens_per_s", generated / seconds}};
+      for (const auto& [name, sum] : component_sums) line["reward_" + name] = sum / samples;
+      if (component_sums.count("format_think")) line["format_rate"] = component_sums["format_think"] / samples;
+      std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
+    }
+    if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps || step == 1)) {
+      std::ofstream out(run / "samples.jsonl", std::ios::app);
+      for (auto& s : sample_log) out << s.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+    }
+    if (on_step) on_step(m);
+    const bool stopping = stop && stop->load();
+    if (step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0)) save(step);
+    if (stopping) break;
+  }
+  return step;
+}
+
+}  // namespace r1

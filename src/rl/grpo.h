@@ -1,0 +1,59 @@
+// r1 grpo: Group Relative Policy Optimization (DeepSeekMath; DeepSeek-R1-Zero's RL).
+//
+// Each step: P prompts, G completions each from the engine (the old policy, with per-token
+// log-probs); rule-based (or external) rewards; group advantages; then mu passes over the
+// rollouts in micro-batches: new log-probs from a full forward at the sampling temperature,
+// ratio, clipped surrogate, k3 KL to a frozen reference (not even loaded when beta = 0),
+// entropy (logged), gradient accumulation, clipping, one AdamW step per pass.
+// metrics.jsonl, samples.jsonl and checkpoints (weights + trainer_state with the optimizer,
+// step, prompt cursor and, with beta > 0, the reference) like the pretraining loop.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "rewards/rewards.h"
+#include "rl/grpo_loss.h"
+#include "train/lr_schedule.h"
+
+namespace r1 {
+
+struct GrpoOptions {
+  std::string init;              // the policy to start from (a model directory with tokenizer.json)
+  std::string prompts;           // JSONL: "prompt" | "problem" | "question" | "messages", plus reward metadata
+  std::string out;               // the run directory
+  std::string prompt_template = "r1-zero";  // r1-zero | chat | plain
+  std::string chat_template;     // for "chat": a template name (default: the tokenizer's)
+  int64_t steps = 100;
+  int64_t prompts_per_step = 16;  // P
+  int64_t group_size = 8;         // G
+  int64_t mu = 1;                 // optimisation passes per batch of rollouts
+  int64_t micro_batch = 16;       // sequences per forward/backward
+  GrpoLossOptions loss;
+  std::string scale_rewards = "group";
+  bool drop_zero_variance_groups = false;  // DAPO dynamic sampling
+  int64_t max_resample_rounds = 3;         // ... with at most this many extra generation rounds per step
+  bool mask_truncated = false;             // completions that hit the length limit get no gradient
+  int64_t ref_reset_every = 0;             // iterative GRPO: the reference becomes the policy every K steps
+  double temperature = 1.0, top_p = 1.0;
+  int64_t max_completion_tokens = 256;
+  std::string reward = "accuracy_math:1,format_think:0.5";
+  RewardOptions reward_options;
+  LrSchedule schedule;
+  double beta1 = 0.9, beta2 = 0.99, weight_decay = 0.0, clip = 1.0;
+  uint64_t seed = 0;
+  int64_t save_every = 0, log_every = 1, sample_every = 10, samples_per_log = 4;
+  bool resume = false;
+  std::string device = "cpu";
+  int reward_threads = 0;
+};
+
+struct GrpoStepMetrics {
+  int64_t step = 0;
+  double reward = 0, accuracy = 0, completion_length = 0, kl = 0, lr = 0, seconds = 0;
+};
+
+int64_t grpo(const GrpoOptions& options, const std::atomic<bool>* stop,
+             const std::function<void(const GrpoStepMetrics&)>& on_step);
+
+}  // namespace r1

@@ -1,0 +1,117 @@
+"""r1 grpo end to end on a tiny model: the reward rises under GRPO, every logged metric is
+there, a run killed and resumed ends with exactly the weights of an uninterrupted one, the KL
+path works with a reference, and invalid option combinations are clear errors up front."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+from safetensors.numpy import load_file
+
+from r1test import R1, TempDirCase, r1
+
+
+class Grpo(TempDirCase, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        with open(corpus, "w") as f:
+            for i in range(200):
+                f.write(f"a b c d e f g aa bb cc abc the cat sat on a mat {i}\n")
+        tok = os.path.join(self.tmp, "tok.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
+        self.base = os.path.join(self.tmp, "base")
+        r1("model", "init", "--preset", "tiny", "--out", self.base, "--seed", 1)
+        os.replace(tok, os.path.join(self.base, "tokenizer.json"))
+        self.prompts = os.path.join(self.tmp, "prompts.jsonl")
+        with open(self.prompts, "w") as f:
+            for i in range(16):
+                f.write(json.dumps({"prompt": f"item {i}:"}) + "\n")
+        self.reward = os.path.join(self.tmp, "reward.py")
+        with open(self.reward, "w") as f:  # the share of 'a' characters: learnable from scratch
+            f.write("import json, sys\nc = json.load(sys.stdin)['completion']\nprint(c.count('a') / max(1, len(c)))\n")
+
+    def args(self, out, steps, *extra):
+        return [R1, "grpo", "--init", self.base, "--prompts", self.prompts, "--out", out, "--prompt-template", "plain",
+                "--steps", str(steps), "--prompts-per-step", "4", "--group-size", "8", "--micro-batch", "16",
+                "--max-completion-tokens", "8", "--lr", "3e-3", "--reward", "external", "--reward-command",
+                f"{sys.executable} {self.reward}", "--threads", "1", "--reward-threads", "2", *extra]
+
+    def metrics(self, out):
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            return [json.loads(l) for l in f]
+
+    def test_reward_rises_and_metrics_are_logged(self):
+        out = os.path.join(self.tmp, "run")
+        subprocess.run(self.args(out, 20), check=True, capture_output=True)
+        m = self.metrics(out)
+        self.assertEqual([r["step"] for r in m], list(range(1, 21)))
+        first = sum(r["reward"] for r in m[:4]) / 4
+        last = sum(r["reward"] for r in m[-4:]) / 4
+        self.assertGreater(last, 3 * first + 0.05, [round(r["reward"], 3) for r in m])
+        for key in ("reward", "reward_std", "reward_external", "accuracy", "zero_variance_groups", "completion_length",
+                    "completion_length_min", "completion_length_max", "truncation_rate", "kl", "entropy", "clip_low",
+                    "clip_high", "grad_norm", "lr", "generation_s", "reward_s", "train_s", "tokens_per_s"):
+            self.assertIn(key, m[-1])
+        # mu = 1 is on-policy: the ratio is exactly 1, nothing is clipped.
+        self.assertTrue(all(r["clip_low"] == 0 and r["clip_high"] == 0 for r in m))
+        with open(os.path.join(out, "samples.jsonl")) as f:
+            samples = [json.loads(l) for l in f]
+        self.assertTrue(samples and all({"prompt", "completion", "reward", "advantage"} <= set(s) for s in samples))
+
+    def test_kill_and_resume_give_identical_weights(self):
+        straight = os.path.join(self.tmp, "straight")
+        subprocess.run(self.args(straight, 6), check=True, capture_output=True)
+        killed = os.path.join(self.tmp, "killed")
+        proc = subprocess.Popen(self.args(killed, 6, "--save-every", "1"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        state = os.path.join(killed, "trainer_state", "state.json")
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with open(state) as f:
+                    if json.load(f)["step"] >= 2:
+                        break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        subprocess.run(self.args(killed, 6, "--resume"), check=True, capture_output=True)
+        a = load_file(os.path.join(straight, "model.safetensors"))
+        b = load_file(os.path.join(killed, "model.safetensors"))
+        for k in a:
+            self.assertTrue((a[k] == b[k]).all(), k)
+        self.assertEqual([r["step"] for r in self.metrics(killed)], list(range(1, 7)))
+
+    def test_kl_to_a_reference(self):
+        out = os.path.join(self.tmp, "kl")
+        subprocess.run(self.args(out, 4, "--beta", "0.04", "--mu", "2"), check=True, capture_output=True)
+        m = self.metrics(out)
+        self.assertEqual(m[0]["kl"], 0)  # the policy starts as the reference
+        self.assertGreater(m[-1]["kl"], 0)
+        self.assertTrue(os.path.exists(os.path.join(out, "trainer_state", "reference", "model.safetensors")))
+
+    def test_invalid_combinations_are_clear_errors(self):
+        out = os.path.join(self.tmp, "bad")
+        for (flag, value), needle in ((("--group-size", "1"), "at least 2"),
+                                      (("--micro-batch", "5"), "multiple of --micro-batch"),
+                                      (("--loss-agg", "sum"), "--loss-agg"), (("--scale-rewards", "x"), "--scale-rewards")):
+            args = self.args(out, 2)
+            if flag in args:
+                args[args.index(flag) + 1] = value
+            else:
+                args += [flag, value]
+            proc = subprocess.run(args, capture_output=True, text=True)
+            self.assertNotEqual(proc.returncode, 0, flag)
+            self.assertIn(needle, proc.stderr, flag)
+        args = self.args(out, 2)
+        args[args.index("external")] = "accuracy_mathh"
+        self.assertIn("unknown reward", subprocess.run(args, capture_output=True, text=True).stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
