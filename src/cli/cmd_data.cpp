@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "data/arithmetic_task.h"
 #include "data/prepare.h"
 #include "util/progress.h"
 
@@ -41,6 +42,24 @@ void add_data_command(CLI::App& app) {
     std::printf("wrote %s: %llu documents, %llu tokens in %zu shards from %.1f MB%s\n", a->out.c_str(),
                 (unsigned long long)s.documents, (unsigned long long)s.tokens, s.shards, s.bytes / 1e6,
                 s.bad_lines ? (", skipped " + std::to_string(s.bad_lines) + " bad lines").c_str() : "");
+  });
+  // r1 data arithmetic: the built-in task of the tiny R1-Zero demo (data/arithmetic_task.h).
+  auto* arith = data->add_subcommand("arithmetic", "write the built-in arithmetic task: corpus, train and held-out problems");
+  auto t = std::make_shared<std::pair<ArithmeticTaskOptions, std::string>>();
+  arith->add_option("--out", t->second, "output directory")->required();
+  arith->add_option("--seed", t->first.seed)->capture_default_str();
+  arith->add_option("--corpus-documents", t->first.corpus_documents)->capture_default_str();
+  arith->add_option("--think-fraction", t->first.think_fraction, "corpus documents that reason in <think>")->capture_default_str();
+  arith->add_option("--train-problems", t->first.train_problems)->capture_default_str();
+  arith->add_option("--test-problems", t->first.test_problems)->capture_default_str();
+  arith->add_option("--min-digits", t->first.min_digits)->capture_default_str();
+  arith->add_option("--max-digits", t->first.max_digits)->capture_default_str();
+  arith->add_option("--test-digits", t->first.test_digits, "operand digits of the held-out problems")->capture_default_str();
+  arith->callback([t] {
+    const auto s = write_arithmetic_task(t->second, t->first);
+    std::printf("arithmetic task in %s: %lld corpus documents (%lld reasoning), %lld train, %lld held-out problems\n",
+                t->second.c_str(), (long long)s.corpus_documents, (long long)s.think_documents,
+                (long long)s.train_problems, (long long)s.test_problems);
   });
 }
 

@@ -110,7 +110,7 @@ std::vector<int64_t> eval_prompt(const EvalItem& item, const std::string& kind, 
         "```python\n" + item.question + "```";
   std::vector<int32_t> ids;
   if (format == "plain") {
-    *text = kind == "math" ? instruction + "\n" : item.question;
+    *text = item.question;  // base models: the problem exactly as written
     ids = m.tokenizer->encode(*text, true);
   } else {
     const ChatFormat f = format == "r1-zero" ? ChatFormat::kR1Zero : *m.chat_format;

@@ -1,0 +1,34 @@
+// The built-in task of the tiny R1-Zero demo: arithmetic problems with worked, column-by-column
+// reasoning. Writes a pretraining corpus in which some documents reason inside <think>...</think>
+// before <answer>N</answer> and the rest give the bare answer (so reasoning is latent in the base
+// model but not its default, as in R1-Zero), and train / held-out problem files for GRPO and
+// eval. Deterministic for a seed. Torch-free.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace r1 {
+
+struct ArithmeticTaskOptions {
+  uint64_t seed = 0;
+  int min_digits = 1, max_digits = 3;   // operand sizes of the corpus and the training problems
+  int64_t corpus_documents = 20000;
+  double think_fraction = 0.3;          // corpus documents that reason before answering
+  int64_t train_problems = 2000;
+  int64_t test_problems = 200;          // held out: never in the corpus or the training problems
+  int test_digits = 3;                  // operand size of the held-out problems
+};
+
+struct ArithmeticTaskSummary {
+  int64_t corpus_documents = 0, think_documents = 0, train_problems = 0, test_problems = 0;
+};
+
+// The prompt of one problem ("Q: 123+456=? A:") and the worked completion
+// (" <think>3+6=9, 2+5=7, 1+4=5</think> <answer>579</answer>").
+std::string arithmetic_prompt(int64_t a, int64_t b);
+std::string arithmetic_worked_answer(int64_t a, int64_t b);
+
+// Writes DIR/corpus.jsonl ({"text"} per document), DIR/train.jsonl, DIR/test.jsonl ({"prompt", "answer"}).
+ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const ArithmeticTaskOptions& options);
+
+}  // namespace r1
