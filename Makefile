@@ -1,5 +1,6 @@
 # The README's commands. Each runs the set-up script first (idempotent, quiet when done).
-#   make demo   install, build, run the main job on built-in data
+#   make demo   install, build, run the main job on built-in data: the tiny R1-Zero
+#   make pretrain-demo   tokenizer -> pretraining -> chat-template generation on the project's docs
 #   make test   install, build, run every test
 #   make build  install and build
 #   make bench  install, build, run the benchmarks (prints tables)
@@ -7,7 +8,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 VENV = $(shell bash scripts/setup.sh --print-venv | tail -n 1)
 
-.PHONY: all setup build test demo bench clean
+.PHONY: all setup build test demo pretrain-demo bench clean
 
 all: build
 
@@ -26,7 +27,10 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: build
-	R1=$(BUILD)/r1 bash recipes/demo.sh
+	R1=$(BUILD)/r1 bash recipes/tiny-r1-zero.sh
+
+pretrain-demo: build
+	R1=$(BUILD)/r1 bash recipes/pretrain-demo.sh
 
 bench: build
 	$(VENV)/bin/python bench/run.py $(BUILD)

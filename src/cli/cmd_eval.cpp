@@ -227,6 +227,11 @@ void run_task_eval(EvalArgs& a) {
                             {"mean_response_tokens", length / all}, {"truncation_rate", truncated / all},
                             {"mean_score", total_score / all}};
   for (const auto& [k, v] : pass_k) summary["pass@" + std::to_string(k)] = v / problems;
+  // The mean of each reward (e.g. reward_format_think: the share of samples that think, R1-Zero's format).
+  std::map<std::string, double> component_sums;
+  for (const auto& sc : scored)
+    for (const auto& [name, r] : sc.components) component_sums[name] += r.score;
+  for (const auto& [name, sum] : component_sums) summary["reward_" + name] = sum / all;
   if (task.kind == "math") summary["maj@" + std::to_string(a.n)] = maj / problems;
   const std::string text = summary.dump(2);
   std::printf("%s\n", text.c_str());

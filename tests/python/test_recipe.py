@@ -1,0 +1,33 @@
+"""The main job's contract: recipes/tiny-r1-zero.sh (make demo) with FAST=1 writes OUT/summary.json
+with the numbers scripts rely on, measured on the held-out split by r1 eval."""
+import json
+import os
+import subprocess
+import unittest
+
+from r1test import R1, TempDirCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class TinyR1Zero(TempDirCase, unittest.TestCase):
+    def test_fast_run_writes_the_summary(self):
+        out = os.path.join(self.tmp, "run")
+        proc = subprocess.run(["bash", os.path.join(ROOT, "recipes", "tiny-r1-zero.sh")], cwd=ROOT,
+                              env={**os.environ, "R1": R1, "OUT": out, "FAST": "1", "SEED": "2"},
+                              capture_output=True, text=True, timeout=900)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+        for key in ("accuracy_before", "accuracy_after", "format_rate_after", "think_rate_before", "think_rate_after",
+                    "length_before", "length_after", "seconds"):
+            self.assertIsInstance(summary[key], (int, float), key)
+        with open(os.path.join(out, "eval-after.json")) as f:
+            after = json.load(f)
+        self.assertEqual(summary["accuracy_after"], after["pass@1"])  # the summary is r1 eval's own numbers
+        self.assertEqual(after["problems"], 200)
+        self.assertIn("accuracy", proc.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
