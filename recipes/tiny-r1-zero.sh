@@ -44,6 +44,8 @@ echo "== 4. GRPO with the accuracy reward alone"
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
 
+"$R1" report "$OUT/grpo" --out "$OUT/report.html"
+
 field() { sed -n "s/^ *\"$1\": \([-0-9.e]*\),*$/\1/p" "$2" | head -n 1; }
 seconds=$(( $(date +%s) - start ))
 cat > "$OUT/summary.json" <<JSON
@@ -64,7 +66,7 @@ echo "== tiny R1-Zero: held-out 3-digit sums, greedy"
 echo "   accuracy        $(field 'pass@1' "$OUT/eval-before.json") -> $(field 'pass@1' "$OUT/eval-after.json")"
 echo "   thinking rate   $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json")"
 echo "   response tokens $(field mean_response_tokens "$OUT/eval-before.json") -> $(field mean_response_tokens "$OUT/eval-after.json")"
-echo "   total ${seconds} s; numbers in $OUT/summary.json, training curves in $OUT/grpo/metrics.jsonl"
+echo "   total ${seconds} s; numbers in $OUT/summary.json, curves and samples in $OUT/report.html"
 echo "ask it:      $R1 generate --model $OUT/grpo --prompt 'Q: 487+365=? A:' --temperature 0"
 echo "serve it:    $R1 serve --model $OUT/grpo --run $OUT/grpo"
 echo "             (OpenAI /v1/completions on http://127.0.0.1:8080/v1, the GRPO curves in the web UI's Run tab)"

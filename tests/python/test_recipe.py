@@ -27,6 +27,32 @@ class TinyR1Zero(TempDirCase, unittest.TestCase):
         self.assertEqual(summary["accuracy_after"], after["pass@1"])  # the summary is r1 eval's own numbers
         self.assertEqual(after["problems"], 200)
         self.assertIn("accuracy", proc.stdout)
+        with open(os.path.join(out, "report.html")) as f:
+            report = f.read()
+        self.assertIn("<polyline", report)
+        self.assertIn("accuracy", report)
+
+    def test_report_is_self_contained_and_escapes_samples(self):
+        run = os.path.join(self.tmp, "run")
+        os.makedirs(run)
+        with open(os.path.join(run, "metrics.jsonl"), "w") as f:
+            for step in range(1, 11):
+                f.write(json.dumps({"stage": "pretrain", "step": step, "loss": 5.0 / step, "lr": 1e-3}) + "\n")
+            f.write('{"step": 11, "loss": \n')  # a line cut by a crash is skipped
+        with open(os.path.join(run, "samples.jsonl"), "w") as f:
+            for step in (2, 6, 10):
+                f.write(json.dumps({"step": step, "prompt": "Q", "completion": "<think>a & b</think>"}) + "\n")
+        subprocess.run([R1, "report", run], check=True, capture_output=True)
+        with open(os.path.join(run, "report.html")) as f:
+            report = f.read()
+        self.assertEqual(report.count("<polyline"), 2)  # loss and lr
+        self.assertEqual(len(report.split("points=\"")[1].split("\"")[0].split()), 10)
+        self.assertIn("&lt;think&gt;a &amp; b&lt;/think&gt;", report)
+        for step in ("early: step 2", "middle: step 6", "late: step 10"):
+            self.assertIn(step, report)
+        self.assertNotIn("http", report.lower().replace("http-equiv", ""))  # no network resources
+        bad = subprocess.run([R1, "report", self.tmp], capture_output=True, text=True)
+        self.assertIn("no metrics.jsonl", bad.stderr)
 
 
 if __name__ == "__main__":
