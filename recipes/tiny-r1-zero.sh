@@ -43,6 +43,12 @@ echo "== 4. GRPO with the accuracy reward alone"
   --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens 64 --beta 0 --seed "$SEED" --sample-every 10
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
+echo "== 6. the same GRPO with a format reward for the think block too (accuracy + 0.5 x format)"
+"$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --out "$OUT/grpo-format" --prompt-template plain \
+  --reward accuracy_math:1,format_think:0.5 --steps "$GRPO_STEPS" --prompts-per-step 16 --group-size 8 \
+  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens 64 --beta 0 --seed "$SEED" --sample-every 10
+"$R1" eval --model "$OUT/grpo-format" "${eval_args[@]}" --out-dir "$OUT/eval-format" | tee "$OUT/eval-format.json"
+"$R1" report "$OUT/grpo-format" --out "$OUT/report-format.html"
 
 "$R1" report "$OUT/grpo" --out "$OUT/report.html"
 
@@ -57,16 +63,20 @@ cat > "$OUT/summary.json" <<JSON
   "format_rate_after": $(field reward_format_think "$OUT/eval-after.json"),
   "length_before": $(field mean_response_tokens "$OUT/eval-before.json"),
   "length_after": $(field mean_response_tokens "$OUT/eval-after.json"),
+  "accuracy_after_with_format_reward": $(field 'pass@1' "$OUT/eval-format.json"),
+  "think_rate_after_with_format_reward": $(field reward_format_think "$OUT/eval-format.json"),
+  "length_after_with_format_reward": $(field mean_response_tokens "$OUT/eval-format.json"),
   "pretrain_steps": $PRETRAIN_STEPS, "grpo_steps": $GRPO_STEPS, "seed": $SEED,
   "seconds": $seconds
 }
 JSON
 echo
-echo "== tiny R1-Zero: held-out 3-digit sums, greedy"
-echo "   accuracy        $(field 'pass@1' "$OUT/eval-before.json") -> $(field 'pass@1' "$OUT/eval-after.json")"
-echo "   thinking rate   $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json")"
-echo "   response tokens $(field mean_response_tokens "$OUT/eval-before.json") -> $(field mean_response_tokens "$OUT/eval-after.json")"
-echo "   total ${seconds} s; numbers in $OUT/summary.json, curves and samples in $OUT/report.html"
+echo "== tiny R1-Zero: held-out 3-digit sums, greedy      (base -> GRPO accuracy reward | accuracy + format)"
+echo "   accuracy        $(field 'pass@1' "$OUT/eval-before.json") -> $(field 'pass@1' "$OUT/eval-after.json") | $(field 'pass@1' "$OUT/eval-format.json")"
+echo "   thinking rate   $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json") | $(field reward_format_think "$OUT/eval-format.json")"
+echo "   response tokens $(field mean_response_tokens "$OUT/eval-before.json") -> $(field mean_response_tokens "$OUT/eval-after.json") | $(field mean_response_tokens "$OUT/eval-format.json")"
+echo "   total ${seconds} s; numbers in $OUT/summary.json, curves and samples in $OUT/report.html (accuracy only)"
+echo "   and $OUT/report-format.html (accuracy + format)"
 echo "ask it:      $R1 generate --model $OUT/grpo --prompt 'Q: 487+365=? A:' --temperature 0"
 echo "serve it:    $R1 serve --model $OUT/grpo --run $OUT/grpo"
 echo "             (OpenAI /v1/completions on http://127.0.0.1:8080/v1, the GRPO curves in the web UI's Run tab)"

@@ -20,7 +20,7 @@ class TinyR1Zero(TempDirCase, unittest.TestCase):
         with open(os.path.join(out, "summary.json")) as f:
             summary = json.load(f)
         for key in ("accuracy_before", "accuracy_after", "format_rate_after", "think_rate_before", "think_rate_after",
-                    "length_before", "length_after", "seconds"):
+                    "length_before", "length_after", "seconds", "accuracy_after_with_format_reward"):
             self.assertIsInstance(summary[key], (int, float), key)
         with open(os.path.join(out, "eval-after.json")) as f:
             after = json.load(f)
