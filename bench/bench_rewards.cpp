@@ -1,8 +1,6 @@
 // r1_bench_rewards: the reward checkers' speed, one measurement per run, JSON on stdout.
 //   r1_bench_rewards math --pairs FILE.jsonl     math_equal on {answer, reference} lines
 //   r1_bench_rewards sandbox --humaneval FILE    HumanEval canonical solutions in the sandbox
-#include <zlib.h>
-
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -11,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "eval/tasks.h"
 #include "rewards/math_verifier.h"
 #include "rewards/sandbox.h"
 
@@ -19,16 +18,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 std::vector<nlohmann::json> read_lines(const std::string& path) {
-  std::string text;
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files too
-  if (!f) throw std::runtime_error(path + ": cannot open");
-  char buffer[1 << 16];
-  for (int n; (n = gzread(f, buffer, sizeof buffer)) > 0;) text.append(buffer, n);
-  gzclose(f);
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": cannot open");
   std::vector<nlohmann::json> rows;
-  size_t start = 0;
-  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
-    if (end > start) rows.push_back(nlohmann::json::parse(text.substr(start, end - start)));
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) rows.push_back(nlohmann::json::parse(line));
   return rows;
 }
 
@@ -65,10 +59,11 @@ int main(int argc, char** argv) {
            {"p50_ms", 1000 * latencies[latencies.size() / 2]}, {"p99_ms", 1000 * latencies[latencies.size() * 99 / 100]},
            {"max_ms", 1000 * latencies.back()}};
   } else {
-    const auto rows = read_lines(humaneval_file);
+    const auto task = r1::load_eval_task(humaneval_file, "");
     r1::CodeSandbox box;
     std::vector<std::function<r1::TestReport()>> jobs;
-    for (const auto& r : rows) {
+    for (const auto& item : task.items) {
+      const nlohmann::json& r = item.metadata;
       const std::string p = r["prompt"], s = r["canonical_solution"], t = r["test"], e = r["entry_point"];
       jobs.push_back([&box, p, s, t, e] { return box.run_humaneval(p, s, t, e); });
     }

@@ -4,32 +4,18 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <functional>
 
 #include <nlohmann/json.hpp>
 
+#include "eval/tasks.h"
 #include "rewards/sandbox.h"
 #include "shared_data.h"
 
 namespace r1 {
 namespace {
-
-std::vector<nlohmann::json> humaneval() {
-  gzFile f = gzopen((testing::shared_data() + "/humaneval/HumanEval.jsonl.gz").c_str(), "rb");
-  EXPECT_NE(f, nullptr);
-  std::string text;
-  char buffer[1 << 16];
-  for (int n; (n = gzread(f, buffer, sizeof buffer)) > 0;) text.append(buffer, n);
-  gzclose(f);
-  std::vector<nlohmann::json> rows;
-  size_t start = 0;
-  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
-    if (end > start) rows.push_back(nlohmann::json::parse(text.substr(start, end - start)));
-  return rows;
-}
 
 const CodeSandbox& sandbox() {
   static CodeSandbox box;
@@ -43,7 +29,9 @@ TEST(Sandbox, BubblewrapIsolatesOnThisMachine) {
 }
 
 TEST(Sandbox, HumanEvalCanonicalSolutionsPassAndBrokenOnesFail) {
-  const auto rows = humaneval();
+  const auto task = load_eval_task("humaneval", testing::shared_data());  // HumanEval.jsonl.gz
+  std::vector<nlohmann::json> rows;
+  for (const auto& item : task.items) rows.push_back(item.metadata);
   ASSERT_EQ(rows.size(), 164u);
   std::vector<std::function<TestReport()>> jobs;
   for (const auto& r : rows) {

@@ -2,16 +2,10 @@
 
 #include <algorithm>
 
+#include "util/hash.h"
+
 namespace r1 {
 namespace {
-
-// splitmix64: a well-mixed 64-bit hash, so every (seed, index) pair draws independently.
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 double unit(uint64_t h) { return static_cast<double>(h >> 11) * 0x1.0p-53; }
 
@@ -31,14 +25,14 @@ std::optional<FimTokens> find_fim_tokens(const Tokenizer& tokenizer) {
 }
 
 std::optional<FimSplit> fim_split(std::string_view doc, double rate, uint64_t seed, uint64_t index) {
-  const uint64_t h = mix(seed ^ mix(index));
+  const uint64_t h = splitmix64(seed ^ splitmix64(index));
   if (unit(h) >= rate) return std::nullopt;
   // Character starts (not continuation bytes) plus the end: the possible cut points.
   std::vector<size_t> cuts;
   for (size_t i = 0; i < doc.size(); ++i)
     if ((static_cast<unsigned char>(doc[i]) & 0xC0) != 0x80) cuts.push_back(i);
   cuts.push_back(doc.size());
-  size_t a = cuts[mix(h + 1) % cuts.size()], b = cuts[mix(h + 2) % cuts.size()];
+  size_t a = cuts[splitmix64(h + 1) % cuts.size()], b = cuts[splitmix64(h + 2) % cuts.size()];
   if (a > b) std::swap(a, b);
   return FimSplit{doc.substr(0, a), doc.substr(a, b - a), doc.substr(b)};
 }

@@ -3,19 +3,9 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/hash.h"
 
 namespace r1 {
-namespace {
-
-// splitmix64: a well-mixed 64-bit hash of (seed, index), so source choices are independent.
-uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ULL;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 std::vector<MixtureSource> parse_mixture(const std::string& spec) {
   std::vector<MixtureSource> out;
@@ -58,7 +48,7 @@ MixtureReader::MixtureReader(const std::vector<MixtureSource>& sources, int64_t 
 }
 
 size_t MixtureReader::pick_source(uint64_t index) const {
-  const double u = static_cast<double>(mix(seed_ ^ mix(index)) >> 11) * 0x1.0p-53;  // uniform in [0, 1)
+  const double u = static_cast<double>(splitmix64(seed_ ^ splitmix64(index)) >> 11) * 0x1.0p-53;  // uniform in [0, 1)
   for (size_t i = 0; i < cumulative_.size(); ++i)
     if (u < cumulative_[i]) return i;
   return cumulative_.size() - 1;

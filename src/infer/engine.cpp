@@ -290,12 +290,12 @@ void Engine::admit() {
 
 void Engine::decode() {
   const int64_t A = static_cast<int64_t>(active_.size());
-  auto tokens = torch::empty({A, 1}, torch::kInt64);
-  std::vector<int64_t> start(A);
+  std::vector<int64_t> last(A), start(A);
   for (int64_t i = 0; i < A; ++i) {
-    tokens[i][0] = active_[i]->out.ids.back();
+    last[i] = active_[i]->out.ids.back();
     start[i] = active_[i]->length;
   }
+  const auto tokens = torch::tensor(last, torch::kInt64).view({A, 1});
   const auto device = model_->model->embed_tokens->weight.device();
   auto hidden = model_->forward_cached(tokens.to(device), start, *cache_, 0);
   auto logits = model_->logits(hidden.squeeze(1));

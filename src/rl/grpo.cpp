@@ -11,7 +11,9 @@
 #include "infer/engine.h"
 #include "io/model_dir.h"
 #include "tokenizer/chat_template.h"
+#include "train/optimizer.h"
 #include "util/error.h"
+#include "util/hash.h"
 #include "util/json_file.h"
 
 namespace fs = std::filesystem;
@@ -87,12 +89,6 @@ std::vector<PromptRow> read_prompts(const GrpoOptions& o, const Tokenizer& token
   return rows;
 }
 
-uint64_t mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // One completion ready for training.
 struct Rollout {
@@ -133,19 +129,6 @@ std::pair<torch::Tensor, torch::Tensor> pack(const std::vector<const Rollout*>& 
   return {tokens, mask};
 }
 
-void truncate_jsonl(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (json::parse(line).value("step", int64_t(-1)) <= step) kept += line + "\n";
-    } catch (const json::exception&) {
-    }
-  }
-  in.close();
-  write_text_file(path.string(), kept);
-}
 
 }  // namespace
 
@@ -182,16 +165,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     reference->eval();
     for (auto& p : reference->parameters()) p.set_requires_grad(false);
   }
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : policy->named_parameters()) (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
-  auto adamw = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(o.schedule.max_lr).betas({o.beta1, o.beta2}).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, adamw(o.weight_decay));
-  groups.emplace_back(no_decay, adamw(0.0));
-  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(o.schedule.max_lr));
+  torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, 1e-8, o.weight_decay);
 
   int64_t step = 0;
   uint64_t cursor = 0, epoch = 0;
@@ -202,14 +176,14 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     epoch = state.at("epoch").get<uint64_t>();
     torch::load(optimizer, (state_dir / "optimizer.pt").string());
   }
-  truncate_jsonl(run / "metrics.jsonl", step);
-  truncate_jsonl(run / "samples.jsonl", step);
+  keep_jsonl_steps_up_to((run / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
+  keep_jsonl_steps_up_to((run / "samples.jsonl").string(), step);
 
   // Prompt order: a seeded shuffle per epoch; the cursor is part of the checkpoint.
   std::vector<size_t> order(prompts.size());
   auto shuffle = [&] {
     std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(mix(o.seed * 7919 + epoch));
+    std::mt19937_64 rng(splitmix64(o.seed * 7919 + epoch));
     std::shuffle(order.begin(), order.end(), rng);
   };
   shuffle();
@@ -269,7 +243,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         r.params.temperature = o.temperature;
         r.params.top_p = o.top_p;
         r.params.max_new_tokens = o.max_completion_tokens;
-        r.params.seed = mix(mix(o.seed) ^ mix(static_cast<uint64_t>(step) * 1000003 + round * 10007 + i));
+        r.params.seed = splitmix64(splitmix64(o.seed) ^ splitmix64(static_cast<uint64_t>(step) * 1000003 + round * 10007 + i));
         requests.push_back(std::move(r));
       }
       auto g0 = Clock::now();
@@ -285,12 +259,16 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         }
       const auto scored = reward.score_batch(inputs, o.reward_threads);
       reward_s += since(g0);
-      auto totals = torch::empty({static_cast<int64_t>(chosen.size()), o.group_size}, torch::kFloat64);
-      for (size_t k = 0; k < scored.size(); ++k) totals[k / o.group_size][k % o.group_size] = scored[k].total;
-      const auto advantages = group_advantages(totals, o.scale_rewards);
+      std::vector<double> flat_totals;
+      for (const auto& sc : scored) flat_totals.push_back(sc.total);
+      const auto totals = torch::tensor(flat_totals, torch::kFloat64).view({static_cast<int64_t>(chosen.size()), o.group_size});
+      const auto advantage_tensor = group_advantages(totals, o.scale_rewards);
+      const auto advantages = advantage_tensor.accessor<double, 2>();
       for (size_t i = 0; i < chosen.size(); ++i) {
         ++groups_seen;
-        const bool flat = (totals[i].max() - totals[i].min()).item<double>() == 0;
+        const auto group = flat_totals.begin() + static_cast<long>(i * o.group_size);
+        const auto [lo, hi] = std::minmax_element(group, group + o.group_size);
+        const bool flat = *lo == *hi;
         zero_variance += flat;
         const bool keep = !(o.drop_zero_variance_groups && flat) && kept_groups < o.prompts_per_step;
         for (int64_t g = 0; g < o.group_size; ++g) {
@@ -309,14 +287,14 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           generated += len;
           if (sample_log.size() < static_cast<size_t>(o.samples_per_log))
             sample_log.push_back({{"step", step + 1}, {"prompt", prompts[chosen[i]].text}, {"completion", c.text},
-                                  {"reward", s.total}, {"advantage", advantages[i][g].item<double>()}});
+                                  {"reward", s.total}, {"advantage", advantages[i][g]}});
           if (!keep) continue;
           Rollout r;
           r.tokens = prompts[chosen[i]].ids;
           r.prompt_len = static_cast<int64_t>(r.tokens.size());
           r.tokens.insert(r.tokens.end(), c.ids.begin(), c.ids.end());
           r.completion_len = static_cast<int64_t>(c.ids.size());
-          r.advantage = advantages[i][g].item<double>();
+          r.advantage = advantages[i][g];
           r.masked = o.mask_truncated && c.finish_reason == "length";
           rollouts.push_back(std::move(r));
         }

@@ -12,6 +12,7 @@
 #include "dist/process_group.h"
 #include "infer/engine.h"
 #include "train/batch_source.h"
+#include "train/optimizer.h"
 #include "io/model_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -21,20 +22,6 @@ namespace fs = std::filesystem;
 
 namespace r1 {
 namespace {
-
-// DeepSeek and most LLM recipes: no weight decay on norms and biases (1-D parameters).
-torch::optim::AdamW make_adamw(Transformer& model, const PretrainOptions& o) {
-  std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->named_parameters()) (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
-  auto opts = [&](double wd) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(o.schedule.max_lr).betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(wd));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, opts(o.weight_decay));
-  groups.emplace_back(no_decay, opts(0.0));
-  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(o.schedule.max_lr));
-}
 
 // The init model with a scaled RoPE: same weights, new config (DeepSeek-Coder: linear x4, 4K -> 16K).
 Transformer with_rope_scaling(Transformer base, const std::string& spec, torch::Device device) {
@@ -68,20 +55,6 @@ Transformer with_rope_scaling(Transformer base, const std::string& spec, torch::
   return scaled;
 }
 
-// Keeps only metrics lines of steps up to `step`, the checkpoint's (a resumed run redoes the later ones).
-void truncate_metrics(const fs::path& path, int64_t step) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).value("step", int64_t(-1)) <= step) kept += line + "\n";
-    } catch (const nlohmann::json::exception&) {  // a line cut by a crash
-    }
-  }
-  in.close();
-  write_text_file(path.string(), kept);
-}
 
 // Mixed precision: matmuls and attention in bfloat16 under autocast while the weights, the
 // optimizer state and the loss stay fp32 (the fp32 "master" weights are the parameters).
@@ -223,7 +196,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     m.val_bpb = nats / std::log(2.0) / std::max(bytes, 1.0);
   };
   const double flops_per_token = model->config().training_flops_per_token(o.seq_len);
-  torch::optim::AdamW optimizer = make_adamw(model, o);
+  torch::optim::AdamW optimizer = make_adamw(model, o.schedule.max_lr, o.beta1, o.beta2, o.eps, o.weight_decay);
   int64_t step = 0;
   if (resuming) {
     const auto state = read_json_file((state_dir / "state.json").string());
@@ -231,7 +204,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     source->restore(state.at("data"));
     torch::load(optimizer, (state_dir / "optimizer.pt").string());
   }
-  if (main_rank) truncate_metrics(run / "metrics.jsonl", step);
+  if (main_rank) keep_jsonl_steps_up_to((run / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
 
   auto save = [&](int64_t done_steps) {
     SaveOptions save_opts;

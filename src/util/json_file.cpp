@@ -67,4 +67,18 @@ void link_tree(const std::string& from, const std::string& to) {
   if (ec) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
 }
 
+void keep_jsonl_steps_up_to(const std::string& path, int64_t step) {
+  if (!std::filesystem::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      if (nlohmann::json::parse(line).value("step", int64_t(-1)) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {  // a line cut by a crash
+    }
+  }
+  in.close();
+  write_text_file(path, kept);
+}
+
 }  // namespace r1

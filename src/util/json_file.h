@@ -1,6 +1,7 @@
 // Small file helpers: JSON files (config.json, index files), whole-file writes, linked copies.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +18,9 @@ void write_text_file(const std::string& path, const std::string& text);
 // Recreates `from` (a file or a directory tree) at `to` with hard links to the same files, so a
 // checkpoint's gigabytes are not copied; falls back to copying where the file system refuses
 // links. Only for files that are replaced (new file + rename), never rewritten in place.
+// Keeps only the lines of a JSONL log whose "step" is at most `step` (and drops a line cut by a
+// crash): a resumed run rewrites the steps after its checkpoint. Nothing happens if it is missing.
+void keep_jsonl_steps_up_to(const std::string& path, int64_t step);
 void link_tree(const std::string& from, const std::string& to);
 
 }  // namespace r1

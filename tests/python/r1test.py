@@ -31,3 +31,41 @@ class TempDirCase:
 
     def tearDown(self):
         self._tmp.cleanup()
+
+
+def make_question_model(tmp, documents, vocab_size, specials, max_position, seed):
+    """A random 2-layer Llama directory with a byte-level BPE tokenizer trained (by r1) on short
+    arithmetic questions; EOS is <|eos|>. Returns the model directory (tokenizer.json inside)."""
+    from tokenizers import Tokenizer
+    from transformers import LlamaConfig
+    corpus = os.path.join(tmp, "corpus.txt")
+    with open(corpus, "w") as f:
+        for i in range(documents):
+            f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
+    tok = os.path.join(tmp, "tokenizer.json")
+    r1("tokenizer", "train", "--input", corpus, "--vocab-size", str(vocab_size), "--special", specials, "--out", tok)
+    hf_tok = Tokenizer.from_file(tok)
+    cfg = os.path.join(tmp, "config.json")
+    write_json(cfg, LlamaConfig(vocab_size=hf_tok.get_vocab_size(), hidden_size=64, intermediate_size=96,
+                                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                max_position_embeddings=max_position, initializer_range=0.3,
+                                eos_token_id=hf_tok.token_to_id("<|eos|>"),
+                                architectures=["LlamaForCausalLM"]).to_dict())
+    model = os.path.join(tmp, "model")
+    r1("model", "init", "--config-json", cfg, "--out", model, "--seed", seed)
+    os.replace(tok, os.path.join(model, "tokenizer.json"))
+    return model
+
+
+def wait_for_checkpoint(state_path, step, timeout=120):
+    """Waits until a run's trainer_state/state.json reports at least `step` (a run to kill mid-way)."""
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with open(state_path) as f:
+                if json.load(f)["step"] >= step:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)

@@ -4,15 +4,11 @@ per-sample verdicts (pass@k with math.comb)."""
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import unittest
 
-from tokenizers import Tokenizer
-from transformers import LlamaConfig
-
-from r1test import R1, TempDirCase, r1, write_json
+from r1test import make_question_model, TempDirCase, r1
 
 DATA = os.environ.get("R1_SHARED_DATA", "")
 
@@ -20,22 +16,7 @@ DATA = os.environ.get("R1_SHARED_DATA", "")
 class Eval(TempDirCase, unittest.TestCase):
     def setUp(self):
         super().setUp()
-        corpus = os.path.join(self.tmp, "corpus.txt")
-        with open(corpus, "w") as f:
-            for i in range(200):
-                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
-        tok = os.path.join(self.tmp, "tokenizer.json")
-        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
-        hf = Tokenizer.from_file(tok)
-        cfg = os.path.join(self.tmp, "config.json")
-        write_json(cfg, LlamaConfig(vocab_size=hf.get_vocab_size(), hidden_size=64, intermediate_size=96,
-                                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                    max_position_embeddings=2048, initializer_range=0.3,
-                                    eos_token_id=hf.token_to_id("<|eos|>"),
-                                    architectures=["LlamaForCausalLM"]).to_dict())
-        self.model = os.path.join(self.tmp, "model")
-        r1("model", "init", "--config-json", cfg, "--out", self.model, "--seed", 5)
-        shutil.copy(tok, os.path.join(self.model, "tokenizer.json"))
+        self.model = make_question_model(self.tmp, 200, 300, "<|eos|>", 2048, 5)
 
     def test_grading_responses_gives_exact_scores_in_order(self):
         lines = [

@@ -2,41 +2,25 @@
 its sampling filters checked against transformers' own logits processors on the same sequences."""
 import json
 import os
-import shutil
 import subprocess
 import time
 import unittest
 
 import torch
 from tokenizers import Tokenizer
-from transformers import AutoModelForCausalLM, LlamaConfig
+from transformers import AutoModelForCausalLM
 from transformers.generation.logits_process import (LogitsProcessorList, MinPLogitsWarper,
                                                     RepetitionPenaltyLogitsProcessor, TemperatureLogitsWarper,
                                                     TopKLogitsWarper, TopPLogitsWarper)
 
-from r1test import R1, TempDirCase, r1, write_json
+from r1test import make_question_model, R1, TempDirCase, r1
 
 
 class Generate(TempDirCase, unittest.TestCase):
     def setUp(self):
         super().setUp()
-        corpus = os.path.join(self.tmp, "corpus.txt")
-        with open(corpus, "w") as f:
-            for i in range(300):
-                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
-        tok = os.path.join(self.tmp, "tokenizer.json")
-        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "320", "--special",
-           "<|eos|>,<|im_start|>,<|im_end|>", "--out", tok)
-        self.hf_tok = Tokenizer.from_file(tok)
-        vocab = self.hf_tok.get_vocab_size()
-        cfg = os.path.join(self.tmp, "config.json")
-        write_json(cfg, LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                                    initializer_range=0.3, eos_token_id=self.hf_tok.token_to_id("<|eos|>"),
-                                    architectures=["LlamaForCausalLM"]).to_dict())
-        self.model = os.path.join(self.tmp, "model")
-        r1("model", "init", "--config-json", cfg, "--out", self.model, "--seed", 2)
-        shutil.copy(tok, os.path.join(self.model, "tokenizer.json"))
+        self.model = make_question_model(self.tmp, 300, 320, "<|eos|>,<|im_start|>,<|im_end|>", 256, 2)
+        self.hf_tok = Tokenizer.from_file(os.path.join(self.model, "tokenizer.json"))
 
     def rows(self, *args):
         return [json.loads(l) for l in r1("generate", "--model", self.model, "--threads", 1, *args).stdout.splitlines()]

@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import R1, TempDirCase, r1
+from r1test import wait_for_checkpoint, R1, TempDirCase, r1
 
 
 class Grpo(TempDirCase, unittest.TestCase):
@@ -69,15 +68,7 @@ class Grpo(TempDirCase, unittest.TestCase):
         proc = subprocess.Popen(self.args(killed, 6, "--save-every", "1"), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         state = os.path.join(killed, "trainer_state", "state.json")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                with open(state) as f:
-                    if json.load(f)["step"] >= 2:
-                        break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.05)
+        wait_for_checkpoint(state, 2)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         subprocess.run(self.args(killed, 6, "--resume"), check=True, capture_output=True)

@@ -9,7 +9,7 @@ import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import R1, TempDirCase, r1
+from r1test import wait_for_checkpoint, R1, TempDirCase, r1
 
 COMMON = ["--preset", "tiny", "--seq-len", "32", "--batch-tokens", "256", "--micro-batch", "4", "--lr", "3e-3",
           "--warmup-steps", "2", "--schedule", "cosine", "--seed", "5", "--threads", "1"]
@@ -74,14 +74,7 @@ class Pretrain(TempDirCase, unittest.TestCase):
         proc = subprocess.Popen(self.run_args(killed, 8, "--save-every", "1"), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         state = os.path.join(killed, "trainer_state", "state.json")
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if json.load(open(state))["step"] >= 3:
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.05)
+        wait_for_checkpoint(state, 3)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         stopped_at = json.load(open(state))["step"]

@@ -5,17 +5,13 @@ the API key."""
 import http.client
 import json
 import os
-import shutil
 import socket
 import subprocess
 import threading
 import time
 import unittest
 
-from tokenizers import Tokenizer
-from transformers import LlamaConfig
-
-from r1test import R1, TempDirCase, r1, write_json
+from r1test import make_question_model, R1, TempDirCase, r1
 
 
 class Serve(TempDirCase, unittest.TestCase):
@@ -24,22 +20,7 @@ class Serve(TempDirCase, unittest.TestCase):
         cls.case = TempDirCase()
         cls.case.setUp()
         tmp = cls.case.tmp
-        corpus = os.path.join(tmp, "corpus.txt")
-        with open(corpus, "w") as f:
-            for i in range(300):
-                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
-        tok = os.path.join(tmp, "tokenizer.json")
-        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "320", "--special",
-           "<|eos|>,<|im_start|>,<|im_end|>", "--out", tok)
-        vocab = Tokenizer.from_file(tok).get_vocab_size()
-        cfg = os.path.join(tmp, "config.json")
-        write_json(cfg, LlamaConfig(vocab_size=vocab, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                                    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                                    initializer_range=0.3, eos_token_id=Tokenizer.from_file(tok).token_to_id("<|eos|>"),
-                                    architectures=["LlamaForCausalLM"]).to_dict())
-        cls.model = os.path.join(tmp, "model")
-        r1("model", "init", "--config-json", cfg, "--out", cls.model, "--seed", 3)
-        shutil.copy(tok, os.path.join(cls.model, "tokenizer.json"))
+        cls.model = make_question_model(tmp, 300, 320, "<|eos|>,<|im_start|>,<|im_end|>", 4096, 3)
         cls.proc, cls.port = cls.start_server(["--max-body-bytes", "4000", "--max-concurrent", "12"])
 
     @classmethod

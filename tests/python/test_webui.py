@@ -9,10 +9,7 @@ import subprocess
 import unittest
 import urllib.request
 
-from tokenizers import Tokenizer
-from transformers import LlamaConfig
-
-from r1test import R1, TempDirCase, r1, write_json
+from r1test import make_question_model, R1, TempDirCase
 
 os.environ["SE_OFFLINE"] = "true"  # selenium must never fetch a driver or a browser
 from selenium import webdriver  # noqa: E402
@@ -24,23 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 class WebUi(TempDirCase, unittest.TestCase):
     def setUp(self):
         super().setUp()
-        corpus = os.path.join(self.tmp, "corpus.txt")
-        with open(corpus, "w") as f:
-            for i in range(200):
-                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
-        tok = os.path.join(self.tmp, "tokenizer.json")
-        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special",
-           "<|eos|>,<|im_start|>,<|im_end|>", "--out", tok)
-        hf_tok = Tokenizer.from_file(tok)
-        cfg = os.path.join(self.tmp, "config.json")
-        write_json(cfg, LlamaConfig(vocab_size=hf_tok.get_vocab_size(), hidden_size=64, intermediate_size=96,
-                                    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                    max_position_embeddings=512, initializer_range=0.3,
-                                    eos_token_id=hf_tok.token_to_id("<|eos|>"),
-                                    architectures=["LlamaForCausalLM"]).to_dict())
-        model = os.path.join(self.tmp, "model")
-        r1("model", "init", "--config-json", cfg, "--out", model, "--seed", 4)
-        shutil.copy(tok, os.path.join(model, "tokenizer.json"))
+        model = make_question_model(self.tmp, 200, 300, "<|eos|>,<|im_start|>,<|im_end|>", 512, 4)
         run = os.path.join(self.tmp, "run")
         os.makedirs(run)
         with open(os.path.join(run, "metrics.jsonl"), "w") as f:

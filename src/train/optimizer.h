@@ -1,0 +1,27 @@
+// AdamW as DeepSeek and most LLM recipes use it: weight decay on matrices and embeddings, none on
+// norms and biases (the 1-D parameters). Shared by pretraining/SFT and GRPO.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/transformer.h"
+
+namespace r1 {
+
+inline torch::optim::AdamW make_adamw(Transformer& model, double lr, double beta1, double beta2, double eps,
+                                      double weight_decay) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& p : model->named_parameters()) (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
+  auto options = [&](double wd) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, options(weight_decay));
+  groups.emplace_back(no_decay, options(0.0));
+  return torch::optim::AdamW(groups, torch::optim::AdamWOptions(lr));
+}
+
+}  // namespace r1
