@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "cli/runtime.h"
 #include "rl/grpo.h"
 #include "util/error.h"
@@ -73,10 +74,11 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--reward-threads", o.reward_threads, "parallel reward checks (0 = cores)")->capture_default_str();
   cmd->add_flag("--resume", o.resume, "continue the run in --out up to --steps");
   a->rt.add_to(cmd);
-  cmd->callback([a] {
+  cmd->callback([a, cmd] {
     a->rt.setup();
     a->o.device = a->rt.device;
     a->o.schedule.total_steps = a->o.steps;
+    a->o.args_toml = effective_config_toml(*cmd);
     std::signal(SIGINT, request_grpo_stop);
     std::signal(SIGTERM, request_grpo_stop);
     ProgressBar bar;

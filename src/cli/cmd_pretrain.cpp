@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "cli/runtime.h"
 #include "dist/launch_env.h"
 #include "model/presets.h"
@@ -79,7 +80,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--precision", a->o.precision, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (autocast, fp32 master weights)")
       ->capture_default_str();
   a->rt.add_to(cmd);
-  cmd->callback([a] {
+  cmd->callback([a, cmd] {
     const torch::Device device = a->rt.setup();
     const LaunchEnv env = LaunchEnv::from_environment();
     // One GPU per local rank when the job runs several processes on a machine.
@@ -92,6 +93,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
       a->o.config = preset_config(a->preset);
     }
     a->o.schedule.total_steps = a->o.steps;
+    a->o.args_toml = effective_config_toml(*cmd);
     // SIGINT/SIGTERM: finish the step, save a checkpoint, exit cleanly.
     std::signal(SIGINT, request_stop);
     std::signal(SIGTERM, request_stop);

@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 
 #include "cli/commands.h"
+#include "cli/config_file.h"
 #include "util/error.h"
 #include "util/memory.h"
 
@@ -14,7 +15,7 @@ int main(int argc, char** argv) {
   r1::keep_freed_memory_in_process();
   CLI::App app{"r1: the DeepSeek recipe (pretrain, SFT, reward model, GRPO, distill, serve) in one C++ program"};
   app.require_subcommand(1);
-  app.set_config("--config", "", "read options from a TOML file (same names as the flags)");
+  r1::cli::install_config_file_option(app, argc, argv);
   app.set_version_flag("--version", "r1 0.1");
   r1::cli::add_model_command(app);
   r1::cli::add_generate_command(app);

@@ -156,6 +156,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_path.string());
   const auto prompts = read_prompts(o, tokenizer);
   fs::create_directories(run);
+  if (!o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
 
   Transformer policy = load_model_dir(source, {device, torch::kFloat32});
   Transformer reference{nullptr};

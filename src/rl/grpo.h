@@ -19,6 +19,7 @@
 namespace r1 {
 
 struct GrpoOptions {
+  std::string args_toml;         // the command line as TOML, saved to RUN/args.toml (rerun with --config)
   std::string init;              // the policy to start from (a model directory with tokenizer.json)
   std::string prompts;           // JSONL: "prompt" | "problem" | "question" | "messages", plus reward metadata
   std::string out;               // the run directory

@@ -10,7 +10,9 @@ void GrpoLossOptions::validate() const {
                 "seq-mean-token-sum-norm (Dr. GRPO)");
   if (importance_level != "token" && importance_level != "sequence")
     throw Error("--importance-level '" + importance_level + "': expected token or sequence (GSPO)");
-  if (!(epsilon > 0 && epsilon < 1)) throw Error("--epsilon must be in (0, 1)");
+  // No upper bound: DeepSeek-R1-Zero used a clip ratio of 10, i.e. clipping all but switched off
+  // (a lower bound 1 - eps below 0 never binds, since ratios are positive).
+  if (!(epsilon > 0)) throw Error("--epsilon must be > 0");
   if (!(epsilon_high > 0)) throw Error("--epsilon-high must be > 0");
   if (!(beta >= 0)) throw Error("--beta must be >= 0");
 }

@@ -125,6 +125,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   std::unique_ptr<ProcessGroup> group;
   if (env.distributed()) group = std::make_unique<ProcessGroup>(env, device, std::chrono::seconds(o.dist_timeout_s));
   const bool main_rank = env.is_main();
+  if (main_rank && !o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
 
   Transformer model{nullptr};
   if (resuming) {

@@ -15,6 +15,7 @@
 namespace r1 {
 
 struct PretrainOptions {
+  std::string args_toml;       // the command line as TOML, saved to RUN/args.toml (rerun with --config)
   ModelConfig config;          // used when init_dir is empty
   std::string init_dir;        // start from this model directory instead
   // Long-context extension from --init: "linear:4", "dynamic:2", "yarn:4" or "llama3:8" sets

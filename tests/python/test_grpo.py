@@ -103,6 +103,47 @@ class Grpo(TempDirCase, unittest.TestCase):
         args[args.index("external")] = "accuracy_mathh"
         self.assertIn("unknown reward", subprocess.run(args, capture_output=True, text=True).stderr)
 
+    def test_recipe_files_run_and_args_toml_reproduces_the_run(self):
+        """Each recipes/grpo/*.toml is valid for r1 grpo (a key it lacks would be an error) and runs
+        scaled down by flags, which win over the file; RUN/args.toml records the options in effect and
+        reading it back with --config gives the same options."""
+        recipes = os.path.join(os.path.dirname(__file__), "..", "..", "recipes", "grpo")
+        files = sorted(f for f in os.listdir(recipes) if f.endswith(".toml"))
+        self.assertGreaterEqual(len(files), 4)
+        small = ["--overlong-max-tokens", "8", "--overlong-cache-tokens", "2"]
+        for name in files:
+            out = os.path.join(self.tmp, name)
+            args = self.args(out, 1, *small) + ["--config", os.path.join(recipes, name)]
+            subprocess.run(args, check=True, capture_output=True)
+            with open(os.path.join(out, "args.toml")) as f:
+                saved = f.read()
+            with open(os.path.join(recipes, name)) as f:
+                recipe = f.read()
+            # from the file (the flags do not set it) ...
+            beta = next(l.split("=")[1].split("#")[0].strip() for l in recipe.splitlines() if l.startswith("beta"))
+            self.assertEqual(float(self.toml_value(saved, "beta")), float(beta), name)
+            # ... and from the flags, over the file's value
+            self.assertEqual(self.toml_value(saved, "group-size"), "8", name)
+            again = os.path.join(self.tmp, name + "-again")
+            rerun = [R1, "grpo", "--config", os.path.join(out, "args.toml"), "--out", again, "--steps", "1"]
+            subprocess.run(rerun, check=True, capture_output=True)
+            with open(os.path.join(again, "args.toml")) as f:
+                self.assertEqual(f.read().replace(again, out), saved, name)
+        # A mistyped key names the file and the key.
+        bad = os.path.join(self.tmp, "bad.toml")
+        with open(bad, "w") as f:
+            f.write("group-size = 8\ngroup_sise = 4\n")
+        proc = subprocess.run(self.args(os.path.join(self.tmp, "b"), 1) + ["--config", bad], capture_output=True, text=True)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("bad.toml: unknown key 'group_sise'", proc.stderr)
+
+    @staticmethod
+    def toml_value(text, key):
+        for line in text.splitlines():
+            if line.split("=")[0].strip() == key:
+                return line.split("=", 1)[1].strip().strip('"')
+        raise KeyError(key)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -47,6 +47,17 @@ class Pretrain(TempDirCase, unittest.TestCase):
             self.assertIn(key, m[0])
         self.assertLess(m[-1]["loss"], 0.5 * m[0]["loss"])
         self.assertTrue(os.path.exists(os.path.join(out, "tokenizer.json")))
+        # args.toml holds the options in effect; --config reads it back, flags still win.
+        again = os.path.join(self.tmp, "again")
+        subprocess.run([R1, "pretrain", "--config", os.path.join(out, "args.toml"), "--out", again, "--steps", "3"],
+                       check=True, capture_output=True)
+        with open(os.path.join(out, "args.toml")) as f:
+            first = f.read()
+        with open(os.path.join(again, "args.toml")) as f:
+            second = f.read()
+        self.assertIn('lr=3e-3', first.replace(" ", ""))
+        self.assertEqual(second.replace(again, out).replace("steps=3", "steps=25"), first)
+        self.assertEqual(self.metrics(again)[0]["loss"], m[0]["loss"])  # the same run, from the file
 
     def test_validation_loss_and_bits_per_byte(self):
         import math
