@@ -40,6 +40,8 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--mu", o.mu, "optimisation passes per batch of rollouts")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--micro-batch", o.micro_batch, "sequences per forward/backward")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--beta", o.loss.beta, "k3 KL coefficient (0: no reference model)")->capture_default_str();
+  cmd->add_flag("--kl-bias-correction", o.loss.kl_bias_correction,
+                "KL term x importance ratio: the unbiased KL gradient of DeepSeek-V3.2 (TRL's default)");
   cmd->add_option("--epsilon", o.loss.epsilon, "clip range low")->capture_default_str();
   cmd->add_option("--epsilon-high", o.loss.epsilon_high, "clip range high (DAPO clip-higher: 0.28)")->capture_default_str();
   cmd->add_option("--loss-agg", o.loss.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)")

@@ -55,7 +55,7 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   if (ref_logp.defined()) {
     const auto d = (ref_logp - logp);
     const auto kl = d.exp() - d - 1;
-    if (o.beta > 0) per_token = per_token + o.beta * kl;
+    if (o.beta > 0) per_token = per_token + o.beta * (o.kl_bias_correction ? kl * ratio : kl);
     out.kl = ((kl * m).sum() / tokens).item<double>();
   }
   per_token = per_token * m;

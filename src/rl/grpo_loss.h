@@ -8,6 +8,7 @@
 //               rho   = exp(mean_t(logp_t - logp_old_t)) per sequence    importance "sequence" (GSPO)
 //   surrogate   l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)   (eps_high > eps_low: DAPO clip-higher)
 //   KL (k3)     kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1, added as beta * kl_t
+//               (x rho_t with kl_bias_correction, DeepSeek-V3.2's unbiased KL gradient)
 //   aggregation "seq-mean-token-mean" (GRPO): mean over sequences of the token mean
 //               "token-mean" (DAPO): sum over all tokens / number of tokens
 //               "seq-mean-token-sum-norm" (Dr. GRPO): sum over all tokens / (sequences x max length)
@@ -24,6 +25,9 @@ struct GrpoLossOptions {
   double epsilon = 0.2;       // eps_low
   double epsilon_high = 0.2;  // eps_high (DAPO: 0.28)
   double beta = 0.0;          // k3 KL coefficient; 0 = no reference model
+  // DeepSeek-V3.2 (arXiv 2512.02556): multiply the k3 term by the (differentiable) importance ratio so its
+  // gradient is the unbiased reverse-KL gradient off-policy. TRL's default since 1.x; off in DeepSeekMath/R1.
+  bool kl_bias_correction = false;
   int64_t max_completion_length = 0;  // Dr. GRPO's normaliser (0: the mask's width)
 
   void validate() const;  // throws r1::Error naming the bad option
