@@ -39,6 +39,7 @@ bench: build
 	$(VENV)/bin/python bench/run_engine.py $(BUILD)
 	$(VENV)/bin/python bench/run_server.py $(BUILD)
 	$(VENV)/bin/python bench/run_rewards.py $(BUILD) ../shared/data
+	$(VENV)/bin/python bench/run_grpo.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/runtime.h"
+#include "dist/launch_env.h"
 #include "rl/grpo.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -74,11 +75,17 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--sample-every", o.sample_every, "sample completions to samples.jsonl every N steps")->capture_default_str();
   cmd->add_option("--reward-threads", o.reward_threads, "parallel reward checks (0 = cores)")->capture_default_str();
+  cmd->add_option("--dist-timeout", o.dist_timeout_s,
+                  "data parallel (r1 launch / torchrun): seconds a rank waits for the others before failing")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_flag("--resume", o.resume, "continue the run in --out up to --steps");
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
-    a->rt.setup();
-    a->o.device = a->rt.device;
+    const torch::Device device = a->rt.setup();
+    const LaunchEnv env = LaunchEnv::from_environment();
+    // One GPU per local rank when the job runs several processes on a machine.
+    a->o.device = device.is_cuda() && !device.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank)
+                                                                               : a->rt.device;
     a->o.schedule.total_steps = a->o.steps;
     a->o.args_toml = effective_config_toml(*cmd);
     std::signal(SIGINT, request_grpo_stop);
@@ -93,6 +100,7 @@ void add_grpo_command(CLI::App& app) {
       bar.update("grpo", static_cast<uint64_t>(m.step), static_cast<uint64_t>(a->o.steps), unit);
     });
     bar.finish();
+    if (!env.is_main()) return;
     if (g_stop && done < a->o.steps)
       std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
                   (long long)a->o.steps, a->o.out.c_str());

@@ -8,6 +8,8 @@
 #include <numeric>
 #include <random>
 
+#include "dist/launch_env.h"
+#include "dist/process_group.h"
 #include "infer/engine.h"
 #include "io/model_dir.h"
 #include "tokenizer/chat_template.h"
@@ -145,6 +147,18 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                 ") must be a multiple of --micro-batch (" + std::to_string(o.micro_batch) + ")");
   const CombinedReward reward(o.reward, o.reward_options);
   const torch::Device device(o.device);
+  // Data parallelism: every rank walks the same prompt order and sees every prompt's rewards, but
+  // generates, scores and trains on its own share of the prompts (prompt i goes to rank i mod W,
+  // and keeps its global sampling seed, so W ranks sample what one process would). Gradients are
+  // summed; the loss weights are global fractions. Rank 0 alone writes logs and checkpoints.
+  const LaunchEnv env = LaunchEnv::from_environment();
+  const int64_t world = env.world_size, rank = env.rank;
+  if (o.prompts_per_step % world != 0)
+    throw Error("--prompts-per-step (" + std::to_string(o.prompts_per_step) + ") must be a multiple of the number of "
+                "processes (" + std::to_string(world) + ")");
+  std::unique_ptr<ProcessGroup> group;
+  if (env.distributed()) group = std::make_unique<ProcessGroup>(env, device, std::chrono::seconds(o.dist_timeout_s));
+  const bool main_rank = env.is_main();
   const fs::path run(o.out), state_dir = run / "trainer_state";
   const bool resuming = o.resume && fs::exists(state_dir / "state.json");
   if (!o.resume && fs::exists(run / "config.json"))
@@ -156,7 +170,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_path.string());
   const auto prompts = read_prompts(o, tokenizer);
   fs::create_directories(run);
-  if (!o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
+  if (main_rank && !o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
 
   Transformer policy = load_model_dir(source, {device, torch::kFloat32});
   Transformer reference{nullptr};
@@ -165,6 +179,11 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     reference = load_model_dir(resuming && fs::exists(saved_ref) ? saved_ref.string() : o.init, {device, torch::kFloat32});
     reference->eval();
     for (auto& p : reference->parameters()) p.set_requires_grad(false);
+  }
+  if (group) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> params;
+    for (auto& p : policy->parameters()) params.push_back(p.detach());
+    group->broadcast(params);
   }
   torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, 1e-8, o.weight_decay);
 
@@ -177,8 +196,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     epoch = state.at("epoch").get<uint64_t>();
     torch::load(optimizer, (state_dir / "optimizer.pt").string());
   }
-  keep_jsonl_steps_up_to((run / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
-  keep_jsonl_steps_up_to((run / "samples.jsonl").string(), step);
+  if (main_rank) {
+    keep_jsonl_steps_up_to((run / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
+    keep_jsonl_steps_up_to((run / "samples.jsonl").string(), step);
+  }
 
   // Prompt order: a seeded shuffle per epoch; the cursor is part of the checkpoint.
   std::vector<size_t> order(prompts.size());
@@ -200,7 +221,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   size_t longest = 0;
   for (const auto& p : prompts) longest = std::max(longest, p.ids.size());
   EngineOptions engine_options;
-  engine_options.max_batch = o.prompts_per_step * o.group_size;
+  engine_options.max_batch = o.prompts_per_step / world * o.group_size;
   engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
   Engine engine(policy, &tokenizer, engine_options);
 
@@ -234,12 +255,14 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     for (int64_t round = 0; round <= (o.drop_zero_variance_groups ? o.max_resample_rounds : 0); ++round) {
       const int64_t need = o.prompts_per_step - kept_groups;
       if (need <= 0) break;
-      std::vector<size_t> chosen;
+      std::vector<size_t> chosen;  // this round's prompts, the same on every rank
+      for (int64_t i = 0; i < need; ++i) chosen.push_back(next_prompt());
+      std::vector<int64_t> mine;  // indices into chosen that this rank generates, scores and trains on
       std::vector<Request> requests;
-      for (int64_t i = 0; i < need; ++i) {
-        chosen.push_back(next_prompt());
+      for (int64_t i = rank; i < need; i += world) {
+        mine.push_back(i);
         Request r;
-        r.prompt = prompts[chosen.back()].ids;
+        r.prompt = prompts[chosen[i]].ids;
         r.n = static_cast<int>(o.group_size);
         r.params.temperature = o.temperature;
         r.params.top_p = o.top_p;
@@ -252,44 +275,70 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       gen_s += since(g0);
       g0 = Clock::now();
       std::vector<RewardInput> inputs;
-      for (size_t i = 0; i < chosen.size(); ++i)
-        for (const auto& c : generations[i]) {
-          json meta = prompts[chosen[i]].metadata;
+      for (size_t j = 0; j < mine.size(); ++j)
+        for (const auto& c : generations[j]) {
+          json meta = prompts[chosen[mine[j]]].metadata;
           meta["completion_tokens"] = c.ids.size();
-          inputs.push_back({prompts[chosen[i]].text, c.text, meta});
+          inputs.push_back({prompts[chosen[mine[j]]].text, c.text, meta});
         }
       const auto scored = reward.score_batch(inputs, o.reward_threads);
       reward_s += since(g0);
-      std::vector<double> flat_totals;
-      for (const auto& sc : scored) flat_totals.push_back(sc.total);
-      const auto totals = torch::tensor(flat_totals, torch::kFloat64).view({static_cast<int64_t>(chosen.size()), o.group_size});
-      const auto advantage_tensor = group_advantages(totals, o.scale_rewards);
-      const auto advantages = advantage_tensor.accessor<double, 2>();
-      for (size_t i = 0; i < chosen.size(); ++i) {
-        ++groups_seen;
-        const auto group = flat_totals.begin() + static_cast<long>(i * o.group_size);
-        const auto [lo, hi] = std::minmax_element(group, group + o.group_size);
-        const bool flat = *lo == *hi;
-        zero_variance += flat;
-        const bool keep = !(o.drop_zero_variance_groups && flat) && kept_groups < o.prompts_per_step;
+      // What every completion of the round scored, on every rank: [total, correct, length, truncated,
+      // one row per reward component] x prompts x G. Ranks fill their own prompts; a sum shares them.
+      const auto& parts = reward.parts();
+      const int64_t rows = 4 + static_cast<int64_t>(parts.size());
+      auto table = torch::zeros({rows, need, o.group_size}, torch::kFloat64);
+      auto t = table.accessor<double, 3>();
+      for (size_t j = 0; j < mine.size(); ++j)
         for (int64_t g = 0; g < o.group_size; ++g) {
-          const Completion& c = generations[i][g];
-          const ScoredCompletion& s = scored[i * o.group_size + g];
+          const Completion& c = generations[j][g];
+          const ScoredCompletion& s = scored[j * o.group_size + g];
+          const int64_t i = mine[j];
+          t[0][i][g] = s.total;
+          t[1][i][g] = s.components.at(first_reward).score >= 1 - 1e-9;
+          t[2][i][g] = static_cast<double>(c.ids.size());
+          t[3][i][g] = c.finish_reason == "length";
+          for (size_t k = 0; k < parts.size(); ++k) t[4 + k][i][g] = s.components.at(parts[k].name).score;
+        }
+      if (group) {
+        auto shared = table.to(device);
+        group->all_reduce_sum({shared});
+        table = shared.cpu();
+        t = table.accessor<double, 3>();
+      }
+      const auto advantage_tensor = group_advantages(table[0], o.scale_rewards);
+      const auto advantages = advantage_tensor.accessor<double, 2>();
+      std::vector<bool> keep(need);
+      for (int64_t i = 0; i < need; ++i) {
+        ++groups_seen;
+        double lo = t[0][i][0], hi = lo;
+        for (int64_t g = 0; g < o.group_size; ++g) {
+          lo = std::min(lo, t[0][i][g]);
+          hi = std::max(hi, t[0][i][g]);
           // Statistics over every sampled completion.
-          reward_sum += s.total;
-          reward_sq += s.total * s.total;
-          correct += s.components.at(first_reward).score >= 1 - 1e-9;
-          for (const auto& [name, r] : s.components) component_sums[name] += r.score;
-          const double len = static_cast<double>(c.ids.size());
-          length_sum += len;
-          min_len = std::min(min_len, len);
-          max_len = std::max(max_len, len);
-          truncated += c.finish_reason == "length";
-          generated += len;
+          reward_sum += t[0][i][g];
+          reward_sq += t[0][i][g] * t[0][i][g];
+          correct += t[1][i][g];
+          length_sum += t[2][i][g];
+          min_len = std::min(min_len, t[2][i][g]);
+          max_len = std::max(max_len, t[2][i][g]);
+          truncated += t[3][i][g];
+          generated += t[2][i][g];
+          for (size_t k = 0; k < parts.size(); ++k) component_sums[parts[k].name] += t[4 + k][i][g];
+        }
+        const bool flat = lo == hi;
+        zero_variance += flat;
+        keep[i] = !(o.drop_zero_variance_groups && flat) && kept_groups < o.prompts_per_step;
+        kept_groups += keep[i];
+      }
+      for (size_t j = 0; j < mine.size(); ++j) {
+        const int64_t i = mine[j];
+        for (int64_t g = 0; g < o.group_size; ++g) {
+          const Completion& c = generations[j][g];
           if (sample_log.size() < static_cast<size_t>(o.samples_per_log))
             sample_log.push_back({{"step", step + 1}, {"prompt", prompts[chosen[i]].text}, {"completion", c.text},
-                                  {"reward", s.total}, {"advantage", advantages[i][g]}});
-          if (!keep) continue;
+                                  {"reward", t[0][i][g]}, {"advantage", advantages[i][g]}});
+          if (!keep[i]) continue;
           Rollout r;
           r.tokens = prompts[chosen[i]].ids;
           r.prompt_len = static_cast<int64_t>(r.tokens.size());
@@ -299,25 +348,31 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           r.masked = o.mask_truncated && c.finish_reason == "length";
           rollouts.push_back(std::move(r));
         }
-        kept_groups += keep;
       }
     }
 
     // 2. Optimisation: mu passes, one AdamW step each, over micro-batches.
     const auto t1 = Clock::now();
     policy->train();
-    const int64_t N = static_cast<int64_t>(rollouts.size());
-    double total_tokens = 0;
+    const int64_t local_n = static_cast<int64_t>(rollouts.size());
+    double total_tokens = 0;  // completion tokens with a gradient, over all ranks
     for (const auto& r : rollouts) total_tokens += r.masked ? 0 : r.completion_len;
+    int64_t N = local_n;  // rollouts over all ranks
+    if (group) {
+      auto counts = torch::tensor({static_cast<double>(local_n), total_tokens}, torch::kFloat64).to(device);
+      group->all_reduce_sum({counts});
+      N = static_cast<int64_t>(counts[0].item<double>());
+      total_tokens = counts[1].item<double>();
+    }
     std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
     auto micro = [&](int64_t start) {
       std::vector<const Rollout*> rows;
-      for (int64_t i = start; i < std::min(N, start + o.micro_batch); ++i) rows.push_back(&rollouts[i]);
+      for (int64_t i = start; i < std::min(local_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[i]);
       return rows;
     };
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
-      for (int64_t s = 0; s < N; s += o.micro_batch) {
+      for (int64_t s = 0; s < local_n; s += o.micro_batch) {
         auto [tokens, mask] = pack(micro(s));
         old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature).first.detach());
       }
@@ -327,7 +382,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     loss_options.max_completion_length = o.max_completion_tokens;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
       optimizer.zero_grad();
-      for (int64_t s = 0, k = 0; s < N; s += o.micro_batch, ++k) {
+      for (int64_t s = 0, k = 0; s < local_n; s += o.micro_batch, ++k) {
         const auto rows = micro(s);
         auto [tokens_cpu, mask_cpu] = pack(rows);
         const auto tokens = tokens_cpu.to(device);
@@ -356,8 +411,29 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           entropy_sum += (entropy * mask).sum().item<double>();
         }
       }
+      if (group) {
+        std::vector<torch::Tensor> grads;
+        for (auto& p : policy->parameters()) {
+          if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank with no rollouts
+          grads.push_back(p.grad());
+        }
+        group->all_reduce_sum(grads);
+      }
       grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.clip);
       optimizer.step();
+    }
+    bool stopping = stop && stop->load();
+    if (group) {  // the training statistics, and whether any rank was asked to stop (all stop at one step)
+      auto shared = torch::tensor({loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0},
+                                  torch::kFloat64).to(device);
+      group->all_reduce_sum({shared});
+      shared = shared.cpu();
+      loss_sum = shared[0].item<double>();
+      kl_sum = shared[1].item<double>();
+      clip_low = shared[2].item<double>();
+      clip_high = shared[3].item<double>();
+      entropy_sum = shared[4].item<double>();
+      stopping = shared[5].item<double>() > 0;
     }
     ++step;
     if (reference && o.ref_reset_every > 0 && step % o.ref_reset_every == 0) {
@@ -376,6 +452,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     m.kl = kl_sum / tokens;
     m.lr = lr;
     m.seconds = seconds;
+    if (!main_rank) {
+      if (stopping) break;
+      continue;
+    }
     if (step % o.log_every == 0 || step == o.steps) {
       json line = {{"stage", "grpo"}, {"step", step}, {"loss", loss_sum / o.mu}, {"reward", m.reward},
                    {"reward_std", std::sqrt(std::max(0.0, reward_sq / samples - m.reward * m.reward))},
@@ -394,7 +474,6 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       for (auto& s : sample_log) out << s.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
     }
     if (on_step) on_step(m);
-    const bool stopping = stop && stop->load();
     if (step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0)) save(step);
     if (stopping) break;
   }

@@ -47,6 +47,7 @@ struct GrpoOptions {
   bool resume = false;
   std::string device = "cpu";
   int reward_threads = 0;
+  int64_t dist_timeout_s = 300;  // data parallel: how long a rank waits for the others
 };
 
 struct GrpoStepMetrics {

@@ -103,6 +103,40 @@ class Grpo(TempDirCase, unittest.TestCase):
         args[args.index("external")] = "accuracy_mathh"
         self.assertIn("unknown reward", subprocess.run(args, capture_output=True, text=True).stderr)
 
+    def test_two_processes_equal_one(self):
+        """Data-parallel GRPO through `r1 launch`: each rank generates, scores and trains on half of
+        the prompts with their global seeds, so 2 processes sample the same completions and end with
+        the same weights as 1 (token-level loss and mu = 2 check the global weighting)."""
+        def args(out):
+            a = self.args(out, 3, "--loss-agg", "token-mean", "--mu", "2")
+            a[a.index("--micro-batch") + 1] = "8"  # several micro-batches per rank
+            return a
+        one, two = os.path.join(self.tmp, "one"), os.path.join(self.tmp, "two")
+        subprocess.run(args(one), check=True, capture_output=True)
+        args = args(two)
+        proc = subprocess.run([R1, "launch", "--nproc", "2", "--", *args[1:]], check=True, capture_output=True,
+                              text=True)
+        self.assertEqual(proc.stdout.count("grpo: 3 steps"), 1)  # one report, from rank 0
+        m1, m2 = self.metrics(one), self.metrics(two)
+        self.assertEqual([r["step"] for r in m2], [1, 2, 3])  # rank 0 alone writes
+        for x, y in zip(m1, m2):
+            for key in ("reward", "completion_length", "completion_length_max", "zero_variance_groups"):
+                self.assertAlmostEqual(x[key], y[key], places=6, msg=key)
+            for key in ("loss", "entropy", "clip_low", "clip_high", "grad_norm"):
+                self.assertAlmostEqual(x[key], y[key], delta=1e-4 * max(1, abs(x[key])), msg=key)
+        a = load_file(os.path.join(one, "model.safetensors"))
+        b = load_file(os.path.join(two, "model.safetensors"))
+        first = load_file(os.path.join(self.base, "model.safetensors"))
+        self.assertLess(max(float(abs(a[k] - b[k]).max()) for k in a), 1e-4)
+        self.assertGreater(max(float(abs(a[k] - first[k]).max()) for k in a), 1e-3)  # it trained
+        # An odd prompt count cannot be shared evenly: a clear error before any work.
+        bad = self.args(os.path.join(self.tmp, "odd"), 1)
+        bad[bad.index("--prompts-per-step") + 1] = "3"
+        bad[bad.index("--micro-batch") + 1] = "8"
+        proc = subprocess.run([R1, "launch", "--nproc", "2", "--", *bad[1:]], capture_output=True, text=True)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("multiple of the number of processes", proc.stderr)
+
     def test_recipe_files_run_and_args_toml_reproduces_the_run(self):
         """Each recipes/grpo/*.toml is valid for r1 grpo (a key it lacks would be an error) and runs
         scaled down by flags, which win over the file; RUN/args.toml records the options in effect and
