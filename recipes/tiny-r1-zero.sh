@@ -4,7 +4,8 @@
 # reason column by column in <think>...</think> before <answer>N</answer> and 70% answer bare, so it
 # can reason but rarely does; GRPO (no SFT) then rewards right answers only. Held-out 3-digit sums
 # are evaluated greedily before and after; OUT/summary.json has the numbers.
-# OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests).
+# OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests), OPS=add,sub,mul,chain
+# (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 64).
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
@@ -12,13 +13,15 @@ SEED=${SEED:-1}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-1500}
 GRPO_STEPS=${GRPO_STEPS:-100}
 GRPO_LR=${GRPO_LR:-1e-4}
+OPS=${OPS:-add}
+MAX_TOKENS=${MAX_TOKENS:-64}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
 start=$(date +%s)
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
 echo "== 1. the task: sums with column-by-column reasoning in 30% of the corpus, 3-digit sums held out"
-"$R1" data arithmetic --out "$OUT/task" --seed "$SEED" --corpus-documents 30000 --think-fraction 0.3
+"$R1" data arithmetic --out "$OUT/task" --seed "$SEED" --ops "$OPS" --corpus-documents 30000 --think-fraction 0.3
 echo "== 2. tokenizer and base model"
 "$R1" tokenizer train --input "$OUT/task/corpus.jsonl" --field text --vocab-size 320 --pattern qwen2 \
   --special '<|eos|>' --out "$OUT/tokenizer.json"
@@ -33,20 +36,20 @@ JSON
 "$R1" pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
   --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch 48 --lr 3e-3 \
   --warmup-steps 50 --schedule cosine --seed "$SEED"
-eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens 64
+eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
            --reward accuracy_math:1,format_think:0)
 echo "== 3. the base model on the held-out problems"
 "$R1" eval --model "$OUT/base" "${eval_args[@]}" --out-dir "$OUT/eval-before" | tee "$OUT/eval-before.json"
 echo "== 4. GRPO with the accuracy reward alone"
 "$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --out "$OUT/grpo" --prompt-template plain \
   --reward accuracy_math:1,format_think:0 --steps "$GRPO_STEPS" --prompts-per-step 16 --group-size 8 \
-  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens 64 --beta 0 --seed "$SEED" --sample-every 10
+  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
 echo "== 6. the same GRPO with a format reward for the think block too (accuracy + 0.5 x format)"
 "$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --out "$OUT/grpo-format" --prompt-template plain \
   --reward accuracy_math:1,format_think:0.5 --steps "$GRPO_STEPS" --prompts-per-step 16 --group-size 8 \
-  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens 64 --beta 0 --seed "$SEED" --sample-every 10
+  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10
 "$R1" eval --model "$OUT/grpo-format" "${eval_args[@]}" --out-dir "$OUT/eval-format" | tee "$OUT/eval-format.json"
 "$R1" report "$OUT/grpo-format" --out "$OUT/report-format.html"
 

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cstdio>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +37,61 @@ TEST(ArithmeticTask, WorkedAnswersAreRightAndFormatted) {
       EXPECT_EQ(accuracy(in).score, 1) << a << "+" << b;
       EXPECT_EQ(format(in).score, 1) << a << "+" << b;
     }
+}
+
+TEST(ArithmeticTask, SubtractionMultiplicationAndChainsAreWorkedRight) {
+  EXPECT_EQ((ArithmeticProblem{"sub", 503, 127}.worked_answer()),
+            " <think>13-7=6, 10-2-1=7, 5-1-1=3</think> <answer>376</answer>");
+  EXPECT_EQ((ArithmeticProblem{"sub", 100, 99}.worked_answer()),
+            " <think>10-9=1, 10-9-1=0, 1-0-1=0</think> <answer>1</answer>");
+  EXPECT_EQ((ArithmeticProblem{"mul", 347, 6}.worked_answer()), " <think>7*6=42, 4*6+4=28, 3*6+2=20</think> <answer>2082</answer>");
+  EXPECT_EQ((ArithmeticProblem{"chain", 12, 7, 5}.prompt()), "Q: 12+7-5=? A:");
+  EXPECT_EQ((ArithmeticProblem{"chain", 12, 7, 5}.worked_answer()),
+            " <think>12+7: 2+7=9, 1+0=1 so 19; 19-5: 9-5=4, 1-0=1 so 14</think> <answer>14</answer>");
+  EXPECT_EQ((ArithmeticProblem{"mul", 58, 3}.prompt()), "Q: 58*3=? A:");
+}
+
+TEST(ArithmeticTask, EveryOpInTheFilesIsRightAndMixed) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("arith_ops_" + std::to_string(::getpid()));
+  ArithmeticTaskOptions o;
+  o.seed = 5;
+  o.ops = {"add", "sub", "mul", "chain"};
+  o.corpus_documents = 2000;
+  o.train_problems = 400;
+  o.test_problems = 200;
+  write_arithmetic_task(dir.string(), o);
+  auto accuracy = make_reward("accuracy_math", {}, nullptr);
+  // The answer recomputed from the prompt text alone: "Q: A op B [op C]=? A:".
+  auto solve = [](const std::string& prompt) {
+    long long x = 0, y = 0, z = 0;
+    char op1 = 0, op2 = 0;
+    const int n = std::sscanf(prompt.c_str() + 3, "%lld%c%lld%c%lld", &x, &op1, &y, &op2, &z);
+    long long want = op1 == '+' ? x + y : op1 == '-' ? x - y : x * y;
+    if (n == 5 && op2 == '-') want -= z;
+    return want;
+  };
+  std::map<std::string, int> per_op;
+  for (const auto& l : lines((dir / "test.jsonl").string())) {
+    const auto j = nlohmann::json::parse(l);
+    const std::string q = j["prompt"];
+    const long long want = solve(q);
+    EXPECT_EQ(j["answer"].get<std::string>(), std::to_string(want)) << q;
+    EXPECT_GE(want, 0) << q;
+    ++per_op[j["op"].get<std::string>()];
+  }
+  EXPECT_EQ(per_op.size(), 4u);
+  for (const auto& [op, count] : per_op) EXPECT_GT(count, 25) << op;
+  int checked = 0;
+  for (const auto& l : lines((dir / "corpus.jsonl").string())) {
+    const std::string text = nlohmann::json::parse(l)["text"];
+    const size_t cut = text.find(" A:") + 3;
+    const RewardInput in{text.substr(0, cut), text.substr(cut), {{"answer", std::to_string(solve(text))}}};
+    EXPECT_EQ(accuracy(in).score, 1) << text;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2000);
+  fs::remove_all(dir);
 }
 
 TEST(ArithmeticTask, HeldOutProblemsNeverLeakAndSeedsReproduce) {

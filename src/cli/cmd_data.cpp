@@ -48,6 +48,8 @@ void add_data_command(CLI::App& app) {
   auto t = std::make_shared<std::pair<ArithmeticTaskOptions, std::string>>();
   arith->add_option("--out", t->second, "output directory")->required();
   arith->add_option("--seed", t->first.seed)->capture_default_str();
+  arith->add_option("--ops", t->first.ops, "operations, each problem picks one: add, sub, mul (by one digit), chain (a+b-c)")
+      ->delimiter(',')->capture_default_str();
   arith->add_option("--corpus-documents", t->first.corpus_documents)->capture_default_str();
   arith->add_option("--think-fraction", t->first.think_fraction, "corpus documents that reason in <think>")->capture_default_str();
   arith->add_option("--train-problems", t->first.train_problems)->capture_default_str();

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -24,14 +25,10 @@ int64_t draw(std::mt19937_64& rng, int digits) {
   return std::uniform_int_distribution<int64_t>(lo, power10(digits) - 1)(rng);
 }
 
-}  // namespace
-
-std::string arithmetic_prompt(int64_t a, int64_t b) { return "Q: " + std::to_string(a) + "+" + std::to_string(b) + "=? A:"; }
-
-std::string arithmetic_worked_answer(int64_t a, int64_t b) {
-  // Column by column from the right: "d1+d2(+carry)=s" for each column.
+// Column by column from the right: "d1+d2(+carry)=s" for each column.
+std::string addition_steps(int64_t x, int64_t y) {
   std::string steps;
-  int64_t x = a, y = b, carry = 0;
+  int64_t carry = 0;
   while (x > 0 || y > 0 || carry > 0) {
     const int64_t dx = x % 10, dy = y % 10, s = dx + dy + carry;
     if (!steps.empty()) steps += ", ";
@@ -40,28 +37,110 @@ std::string arithmetic_worked_answer(int64_t a, int64_t b) {
     x /= 10;
     y /= 10;
   }
-  if (steps.empty()) steps = "0+0=0";
-  return " <think>" + steps + "</think> <answer>" + std::to_string(a + b) + "</answer>";
+  return steps.empty() ? "0+0=0" : steps;
 }
+
+// Column by column from the right with borrows (x >= y): "12-5=7" borrows ten, the next column
+// pays it back as "-1".
+std::string subtraction_steps(int64_t x, int64_t y) {
+  std::string steps;
+  int64_t borrow = 0;
+  do {
+    const int64_t dx = x % 10, dy = y % 10;
+    const bool lend = dx - dy - borrow < 0;
+    const int64_t top = lend ? dx + 10 : dx;
+    if (!steps.empty()) steps += ", ";
+    steps += std::to_string(top) + "-" + std::to_string(dy) + (borrow ? "-1" : "") + "=" +
+             std::to_string(top - dy - borrow);
+    borrow = lend;
+    x /= 10;
+    y /= 10;
+  } while (x > 0 || y > 0);
+  return steps;
+}
+
+// x times the digit d, column by column: "7*4(+carry)=s"; the last column's result is written whole.
+std::string multiplication_steps(int64_t x, int64_t d) {
+  std::string steps;
+  int64_t carry = 0;
+  do {
+    const int64_t dx = x % 10, s = dx * d + carry;
+    if (!steps.empty()) steps += ", ";
+    steps += std::to_string(dx) + "*" + std::to_string(d) + (carry ? "+" + std::to_string(carry) : "") + "=" +
+             std::to_string(s);
+    carry = s / 10;
+    x /= 10;
+  } while (x > 0);
+  return steps;
+}
+
+}  // namespace
+
+int64_t ArithmeticProblem::answer() const {
+  if (op == "sub") return a - b;
+  if (op == "mul") return a * b;
+  if (op == "chain") return a + b - c;
+  return a + b;
+}
+
+std::string ArithmeticProblem::prompt() const {
+  const std::string sa = std::to_string(a), sb = std::to_string(b);
+  if (op == "sub") return "Q: " + sa + "-" + sb + "=? A:";
+  if (op == "mul") return "Q: " + sa + "*" + sb + "=? A:";
+  if (op == "chain") return "Q: " + sa + "+" + sb + "-" + std::to_string(c) + "=? A:";
+  return "Q: " + sa + "+" + sb + "=? A:";
+}
+
+std::string ArithmeticProblem::bare_answer() const { return " <answer>" + std::to_string(answer()) + "</answer>"; }
+
+std::string ArithmeticProblem::worked_answer() const {
+  std::string steps;
+  if (op == "sub") steps = subtraction_steps(a, b);
+  else if (op == "mul") steps = multiplication_steps(a, b);
+  else if (op == "chain")  // one operation at a time, each worked column by column
+    steps = std::to_string(a) + "+" + std::to_string(b) + ": " + addition_steps(a, b) + " so " +
+            std::to_string(a + b) + "; " + std::to_string(a + b) + "-" + std::to_string(c) + ": " +
+            subtraction_steps(a + b, c) + " so " + std::to_string(a + b - c);
+  else steps = addition_steps(a, b);
+  return " <think>" + steps + "</think>" + bare_answer();
+}
+
+std::string arithmetic_prompt(int64_t a, int64_t b) { return ArithmeticProblem{"add", a, b}.prompt(); }
+std::string arithmetic_worked_answer(int64_t a, int64_t b) { return ArithmeticProblem{"add", a, b}.worked_answer(); }
 
 ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const ArithmeticTaskOptions& o) {
   if (o.min_digits < 1 || o.max_digits < o.min_digits || o.max_digits > 9 || o.test_digits < 1 || o.test_digits > 9)
     throw Error("arithmetic task: digits must satisfy 1 <= min <= max <= 9");
   if (!(o.think_fraction >= 0 && o.think_fraction <= 1)) throw Error("arithmetic task: --think-fraction must be in [0, 1]");
+  if (o.ops.empty()) throw Error("arithmetic task: --ops needs at least one of add, sub, mul, chain");
+  for (const auto& op : o.ops)
+    if (op != "add" && op != "sub" && op != "mul" && op != "chain")
+      throw Error("arithmetic task: unknown op '" + op + "' (expected add, sub, mul, chain)");
   std::filesystem::create_directories(dir);
   std::mt19937_64 rng(o.seed * 0x9e3779b97f4a7c15ull + 17);
+  // One problem, operand sizes from `digits` (called once per operand, in order). With one op no
+  // draw picks it, so an addition-only task is the same random stream as before ops existed.
+  auto make = [&](const std::function<int()>& digits) {
+    ArithmeticProblem p;
+    p.op = o.ops.size() == 1 ? o.ops[0] : o.ops[std::uniform_int_distribution<size_t>(0, o.ops.size() - 1)(rng)];
+    p.a = draw(rng, digits());
+    p.b = draw(rng, p.op == "mul" ? 1 : digits());
+    if (p.op == "sub" && p.a < p.b) std::swap(p.a, p.b);
+    if (p.op == "chain") p.c = std::min(draw(rng, digits()), p.a + p.b);
+    return p;
+  };
   // Held-out problems first, so nothing else may use them.
-  std::set<std::pair<int64_t, int64_t>> held_out;
-  std::vector<std::pair<int64_t, int64_t>> test;
+  std::set<std::string> held_out;
+  std::vector<ArithmeticProblem> test;
   for (int64_t tries = 0; static_cast<int64_t>(test.size()) < o.test_problems && tries < o.test_problems * 100; ++tries) {
-    const std::pair<int64_t, int64_t> p{draw(rng, o.test_digits), draw(rng, o.test_digits)};
-    if (held_out.insert(p).second) test.push_back(p);
+    const ArithmeticProblem p = make([&] { return o.test_digits; });
+    if (held_out.insert(p.prompt()).second) test.push_back(p);
   }
   auto fresh = [&] {
     for (;;) {
       std::uniform_int_distribution<int> digits(o.min_digits, o.max_digits);
-      const std::pair<int64_t, int64_t> p{draw(rng, digits(rng)), draw(rng, digits(rng))};
-      if (!held_out.count(p)) return p;
+      const ArithmeticProblem p = make([&] { return digits(rng); });
+      if (!held_out.count(p.prompt())) return p;
     }
   };
   ArithmeticTaskSummary s;
@@ -69,21 +148,19 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
     std::ofstream corpus(dir + "/corpus.jsonl");
     std::bernoulli_distribution think(o.think_fraction);
     for (int64_t i = 0; i < o.corpus_documents; ++i) {
-      const auto [a, b] = fresh();
+      const ArithmeticProblem p = fresh();
       const bool reasons = think(rng);
-      const std::string text = arithmetic_prompt(a, b) + (reasons ? arithmetic_worked_answer(a, b)
-                                                                   : " <answer>" + std::to_string(a + b) + "</answer>");
-      corpus << nlohmann::json{{"text", text}}.dump() << "\n";
+      corpus << nlohmann::json{{"text", p.prompt() + (reasons ? p.worked_answer() : p.bare_answer())}}.dump() << "\n";
       s.think_documents += reasons;
     }
     s.corpus_documents = o.corpus_documents;
   }
-  auto write_problems = [&](const std::string& path, const std::vector<std::pair<int64_t, int64_t>>& problems) {
+  auto write_problems = [&](const std::string& path, const std::vector<ArithmeticProblem>& problems) {
     std::ofstream out(path);
-    for (const auto& [a, b] : problems)
-      out << nlohmann::json{{"prompt", arithmetic_prompt(a, b)}, {"answer", std::to_string(a + b)}}.dump() << "\n";
+    for (const auto& p : problems)
+      out << nlohmann::json{{"prompt", p.prompt()}, {"answer", std::to_string(p.answer())}, {"op", p.op}}.dump() << "\n";
   };
-  std::vector<std::pair<int64_t, int64_t>> train;
+  std::vector<ArithmeticProblem> train;
   for (int64_t i = 0; i < o.train_problems; ++i) train.push_back(fresh());
   write_problems(dir + "/train.jsonl", train);
   write_problems(dir + "/test.jsonl", test);

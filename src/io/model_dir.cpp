@@ -126,7 +126,8 @@ torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
   return t;
 }
 
-void load_weights(Transformer& model, const std::string& dir) {
+void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing,
+                  const std::set<std::string>& ignore) {
   auto files = open_weight_files(dir);
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> stored;
   for (const auto& f : files)
@@ -140,7 +141,7 @@ void load_weights(Transformer& model, const std::string& dir) {
   for (auto& p : model->named_parameters()) {
     auto it = stored.find(p.key());
     if (it == stored.end()) {
-      missing.push_back(p.key());
+      if (!may_be_missing.count(p.key())) missing.push_back(p.key());
       continue;
     }
     const auto& [file, info] = it->second;
@@ -160,7 +161,7 @@ void load_weights(Transformer& model, const std::string& dir) {
     throw Error(dir + ": missing tensors: " + list);
   }
   for (const auto& [name, where] : stored) {
-    if (used.count(name) || ignorable_tensor(name)) continue;
+    if (used.count(name) || ignorable_tensor(name) || ignore.count(name)) continue;
     // A tied model may still carry lm_head.weight (some exporters write both): accept it.
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
     throw Error(where.first->path() + ": unexpected tensor '" + name + "' (not part of this " +

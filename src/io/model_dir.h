@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 
 #include <torch/torch.h>
@@ -30,8 +31,11 @@ struct LoadOptions {
 // Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that
 // names the tensor and the file.
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options = {});
-// Copies the tensors of `dir` into an existing model of the same architecture.
-void load_weights(Transformer& model, const std::string& dir);
+// Copies the tensors of `dir` into an existing model of the same architecture. Parameters named in
+// `may_be_missing` keep their values when the files lack them; stored tensors in `ignore` are
+// skipped (a reward model made from a causal LM: no score.weight yet, an lm_head.weight to drop).
+void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing = {},
+                  const std::set<std::string>& ignore = {});
 
 struct SaveOptions {
   // Storage dtype; nullopt = the parameters' dtype. config.json's torch_dtype follows it.

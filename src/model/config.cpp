@@ -111,14 +111,15 @@ const std::set<std::string>& interpreted_keys() {
       "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
       "max_position_embeddings", "rope_theta", "rope_scaling", "rope_parameters", "rms_norm_eps",
       "tie_word_embeddings", "attention_bias", "mlp_bias", "initializer_range", "bos_token_id",
-      "eos_token_id", "pad_token_id", "torch_dtype", "dtype", "hidden_act"};
+      "eos_token_id", "pad_token_id", "torch_dtype", "dtype", "hidden_act", "num_labels", "id2label", "label2id"};
   return keys;
 }
 
 }  // namespace
 
 std::string ModelConfig::architecture_name() const {
-  return architecture == Architecture::kQwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
+  return std::string(architecture == Architecture::kQwen2 ? "Qwen2" : "Llama") +
+         (sequence_classification ? "ForSequenceClassification" : "ForCausalLM");
 }
 
 std::string ModelConfig::model_type() const {
@@ -140,9 +141,22 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   } else {
     arch = "LlamaForCausalLM";
   }
+  const std::string kSeqCls = "ForSequenceClassification";
+  if (arch.size() > kSeqCls.size() && arch.compare(arch.size() - kSeqCls.size(), kSeqCls.size(), kSeqCls) == 0) {
+    c.sequence_classification = true;
+    arch = arch.substr(0, arch.size() - kSeqCls.size()) + "ForCausalLM";
+  }
   if (arch == "LlamaForCausalLM") c.architecture = Architecture::kLlama;
   else if (arch == "Qwen2ForCausalLM") c.architecture = Architecture::kQwen2;
-  else throw Error(origin + ": architecture '" + arch + "' is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM)");
+  else throw Error(origin + ": architecture '" + arch + "' is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
+                   "and their ForSequenceClassification reward models)");
+  if (c.sequence_classification) {  // HF derives num_labels from id2label
+    int64_t labels = 1;
+    if (j.contains("num_labels")) labels = get_field<int64_t>(j, "num_labels", origin);
+    else if (j.contains("id2label") && j["id2label"].is_object()) labels = static_cast<int64_t>(j["id2label"].size());
+    if (labels != 1)
+      throw Error(origin + ": a reward model has num_labels 1 (one scalar score), this config has " + std::to_string(labels));
+  }
 
   c.vocab_size = get_field<int64_t>(j, "vocab_size", origin);
   c.hidden_size = get_field<int64_t>(j, "hidden_size", origin);
@@ -234,7 +248,8 @@ int64_t ModelConfig::parameter_count() const {
   if (mlp_bias) mlp += 2 * intermediate_size + h;
   const int64_t per_layer = attention + mlp + 2 * h;  // two RMSNorm weights
   const int64_t embed = vocab_size * h;
-  return embed + num_hidden_layers * per_layer + h + (tie_word_embeddings ? 0 : embed);
+  const int64_t head = sequence_classification ? h : (tie_word_embeddings ? 0 : embed);  // score [1, h] or lm_head
+  return embed + num_hidden_layers * per_layer + h + head;
 }
 
 double ModelConfig::training_flops_per_token(int64_t seq) const {
@@ -267,6 +282,12 @@ json ModelConfig::to_json() const {
   j["eos_token_id"] = token_ids_to_json(eos_token_ids);
   if (pad_token_id) j["pad_token_id"] = *pad_token_id;
   j["torch_dtype"] = torch_dtype;
+  if (sequence_classification) {  // what transformers reads back as num_labels = 1
+    j["id2label"] = {{"0", "LABEL_0"}};
+    j["label2id"] = {{"LABEL_0", 0}};
+    // HF finds each row's last token as the last one that is not pad_token_id, and needs it set.
+    if (!pad_token_id && !eos_token_ids.empty()) j["pad_token_id"] = eos_token_ids[0];
+  }
   return j;
 }
 

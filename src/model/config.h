@@ -44,6 +44,9 @@ struct ModelConfig {
   std::vector<int64_t> bos_token_ids, eos_token_ids;  // HF allows an int or a list
   std::optional<int64_t> pad_token_id;
   std::string torch_dtype = "float32";
+  // A reward model: ...ForSequenceClassification, a scalar `score` head on the last token's hidden
+  // state instead of the language-model head (num_labels 1).
+  bool sequence_classification = false;
   // Keys r1 does not interpret, written back unchanged (architecture-specific extras).
   nlohmann::json extra = nlohmann::json::object();
 
@@ -51,7 +54,7 @@ struct ModelConfig {
   bool has_o_bias() const { return architecture == Architecture::kLlama && attention_bias; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
-  std::string architecture_name() const;  // "LlamaForCausalLM" / "Qwen2ForCausalLM"
+  std::string architecture_name() const;  // "LlamaForCausalLM", "Qwen2ForSequenceClassification", ...
   std::string model_type() const;         // "llama" / "qwen2"
 
   // Throws r1::Error naming the field for impossible values.

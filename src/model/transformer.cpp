@@ -127,7 +127,9 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, const torch::TensorO
     : config_(config), rope_(config) {
   config_.validate();
   model = register_module("model", DecoderStack(config_, options));
-  if (!config_.tie_word_embeddings)
+  if (config_.sequence_classification)
+    score = register_module("score", Linear(config_.hidden_size, 1, false, options));
+  else if (!config_.tie_word_embeddings)
     lm_head = register_module("lm_head", Linear(config_.hidden_size, config_.vocab_size, false, options));
 }
 
@@ -175,7 +177,15 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   return run_layers(model->embed_tokens(tokens), positions, &cache, mask, used);
 }
 
+torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::Tensor& last) {
+  if (!score) throw Error("this model has no reward head (a " + config_.architecture_name() + ", not ...ForSequenceClassification)");
+  const auto rows = torch::arange(hidden.size(0), last.options().dtype(torch::kInt64));
+  return score(hidden.index({rows, last.to(torch::kInt64)})).squeeze(-1).to(torch::kFloat32);
+}
+
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
+  if (config_.sequence_classification)
+    throw Error("a reward model (" + config_.architecture_name() + ") has no language-model head: it scores, it does not generate");
   return lm_head ? lm_head(hidden) : torch::nn::functional::linear(hidden, model->embed_tokens->weight);
 }
 

@@ -125,8 +125,12 @@ class TransformerImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
   KvCache make_cache(int64_t batch, int64_t capacity);
 
+  // hidden [B, T, H] and each row's last real position [B] -> reward-model scores [B] (fp32).
+  torch::Tensor scores(const torch::Tensor& hidden, const torch::Tensor& last);
+
   DecoderStack model{nullptr};
-  Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings, or for a reward model
+  Linear score{nullptr};    // the reward model's head [1, H] (config.sequence_classification)
 
  private:
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,

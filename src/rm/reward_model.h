@@ -1,0 +1,81 @@
+// Learned reward models (DeepSeekMath section 4; InstructGPT's Bradley-Terry pairs): a scalar head
+// `score` [1, H] on the final hidden state of the last token of prompt + response, stored as a
+// Hugging Face ...ForSequenceClassification directory (num_labels 1) that transformers loads as is.
+//
+//   pairs     {"prompt", "chosen", "rejected"}     loss -log sigmoid(r_chosen - r_rejected)
+//   labelled  {"prompt", "response", "label"}     loss BCE(sigmoid(r), label), label in [0, 1]
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "model/transformer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace r1 {
+
+struct RmExample {
+  std::string prompt;
+  std::string chosen, rejected;  // a preference pair ...
+  std::string response;          // ... or one labelled response
+  double label = 0;
+  bool pair = true;
+};
+
+// Reads pairs or labelled rows (one kind per file); errors name the file, line and field.
+std::vector<RmExample> read_rm_examples(const std::string& path);
+
+// A reward model from `dir`: a reward-model directory as saved, or a causal LM directory whose
+// backbone is kept, its LM head dropped and a new score head drawn from N(0, initializer_range).
+Transformer load_reward_model(const std::string& dir, torch::Device device, uint64_t head_seed = 0);
+
+// Token rows for texts, right-padded, and each row's last real position. Texts longer than
+// max_length keep their last max_length tokens (the score reads the end).
+struct RmBatch {
+  torch::Tensor tokens, last;
+};
+RmBatch pack_rm_texts(const Tokenizer& tokenizer, const std::vector<std::string>& texts, int64_t max_length,
+                      torch::Device device);
+
+// Batched scoring of (prompt, response) pairs; deterministic.
+class RewardModelScorer {
+ public:
+  RewardModelScorer(Transformer model, const Tokenizer* tokenizer, int64_t max_length = 1024, int64_t batch = 32);
+  std::vector<double> score(const std::vector<std::pair<std::string, std::string>>& prompt_response);
+  Transformer& model() { return model_; }
+
+ private:
+  Transformer model_;
+  const Tokenizer* tokenizer_;
+  int64_t max_length_, batch_;
+};
+
+struct RmStats {
+  double loss = 0, accuracy = 0;  // accuracy: chosen scored above rejected / sign agrees with the label
+  int64_t examples = 0;
+};
+
+// One optimiser over a reward model: used by `r1 rm train` and by iterative GRPO.
+class RewardModelTrainer {
+ public:
+  RewardModelTrainer(Transformer model, const Tokenizer* tokenizer, double lr, double weight_decay, double clip,
+                     int64_t max_length);
+  RmStats train_step(const std::vector<const RmExample*>& batch);  // one AdamW step
+  RmStats evaluate(const std::vector<RmExample>& examples, int64_t batch = 32);
+  void set_lr(double lr);
+  torch::optim::AdamW& optimizer() { return optimizer_; }
+  Transformer& model() { return model_; }
+
+ private:
+  torch::Tensor forward_scores(const std::vector<std::string>& texts);
+  std::pair<torch::Tensor, torch::Tensor> loss_and_correct(const std::vector<const RmExample*>& batch);
+  Transformer model_;
+  const Tokenizer* tokenizer_;
+  double clip_;
+  int64_t max_length_;
+  torch::optim::AdamW optimizer_;
+};
+
+}  // namespace r1

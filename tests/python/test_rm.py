@@ -1,0 +1,120 @@
+"""r1 rm train / score: a reward model learns a property that separates chosen from rejected
+(held-out pairwise accuracy well above chance), its directory loads in transformers as a
+LlamaForSequenceClassification with the same scores, scoring is deterministic and survives a
+reload, labelled (pointwise) data trains too, and bad rows are clear errors."""
+import json
+import os
+import random
+import subprocess
+import unittest
+
+from r1test import R1, TempDirCase, make_question_model, r1
+
+
+def write_jsonl(path, rows):
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def preference_rows(n, seed):
+    """chosen states the right sum, rejected a wrong one: learnable from the text alone."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        a, b = rng.randrange(5), rng.randrange(5)
+        wrong = (a + b + rng.choice([1, 2, 3])) % 10
+        rows.append({"prompt": f"question: what is {a} plus {b}? ", "chosen": f"answer: {a + b}.",
+                     "rejected": f"answer: {wrong}."})
+    return rows
+
+
+class RewardModel(TempDirCase, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.base = make_question_model(self.tmp, 300, 300, "<|eos|>", 64, 3)
+        self.train = os.path.join(self.tmp, "pairs.jsonl")
+        write_jsonl(self.train, preference_rows(600, 1))
+        self.val = os.path.join(self.tmp, "val.jsonl")
+        write_jsonl(self.val, preference_rows(100, 2))
+
+    def test_learns_preferences_and_matches_transformers(self):
+        out = os.path.join(self.tmp, "rm")
+        proc = r1("rm", "train", "--init", self.base, "--data", self.train, "--val-data", self.val, "--out", out,
+                  "--epochs", 3, "--batch-size", 16, "--lr", "3e-3", "--threads", 1, "--seed", 1)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            metrics = [json.loads(l) for l in f]
+        val = [m for m in metrics if "val_accuracy" in m]
+        self.assertEqual(val[0]["step"], 0)
+        self.assertGreater(val[-1]["val_accuracy"], 0.9, val)
+        self.assertIn("held-out accuracy", proc.stdout)
+        with open(os.path.join(out, "config.json")) as f:
+            cfg = json.load(f)
+        self.assertEqual(cfg["architectures"], ["LlamaForSequenceClassification"])
+        self.assertEqual(cfg["id2label"], {"0": "LABEL_0"})
+
+        scored = os.path.join(self.tmp, "scored.jsonl")
+        r1("rm", "score", "--model", out, "--input", self.val, "--out", scored, "--threads", 1)
+        def scores(path):
+            with open(path) as f:
+                return [json.loads(l)["chosen_score"] for l in f]
+        again = os.path.join(self.tmp, "again.jsonl")
+        r1("rm", "score", "--model", out, "--input", self.val, "--out", again, "--threads", 1)
+        self.assertEqual(scores(scored), scores(again))  # deterministic
+        r1("rm", "score", "--model", out, "--input", self.val, "--out", again, "--threads", 1, "--batch", 7)
+        for x, y in zip(scores(scored), scores(again)):  # other batches pad differently: rounding only
+            self.assertAlmostEqual(x, y, delta=1e-4)
+        with open(scored) as f:
+            ours = [json.loads(l) for l in f]
+
+        # The same directory in transformers: same scores for the same texts.
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForSequenceClassification
+        model = AutoModelForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
+        self.assertEqual(model.config.num_labels, 1)
+        tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        with torch.no_grad():
+            for row in ours[:20]:
+                for key in ("chosen", "rejected"):
+                    ids = torch.tensor([tok.encode(row["prompt"] + row[key]).ids])
+                    hf = model(input_ids=ids).logits[0, 0].item()
+                    self.assertAlmostEqual(hf, row[key + "_score"], delta=1e-4)
+
+    def test_pointwise_labels(self):
+        rows = []
+        for r in preference_rows(300, 3):
+            rows.append({"prompt": r["prompt"], "response": r["chosen"], "label": 1})
+            rows.append({"prompt": r["prompt"], "response": r["rejected"], "label": 0})
+        data = os.path.join(self.tmp, "labelled.jsonl")
+        write_jsonl(data, rows)
+        out = os.path.join(self.tmp, "rm-point")
+        r1("rm", "train", "--init", self.base, "--data", data, "--val-fraction", "0.2", "--out", out, "--epochs", 8,
+           "--batch-size", 16, "--lr", "3e-3", "--threads", 1)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            val = [json.loads(l) for l in f if "val_accuracy" in l]
+        self.assertGreater(val[-1]["val_accuracy"], 0.85, val)
+
+    def test_bad_input(self):
+        bad = os.path.join(self.tmp, "bad.jsonl")
+        out = os.path.join(self.tmp, "x")
+        for content, needle in (('{"prompt": "p", "chosen": "a"}\n', "bad.jsonl:1: missing field 'rejected'"),
+                                ('{"prompt": "p", "response": "a"}\n', "missing field 'label'"),
+                                ('{"prompt": "p", "response": "a", "label": 3}\n', "'label' must be in [0, 1]"),
+                                ('{"prompt": "p", "chosen": "a", "rejected": "b"}\nnot json\n', "bad.jsonl:2: invalid JSON"),
+                                ('{"prompt": "p", "chosen": "a", "rejected": "b"}\n'
+                                 '{"prompt": "p", "response": "a", "label": 1}\n', "mixes preference pairs"),
+                                ("", "no examples")):
+            with open(bad, "w") as f:
+                f.write(content)
+            proc = r1("rm", "train", "--init", self.base, "--data", bad, "--out", out, check=False)
+            self.assertNotEqual(proc.returncode, 0, content)
+            self.assertIn(needle, proc.stderr, content)
+        # Scoring with a causal LM (no reward head) is refused.
+        proc = r1("rm", "score", "--model", self.base, "--input", self.val, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("not a reward model", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
