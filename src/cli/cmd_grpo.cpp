@@ -65,6 +65,15 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--overlong-max-tokens", o.reward_options.overlong_max_tokens, "length_overlong: L_max")->capture_default_str();
   cmd->add_option("--overlong-cache-tokens", o.reward_options.overlong_cache_tokens, "length_overlong: L_cache")
       ->capture_default_str();
+  cmd->add_flag("--rm-normalize", o.rm_normalize, "rm:DIR scores become z-scores within each step's batch");
+  cmd->add_option("--rm-update-every", o.rm_updates.every,
+                  "iterative RL (DeepSeekMath): every K steps train the reward model on fresh samples labelled by the "
+                  "first rule reward, with replay, and reset the reference")->capture_default_str();
+  cmd->add_option("--rm-lr", o.rm_updates.lr, "reward-model learning rate for those updates")->capture_default_str();
+  cmd->add_option("--rm-batch-size", o.rm_updates.batch_size)->capture_default_str();
+  cmd->add_option("--rm-update-epochs", o.rm_updates.epochs)->capture_default_str();
+  cmd->add_option("--rm-replay-fraction", o.rm_updates.replay_fraction, "share of each update drawn from history (10%)")
+      ->capture_default_str();
   cmd->add_option("--lr", o.schedule.max_lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--schedule", o.schedule.kind, "constant, cosine, wsd, multistep")->capture_default_str();
   cmd->add_option("--warmup-steps", o.schedule.warmup_steps, "linear warmup")->capture_default_str();

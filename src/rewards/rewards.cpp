@@ -286,6 +286,27 @@ std::vector<WeightedReward> parse_reward_spec(const std::string& spec) {
       throw Error("--reward '" + spec + "': an empty item");
     }
     WeightedReward w;
+    if (item.rfind("rm:", 0) == 0) {  // rm:DIR or rm:DIR:weight (a path may hold ':' too)
+      w.name = "rm";
+      w.model_dir = item.substr(3);
+      const size_t last = w.model_dir.rfind(':');
+      if (last != std::string::npos) {
+        try {
+          size_t used = 0;
+          const double weight = std::stod(w.model_dir.substr(last + 1), &used);
+          if (used == w.model_dir.size() - last - 1) {
+            w.weight = weight;
+            w.model_dir.resize(last);
+          }
+        } catch (const std::exception&) {
+        }
+      }
+      if (w.model_dir.empty()) throw Error("--reward '" + item + "': rm needs a directory (rm:DIR[:weight])");
+      for (const auto& other : out)
+        if (other.name == "rm") throw Error("--reward '" + spec + "': only one reward model (rm:DIR) per run");
+      out.push_back(w);
+      continue;
+    }
     const size_t colon = item.find(':');
     w.name = item.substr(0, colon);
     if (colon != std::string::npos) {
@@ -306,14 +327,25 @@ std::vector<WeightedReward> parse_reward_spec(const std::string& spec) {
 CombinedReward::CombinedReward(const std::string& spec, const RewardOptions& options) : parts_(parse_reward_spec(spec)) {
   std::shared_ptr<CodeSandbox> sandbox;
   for (const auto& p : parts_) {
+    if (p.name == "rm") {
+      if (!options.model_reward)
+        throw Error("--reward rm:" + p.model_dir + ": this command cannot run a reward model (r1 grpo, r1 sample can)");
+      functions_.emplace_back();
+      batch_functions_.push_back(options.model_reward(p.model_dir));
+      continue;
+    }
     if (p.name == "accuracy_code" && !sandbox) sandbox = std::make_shared<CodeSandbox>(options.sandbox);
     functions_.push_back(make_reward(p.name, options, sandbox));
+    batch_functions_.emplace_back();
   }
 }
 
-ScoredCompletion CombinedReward::score(const RewardInput& input) const {
+ScoredCompletion CombinedReward::score(const RewardInput& input) const { return score_batch({input}, 1).front(); }
+
+ScoredCompletion CombinedReward::score_rules(const RewardInput& input) const {
   ScoredCompletion s;
   for (size_t i = 0; i < parts_.size(); ++i) {
+    if (!functions_[i]) continue;
     RewardResult r;
     try {
       r = functions_[i](input);
@@ -338,7 +370,7 @@ std::vector<ScoredCompletion> CombinedReward::score_batch(const std::vector<Rewa
     pool.emplace_back([&] {
       for (size_t i = next++; i < inputs.size(); i = next++) {
         try {
-          out[i] = score(inputs[i]);
+          out[i] = score_rules(inputs[i]);
         } catch (...) {
           std::lock_guard<std::mutex> lock(failure_mutex);
           if (!failure) failure = std::current_exception();
@@ -347,6 +379,15 @@ std::vector<ScoredCompletion> CombinedReward::score_batch(const std::vector<Rewa
     });
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
+  for (size_t k = 0; k < parts_.size(); ++k) {  // learned rewards: one batched call each
+    if (!batch_functions_[k] || inputs.empty()) continue;
+    std::vector<RewardResult> results = batch_functions_[k](inputs);
+    if (results.size() != inputs.size()) throw Error("reward " + parts_[k].name + ": returned a wrong number of scores");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      out[i].total += parts_[k].weight * results[i].score;
+      out[i].components[parts_[k].name] = std::move(results[i]);
+    }
+  }
   return out;
 }
 

@@ -31,12 +31,18 @@ struct RewardResult {
   nlohmann::json details = nlohmann::json::object();
 };
 
+// A reward that scores a whole batch at once (a learned reward model: one batched forward).
+using BatchRewardFn = std::function<std::vector<RewardResult>(const std::vector<RewardInput>&)>;
+
 struct RewardOptions {
   int64_t overlong_max_tokens = 4096;  // DAPO: L_max
   int64_t overlong_cache_tokens = 512; // DAPO: the soft-punishment window before L_max
   std::vector<std::string> external_command;  // for "external": argv; JSON on stdin, score on stdout
   double external_timeout_s = 30;
   SandboxLimits sandbox;
+  // Makes the batch reward of `rm:DIR` items (set by the commands that can run a reward model;
+  // rewards/ itself stays torch-free).
+  std::function<BatchRewardFn(const std::string& dir)> model_reward;
 };
 
 using RewardFn = std::function<RewardResult(const RewardInput&)>;
@@ -51,8 +57,10 @@ std::string extract_code(const std::string& completion);
 struct WeightedReward {
   std::string name;
   double weight = 1;
+  std::string model_dir;  // for "rm": the reward model directory
 };
-// "accuracy_math:1,format_think:0.5" (weight 1 when omitted).
+// "accuracy_math:1,format_think:0.5" (weight 1 when omitted); "rm:DIR[:weight]" is a learned reward
+// model (component name "rm").
 std::vector<WeightedReward> parse_reward_spec(const std::string& spec);
 
 struct ScoredCompletion {
@@ -69,8 +77,10 @@ class CombinedReward {
   const std::vector<WeightedReward>& parts() const { return parts_; }
 
  private:
+  ScoredCompletion score_rules(const RewardInput& input) const;  // every part but the batch ones
   std::vector<WeightedReward> parts_;
-  std::vector<RewardFn> functions_;
+  std::vector<RewardFn> functions_;       // null for batch parts
+  std::vector<BatchRewardFn> batch_functions_;  // null for per-completion parts
 };
 
 }  // namespace r1

@@ -12,6 +12,7 @@
 #include "dist/process_group.h"
 #include "infer/engine.h"
 #include "io/model_dir.h"
+#include "rm/reward_model.h"
 #include "tokenizer/chat_template.h"
 #include "train/optimizer.h"
 #include "util/error.h"
@@ -145,7 +146,6 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   if ((o.prompts_per_step * o.group_size) % o.micro_batch != 0)
     throw Error("--prompts-per-step x --group-size (" + std::to_string(o.prompts_per_step * o.group_size) +
                 ") must be a multiple of --micro-batch (" + std::to_string(o.micro_batch) + ")");
-  const CombinedReward reward(o.reward, o.reward_options);
   const torch::Device device(o.device);
   // Data parallelism: every rank walks the same prompt order and sees every prompt's rewards, but
   // generates, scores and trains on its own share of the prompts (prompt i goes to rank i mod W,
@@ -164,6 +164,40 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   if (!o.resume && fs::exists(run / "config.json"))
     throw Error(o.out + " already holds a model: pass --resume to continue its run, or pick a new --out");
   if (o.init.empty() && !resuming) throw Error("r1 grpo needs --init DIR (the policy to start from)");
+  // Rewards; a learned one (rm:DIR) is loaded here, from the checkpoint when resuming an
+  // iterative run whose reward model has been trained further.
+  std::shared_ptr<RewardModelScorer> rm_scorer;
+  std::shared_ptr<Tokenizer> rm_tokenizer;
+  std::string rm_tokenizer_file;
+  RewardOptions reward_options = o.reward_options;
+  reward_options.model_reward = [&](const std::string& dir) {
+    const fs::path saved = state_dir / "reward_model";
+    const std::string from = resuming && fs::exists(saved / "config.json") ? saved.string() : dir;
+    if (!fs::exists(fs::path(from) / "tokenizer.json")) throw Error(from + ": no tokenizer.json beside the reward model");
+    if (!ModelConfig::load((fs::path(from) / "config.json").string()).sequence_classification)
+      throw Error("--reward rm:" + from + ": not a reward model (train one with r1 rm train)");
+    rm_tokenizer_file = (fs::path(from) / "tokenizer.json").string();
+    rm_tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(rm_tokenizer_file));
+    rm_scorer = std::make_shared<RewardModelScorer>(load_reward_model(from, device), rm_tokenizer.get(), 1024,
+                                                    o.micro_batch);
+    return reward_model_reward(rm_scorer, o.rm_normalize);
+  };
+  const CombinedReward reward(o.reward, reward_options);
+  std::unique_ptr<IterativeRewardModel> iterative;
+  std::string label_reward;  // the rule reward that labels fresh samples for the reward model
+  if (o.rm_updates.every > 0) {
+    if (!rm_scorer) throw Error("--rm-update-every needs a learned reward in --reward (rm:DIR)");
+    for (const auto& p : reward.parts())
+      if (p.name != "rm" && label_reward.empty()) label_reward = p.name;
+    if (label_reward.empty())
+      throw Error("--rm-update-every labels fresh samples with a rule-based reward: add one to --reward "
+                  "(weight 0 to only label, e.g. rm:DIR:1,accuracy_math:0)");
+    if (world > 1) throw Error("--rm-update-every runs in one process (data-parallel reward-model updates are not supported)");
+    RmUpdateOptions u = o.rm_updates;
+    u.seed = o.seed;
+    iterative = std::make_unique<IterativeRewardModel>(rm_scorer, rm_tokenizer.get(), rm_tokenizer_file, u);
+    if (resuming) iterative->load(state_dir.string());
+  }
   const std::string source = resuming ? o.out : o.init;
   const fs::path tokenizer_path = fs::path(source) / "tokenizer.json";
   if (!fs::exists(tokenizer_path)) throw Error(source + ": no tokenizer.json");
@@ -234,12 +268,16 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       write_text_file((st / "state.json").string(),
                       json{{"step", done}, {"cursor", cursor}, {"epoch", epoch}, {"seed", o.seed}}.dump(2) + "\n");
       if (reference) save_model_dir(reference, (st / "reference").string());
+      if (iterative) iterative->save(st.string());
       fs::copy_file(tokenizer_path, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
     };
     save_model_dir(policy, o.out, s);
   };
 
-  const std::string first_reward = reward.parts()[0].name;
+  // "accuracy" counts completions the first rule-based reward scores 1 (a reward model's score is no accuracy).
+  std::string first_reward = reward.parts()[0].name;
+  for (auto it = reward.parts().rbegin(); it != reward.parts().rend(); ++it)
+    if (it->name != "rm") first_reward = it->name;
   while (step < o.steps) {
     const auto t0 = Clock::now();
     const double lr = o.schedule.at(step);
@@ -330,6 +368,15 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         zero_variance += flat;
         keep[i] = !(o.drop_zero_variance_groups && flat) && kept_groups < o.prompts_per_step;
         kept_groups += keep[i];
+      }
+      for (size_t j = 0; j < mine.size() && iterative; ++j) {  // fresh samples for the reward model
+        std::vector<std::string> texts;
+        std::vector<bool> right;
+        for (int64_t g = 0; g < o.group_size; ++g) {
+          texts.push_back(generations[j][g].text);
+          right.push_back(scored[j * o.group_size + g].components.at(label_reward).score >= 1 - 1e-9);
+        }
+        iterative->collect(prompts[chosen[mine[j]]].text, texts, right);
       }
       for (size_t j = 0; j < mine.size(); ++j) {
         const int64_t i = mine[j];
@@ -436,7 +483,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       stopping = shared[5].item<double>() > 0;
     }
     ++step;
-    if (reference && o.ref_reset_every > 0 && step % o.ref_reset_every == 0) {
+    std::optional<RmUpdateStats> rm_update;
+    if (iterative && step % o.rm_updates.every == 0) rm_update = iterative->update(step);
+    const bool reset_reference = (o.ref_reset_every > 0 && step % o.ref_reset_every == 0) || rm_update;
+    if (reference && reset_reference) {
       torch::NoGradGuard no_grad;
       auto src = policy->named_parameters();
       for (auto& p : reference->named_parameters()) p.value().copy_(src[p.key()]);
@@ -467,6 +517,12 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                    {"train_s", train_s}, {"step_s", seconds}, {"tokens_per_s", generated / seconds}};
       for (const auto& [name, sum] : component_sums) line["reward_" + name] = sum / samples;
       if (component_sums.count("format_think")) line["format_rate"] = component_sums["format_think"] / samples;
+      if (rm_update) {
+        line["rm_update_pairs"] = rm_update->fresh_pairs;
+        line["rm_update_replay"] = rm_update->replay_pairs;
+        line["rm_update_loss"] = rm_update->loss;
+        line["rm_update_accuracy"] = rm_update->accuracy;
+      }
       std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
     }
     if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps || step == 1)) {

@@ -14,6 +14,7 @@
 
 #include "rewards/rewards.h"
 #include "rl/grpo_loss.h"
+#include "rl/rm_updates.h"
 #include "train/lr_schedule.h"
 
 namespace r1 {
@@ -40,6 +41,8 @@ struct GrpoOptions {
   int64_t max_completion_tokens = 256;
   std::string reward = "accuracy_math:1,format_think:0.5";
   RewardOptions reward_options;
+  bool rm_normalize = false;      // rm:DIR scores as z-scores within each step's batch
+  RmUpdateOptions rm_updates;     // iterative RL: keep training the reward model (every > 0)
   LrSchedule schedule;
   double beta1 = 0.9, beta2 = 0.99, weight_decay = 0.0, clip = 1.0;
   uint64_t seed = 0;

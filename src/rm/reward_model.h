@@ -5,6 +5,7 @@
 //   pairs     {"prompt", "chosen", "rejected"}     loss -log sigmoid(r_chosen - r_rejected)
 //   labelled  {"prompt", "response", "label"}     loss BCE(sigmoid(r), label), label in [0, 1]
 #pragma once
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <torch/torch.h>
 
 #include "model/transformer.h"
+#include "rewards/rewards.h"
 #include "tokenizer/tokenizer.h"
 
 namespace r1 {
@@ -51,6 +53,11 @@ class RewardModelScorer {
   const Tokenizer* tokenizer_;
   int64_t max_length_, batch_;
 };
+
+// The `rm:DIR` item of --reward: one batched pass per call. With `normalize`, each call's scores
+// become z-scores (mean 0, std 1 over the batch), so the weight means the same whatever the
+// reward model's scale; the raw score is kept in the result's details.
+BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer, bool normalize);
 
 struct RmStats {
   double loss = 0, accuracy = 0;  // accuracy: chosen scored above rejected / sign agrees with the label

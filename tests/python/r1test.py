@@ -57,6 +57,25 @@ def make_question_model(tmp, documents, vocab_size, specials, max_position, seed
     return model
 
 
+def tiny_policy(tmp):
+    """A random `tiny` preset model with a small tokenizer, and 16 prompts: the policy of the GRPO
+    tests. Returns (model directory, prompts JSONL)."""
+    corpus = os.path.join(tmp, "corpus.txt")
+    with open(corpus, "w") as f:
+        for i in range(200):
+            f.write(f"a b c d e f g aa bb cc abc the cat sat on a mat {i}\n")
+    tok = os.path.join(tmp, "tok.json")
+    r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
+    base = os.path.join(tmp, "base")
+    r1("model", "init", "--preset", "tiny", "--out", base, "--seed", 1)
+    os.replace(tok, os.path.join(base, "tokenizer.json"))
+    prompts = os.path.join(tmp, "prompts.jsonl")
+    with open(prompts, "w") as f:
+        for i in range(16):
+            f.write(json.dumps({"prompt": f"item {i}:"}) + "\n")
+    return base, prompts
+
+
 def wait_for_checkpoint(state_path, step, timeout=120):
     """Waits until a run's trainer_state/state.json reports at least `step` (a run to kill mid-way)."""
     import time

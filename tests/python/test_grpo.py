@@ -10,25 +10,13 @@ import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import wait_for_checkpoint, R1, TempDirCase, r1
+from r1test import wait_for_checkpoint, R1, TempDirCase, r1, tiny_policy
 
 
 class Grpo(TempDirCase, unittest.TestCase):
     def setUp(self):
         super().setUp()
-        corpus = os.path.join(self.tmp, "corpus.txt")
-        with open(corpus, "w") as f:
-            for i in range(200):
-                f.write(f"a b c d e f g aa bb cc abc the cat sat on a mat {i}\n")
-        tok = os.path.join(self.tmp, "tok.json")
-        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
-        self.base = os.path.join(self.tmp, "base")
-        r1("model", "init", "--preset", "tiny", "--out", self.base, "--seed", 1)
-        os.replace(tok, os.path.join(self.base, "tokenizer.json"))
-        self.prompts = os.path.join(self.tmp, "prompts.jsonl")
-        with open(self.prompts, "w") as f:
-            for i in range(16):
-                f.write(json.dumps({"prompt": f"item {i}:"}) + "\n")
+        self.base, self.prompts = tiny_policy(self.tmp)
         self.reward = os.path.join(self.tmp, "reward.py")
         with open(self.reward, "w") as f:  # the share of 'a' characters: learnable from scratch
             f.write("import json, sys\nc = json.load(sys.stdin)['completion']\nprint(c.count('a') / max(1, len(c)))\n")
