@@ -12,6 +12,7 @@
 #include "dist/process_group.h"
 #include "infer/engine.h"
 #include "io/model_dir.h"
+#include "rl/prompts.h"
 #include "rm/reward_model.h"
 #include "tokenizer/chat_template.h"
 #include "train/optimizer.h"
@@ -28,70 +29,6 @@ using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-struct PromptRow {
-  std::string text;
-  std::vector<int64_t> ids;
-  json metadata;
-};
-
-std::vector<PromptRow> read_prompts(const GrpoOptions& o, const Tokenizer& tokenizer) {
-  std::ifstream in(o.prompts);
-  if (!in) throw Error(o.prompts + ": cannot open");
-  std::optional<ChatFormat> format;
-  if (o.prompt_template == "chat")
-    format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(o.chat_template);
-  else if (o.prompt_template == "r1-zero")
-    format = ChatFormat::kR1Zero;
-  else if (o.prompt_template != "plain")
-    throw Error("--prompt-template '" + o.prompt_template + "': expected r1-zero, chat or plain");
-  std::vector<PromptRow> rows;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = o.prompts + ":" + std::to_string(lineno);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error(where + ": invalid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(where + ": expected a JSON object");
-    PromptRow row;
-    row.metadata = j;
-    std::vector<ChatMessage> messages;
-    if (j.contains("messages")) {
-      try {
-        messages = parse_messages(j);
-      } catch (const Error& e) {
-        throw Error(where + ": " + e.what());
-      }
-    } else {
-      std::string question;
-      for (const char* key : {"prompt", "problem", "question"})
-        if (j.contains(key) && j[key].is_string()) {
-          question = j[key].get<std::string>();
-          break;
-        }
-      if (question.empty()) throw Error(where + ": needs 'prompt', 'problem', 'question' or 'messages'");
-      messages = {{"user", question}};
-    }
-    if (format) {
-      const auto rendered = render_chat(tokenizer, *format, messages, true);
-      row.text = rendered.text;
-      row.ids.assign(rendered.ids.begin(), rendered.ids.end());
-    } else {
-      row.text = messages.back().content;
-      const auto ids = tokenizer.encode(row.text, true);
-      row.ids.assign(ids.begin(), ids.end());
-    }
-    if (row.ids.empty()) throw Error(where + ": the prompt encodes to no tokens");
-    rows.push_back(std::move(row));
-  }
-  if (rows.empty()) throw Error(o.prompts + ": no prompts");
-  return rows;
-}
-
 
 // One completion ready for training.
 struct Rollout {
@@ -202,7 +139,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   const fs::path tokenizer_path = fs::path(source) / "tokenizer.json";
   if (!fs::exists(tokenizer_path)) throw Error(source + ": no tokenizer.json");
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_path.string());
-  const auto prompts = read_prompts(o, tokenizer);
+  const auto prompts = read_prompts(o.prompts, o.prompt_template, o.chat_template, tokenizer);
   fs::create_directories(run);
   if (main_rank && !o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
 

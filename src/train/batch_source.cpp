@@ -21,6 +21,23 @@ std::pair<torch::Tensor, torch::Tensor> PackedSource::next(int64_t rows) {
   return {tokens, torch::ones({rows, seq_len_})};
 }
 
+RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row) {
+  if (!row.contains("prompt") || !row["prompt"].is_string() || !row["completion"].is_string())
+    throw Error("a prompt-completion row needs string fields 'prompt' and 'completion'");
+  if (!tokenizer.eos_id()) throw Error("prompt-completion rows end with EOS, and this tokenizer has none");
+  RenderedChat r;
+  r.text = row["prompt"].get<std::string>() + row["completion"].get<std::string>();
+  r.ids = tokenizer.encode(row["prompt"].get<std::string>(), /*add_special=*/true);
+  r.assistant_mask.assign(r.ids.size(), 0);
+  for (int32_t id : tokenizer.encode(row["completion"].get<std::string>())) {
+    r.ids.push_back(id);
+    r.assistant_mask.push_back(1);
+  }
+  r.ids.push_back(*tokenizer.eos_id());  // the model learns to stop
+  r.assistant_mask.push_back(1);
+  return r;
+}
+
 ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format,
                                        int64_t seq_len, uint64_t seed, bool skip_bad_lines)
     : seq_len_(seq_len), seed_(seed) {
@@ -30,7 +47,10 @@ ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer
   for (int lineno = 1; std::getline(in, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
-      examples_.push_back(render_chat(tokenizer, format, parse_messages(nlohmann::json::parse(line)), false));
+      const auto row = nlohmann::json::parse(line);
+      examples_.push_back(row.is_object() && row.contains("completion") && !row.contains("messages")
+                              ? render_prompt_completion(tokenizer, row)
+                              : render_chat(tokenizer, format, parse_messages(row), false));
     } catch (const std::exception& e) {
       if (!skip_bad_lines) throw Error(jsonl + ":" + std::to_string(lineno) + ": " + e.what());
     }

@@ -36,9 +36,14 @@ class PackedSource : public BatchSource {
   int64_t seq_len_;
 };
 
-// SFT: {"messages": [...]} lines rendered with a chat template; only assistant tokens are
-// targets. One conversation per row, truncated to seq_len + 1 tokens, padded to the longest
-// row of the micro-batch. Order: a seeded shuffle per epoch.
+// A {"prompt", "completion"} row (TRL's prompt-completion form, what `r1 sample` writes for plain
+// templates): prompt tokens (with BOS if the tokenizer adds one), completion tokens and EOS; the
+// completion and EOS are the targets. The text is used as is, no chat template.
+RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row);
+
+// SFT: {"messages": [...]} lines rendered with a chat template, or prompt-completion rows; only
+// assistant tokens are targets. One conversation per row, truncated to seq_len + 1 tokens, padded
+// to the longest row of the micro-batch. Order: a seeded shuffle per epoch.
 class ConversationSource : public BatchSource {
  public:
   ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format, int64_t seq_len,

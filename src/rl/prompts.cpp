@@ -1,0 +1,71 @@
+#include "rl/prompts.h"
+
+#include <fstream>
+#include <optional>
+
+#include "tokenizer/chat_template.h"
+#include "util/error.h"
+
+namespace r1 {
+
+using nlohmann::json;
+
+std::vector<PromptRow> read_prompts(const std::string& path, const std::string& prompt_template,
+                                    const std::string& chat_template, const Tokenizer& tokenizer) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  std::optional<ChatFormat> format;
+  if (prompt_template == "chat")
+    format = chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(chat_template);
+  else if (prompt_template == "r1-zero")
+    format = ChatFormat::kR1Zero;
+  else if (prompt_template != "plain")
+    throw Error("--prompt-template '" + prompt_template + "': expected r1-zero, chat or plain");
+  std::vector<PromptRow> rows;
+  std::string line;
+  for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path + ":" + std::to_string(lineno);
+    json j;
+    try {
+      j = json::parse(line);
+    } catch (const json::exception& e) {
+      throw Error(where + ": invalid JSON (" + e.what() + ")");
+    }
+    if (!j.is_object()) throw Error(where + ": expected a JSON object");
+    PromptRow row;
+    row.metadata = j;
+    std::vector<ChatMessage> messages;
+    if (j.contains("messages")) {
+      try {
+        messages = parse_messages(j);
+      } catch (const Error& e) {
+        throw Error(where + ": " + e.what());
+      }
+    } else {
+      std::string question;
+      for (const char* key : {"prompt", "problem", "question"})
+        if (j.contains(key) && j[key].is_string()) {
+          question = j[key].get<std::string>();
+          break;
+        }
+      if (question.empty()) throw Error(where + ": needs 'prompt', 'problem', 'question' or 'messages'");
+      messages = {{"user", question}};
+    }
+    if (format) {
+      const auto rendered = render_chat(tokenizer, *format, messages, true);
+      row.text = rendered.text;
+      row.ids.assign(rendered.ids.begin(), rendered.ids.end());
+    } else {
+      row.text = messages.back().content;
+      const auto ids = tokenizer.encode(row.text, true);
+      row.ids.assign(ids.begin(), ids.end());
+    }
+    if (row.ids.empty()) throw Error(where + ": the prompt encodes to no tokens");
+    rows.push_back(std::move(row));
+  }
+  if (rows.empty()) throw Error(path + ": no prompts");
+  return rows;
+}
+
+}  // namespace r1
