@@ -7,6 +7,7 @@
 #include "cli/config_file.h"
 #include "cli/runtime.h"
 #include "dist/launch_env.h"
+#include "distill/same_tokenizer.h"
 #include "model/presets.h"
 #include "train/pretrain.h"
 #include "util/error.h"
@@ -26,6 +27,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   struct Args {
     PretrainOptions o;
     std::string preset, model_config;
+    std::string teacher;  // sft --teacher: the tokenizer check of distillation
     RuntimeOptions rt;
   };
   auto a = std::make_shared<Args>();
@@ -43,6 +45,8 @@ void add_training_command(CLI::App& app, const std::string& stage) {
     cmd->add_option("--data", a->o.data, "conversations JSONL: {\"messages\": [{\"role\", \"content\"}, ...]} per line")
         ->required()->check(CLI::ExistingFile);
     cmd->add_option("--chat-template", a->o.chat_template, "template name; default: recognise the tokenizer_config.json's");
+    cmd->add_option("--teacher", a->teacher,
+                    "distillation: the model whose samples --data holds; refused unless its tokenizer is --tokenizer");
     cmd->add_flag("--skip-bad-lines", a->o.skip_bad_lines, "skip malformed conversation lines");
   } else {
     cmd->add_option("--data", a->o.data, "shard directories from r1 data prepare: dir[:weight],...")->required();
@@ -81,6 +85,13 @@ void add_training_command(CLI::App& app, const std::string& stage) {
       ->capture_default_str();
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
+    if (!a->teacher.empty()) {  // distillation: the student must read the teacher's tokens
+      const std::string difference = tokenizer_difference(Tokenizer::load(a->teacher + "/tokenizer.json"),
+                                                          Tokenizer::load(a->o.tokenizer));
+      if (!difference.empty())
+        throw Error("teacher " + a->teacher + " and student tokenizer " + a->o.tokenizer + " differ: " + difference +
+                    ". Distillation needs one vocabulary: build the student with the teacher's tokenizer.json");
+    }
     const torch::Device device = a->rt.setup();
     const LaunchEnv env = LaunchEnv::from_environment();
     // One GPU per local rank when the job runs several processes on a machine.

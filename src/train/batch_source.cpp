@@ -21,10 +21,11 @@ std::pair<torch::Tensor, torch::Tensor> PackedSource::next(int64_t rows) {
   return {tokens, torch::ones({rows, seq_len_})};
 }
 
-RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row) {
+RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row, std::optional<int32_t> eos) {
   if (!row.contains("prompt") || !row["prompt"].is_string() || !row["completion"].is_string())
     throw Error("a prompt-completion row needs string fields 'prompt' and 'completion'");
-  if (!tokenizer.eos_id()) throw Error("prompt-completion rows end with EOS, and this tokenizer has none");
+  if (!eos) eos = tokenizer.eos_id();
+  if (!eos) throw Error("prompt-completion rows end with EOS, and neither the model (eos_token_id) nor the tokenizer names one");
   RenderedChat r;
   r.text = row["prompt"].get<std::string>() + row["completion"].get<std::string>();
   r.ids = tokenizer.encode(row["prompt"].get<std::string>(), /*add_special=*/true);
@@ -33,13 +34,15 @@ RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann
     r.ids.push_back(id);
     r.assistant_mask.push_back(1);
   }
-  r.ids.push_back(*tokenizer.eos_id());  // the model learns to stop
+  r.ids.push_back(*eos);  // the model learns to stop
   r.assistant_mask.push_back(1);
   return r;
 }
 
-ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format,
-                                       int64_t seq_len, uint64_t seed, bool skip_bad_lines)
+ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer,
+                                       std::optional<ChatFormat> format, int64_t seq_len, uint64_t seed,
+                                       bool skip_bad_lines, const std::string& why_no_format,
+                                       std::optional<int32_t> eos)
     : seq_len_(seq_len), seed_(seed) {
   std::ifstream in(jsonl);
   if (!in) throw Error(jsonl + ": cannot open");
@@ -48,9 +51,12 @@ ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       const auto row = nlohmann::json::parse(line);
-      examples_.push_back(row.is_object() && row.contains("completion") && !row.contains("messages")
-                              ? render_prompt_completion(tokenizer, row)
-                              : render_chat(tokenizer, format, parse_messages(row), false));
+      if (row.is_object() && row.contains("completion") && !row.contains("messages")) {
+        examples_.push_back(render_prompt_completion(tokenizer, row, eos));
+      } else {
+        if (!format) throw Error(why_no_format);
+        examples_.push_back(render_chat(tokenizer, *format, parse_messages(row), false));
+      }
     } catch (const std::exception& e) {
       if (!skip_bad_lines) throw Error(jsonl + ":" + std::to_string(lineno) + ": " + e.what());
     }

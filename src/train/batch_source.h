@@ -2,6 +2,7 @@
 // conversations with a loss mask (SFT). The position is part of the checkpoint.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -39,15 +40,20 @@ class PackedSource : public BatchSource {
 // A {"prompt", "completion"} row (TRL's prompt-completion form, what `r1 sample` writes for plain
 // templates): prompt tokens (with BOS if the tokenizer adds one), completion tokens and EOS; the
 // completion and EOS are the targets. The text is used as is, no chat template.
-RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row);
+// `eos` is the model's end of sequence (config.json), else the tokenizer's.
+RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row, std::optional<int32_t> eos);
 
 // SFT: {"messages": [...]} lines rendered with a chat template, or prompt-completion rows; only
 // assistant tokens are targets. One conversation per row, truncated to seq_len + 1 tokens, padded
 // to the longest row of the micro-batch. Order: a seeded shuffle per epoch.
 class ConversationSource : public BatchSource {
  public:
-  ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, ChatFormat format, int64_t seq_len,
-                     uint64_t seed, bool skip_bad_lines);
+  // `format` renders messages rows; without one (a tokenizer whose template r1 does not know and no
+  // --chat-template) only prompt-completion rows are accepted, and a messages row is an error
+  // that says `why_no_format`.
+  ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer, std::optional<ChatFormat> format,
+                     int64_t seq_len, uint64_t seed, bool skip_bad_lines, const std::string& why_no_format = "",
+                     std::optional<int32_t> eos = std::nullopt);
   std::pair<torch::Tensor, torch::Tensor> next(int64_t rows) override;
   nlohmann::json state() const override;
   void restore(const nlohmann::json& state) override;

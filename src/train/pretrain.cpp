@@ -156,9 +156,21 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
 
   auto make_source = [&](const std::string& data, uint64_t seed) -> std::unique_ptr<BatchSource> {
     if (o.stage == "sft") {
-      const ChatFormat format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
-                                                        : chat_format_from_name(o.chat_template);
-      return std::make_unique<ConversationSource>(data, tokenizer, format, o.seq_len, seed, o.skip_bad_lines);
+      std::optional<ChatFormat> format;
+      std::string why_none;
+      if (!o.chat_template.empty()) {
+        format = chat_format_from_name(o.chat_template);
+      } else {
+        try {  // only messages rows need a template; prompt-completion rows are used as they are
+          format = chat_format_from_jinja(tokenizer.chat_template());
+        } catch (const Error& e) {
+          why_none = e.what();
+        }
+      }
+      std::optional<int32_t> eos;
+      if (!model->config().eos_token_ids.empty()) eos = static_cast<int32_t>(model->config().eos_token_ids[0]);
+      return std::make_unique<ConversationSource>(data, tokenizer, format, o.seq_len, seed, o.skip_bad_lines, why_none,
+                                                  eos);
     }
     return std::make_unique<PackedSource>(data, o.seq_len, seed, tokenizer.fingerprint());
   };
