@@ -40,6 +40,7 @@ bench: build
 	$(VENV)/bin/python bench/run_server.py $(BUILD)
 	$(VENV)/bin/python bench/run_rewards.py $(BUILD) ../shared/data
 	$(VENV)/bin/python bench/run_grpo.py $(BUILD)
+	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

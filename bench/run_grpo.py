@@ -12,34 +12,20 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from demo_model import make_demo_model, r1_runner  # noqa: E402
+
 P, G, MAX_TOKENS, THREADS = 16, 8, 64, 2
-DEMO_MODEL = {"architectures": ["LlamaForCausalLM"], "vocab_size": 320, "hidden_size": 128,
-              "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 4,
-              "max_position_embeddings": 256, "rms_norm_eps": 1e-6, "initializer_range": 0.02,
-              "tie_word_embeddings": True, "hidden_act": "silu"}
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 6
     r1 = os.path.join(build, "r1")
-
-    def run(*args):
-        return subprocess.run([r1, *map(str, args)], capture_output=True, text=True, check=True)
+    run = r1_runner(build)
 
     with tempfile.TemporaryDirectory() as tmp:
-        task = os.path.join(tmp, "task")
-        run("data", "arithmetic", "--out", task, "--seed", 1, "--corpus-documents", 3000)
-        tok = os.path.join(tmp, "tokenizer.json")
-        run("tokenizer", "train", "--input", os.path.join(task, "corpus.jsonl"), "--field", "text", "--vocab-size", 320,
-            "--pattern", "qwen2", "--special", "<|eos|>", "--out", tok)
-        from tokenizers import Tokenizer
-        cfg = dict(DEMO_MODEL, eos_token_id=Tokenizer.from_file(tok).token_to_id("<|eos|>"))
-        with open(os.path.join(tmp, "config.json"), "w") as f:
-            json.dump(cfg, f)
-        model = os.path.join(tmp, "model")
-        run("model", "init", "--config-json", os.path.join(tmp, "config.json"), "--out", model, "--seed", 1)
-        os.replace(tok, os.path.join(model, "tokenizer.json"))
+        task, model = make_demo_model(run, tmp)
         prompts = os.path.join(task, "train.jsonl")
 
         out = os.path.join(tmp, "grpo")
