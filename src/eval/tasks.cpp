@@ -1,12 +1,12 @@
 #include "eval/tasks.h"
 
-#include <zlib.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include "rewards/answer_extraction.h"
 #include "util/error.h"
+#include "util/jsonl.h"
 
 namespace fs = std::filesystem;
 
@@ -16,33 +16,8 @@ namespace {
 using nlohmann::json;
 
 std::vector<json> read_jsonl(const std::string& path) {
-  std::string text;
-  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
-    gzFile f = gzopen(path.c_str(), "rb");
-    if (!f) throw Error(path + ": cannot open");
-    char buffer[1 << 16];
-    for (int n; (n = gzread(f, buffer, sizeof buffer)) > 0;) text.append(buffer, n);
-    gzclose(f);
-  } else {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open");
-    text.assign(std::istreambuf_iterator<char>(in), {});
-  }
   std::vector<json> rows;
-  size_t start = 0;
-  for (int line = 1; start < text.size(); ++line) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    const std::string row = text.substr(start, end - start);
-    start = end + 1;
-    if (row.find_first_not_of(" \t\r") == std::string::npos) continue;
-    try {
-      rows.push_back(json::parse(row));
-    } catch (const json::exception& e) {
-      throw Error(path + ":" + std::to_string(line) + ": invalid JSON (" + e.what() + ")");
-    }
-    if (!rows.back().is_object()) throw Error(path + ":" + std::to_string(line) + ": expected a JSON object");
-  }
+  for (auto& r : read_jsonl_rows(path)) rows.push_back(std::move(r.value));
   return rows;
 }
 

@@ -15,6 +15,7 @@
 #include "rl/prompts.h"
 #include "rm/reward_model.h"
 #include "tokenizer/chat_template.h"
+#include "train/autocast.h"
 #include "train/optimizer.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -39,11 +40,16 @@ struct Rollout {
 };
 
 // Per-token log-probs of tokens[:, 1:] at `temperature`, and the entropy of each position's
-// distribution (for logging).
+// distribution (for logging). With bf16 the model runs under autocast; the log-softmax stays fp32.
 std::pair<torch::Tensor, torch::Tensor> token_logprobs_at(Transformer& model, const torch::Tensor& tokens,
-                                                          double temperature) {
+                                                          double temperature, bool bf16) {
   const int64_t L = tokens.size(1);
-  auto logits = model->logits(model->forward(tokens.narrow(1, 0, L - 1))).to(torch::kFloat32) / temperature;
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(bf16, tokens.device().type());
+    logits = model->logits(model->forward(tokens.narrow(1, 0, L - 1)));
+  }
+  logits = logits.to(torch::kFloat32) / temperature;
   auto all = torch::log_softmax(logits, -1);
   auto picked = all.gather(-1, tokens.narrow(1, 1, L - 1).unsqueeze(-1)).squeeze(-1);
   torch::Tensor entropy;
@@ -84,6 +90,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     throw Error("--prompts-per-step x --group-size (" + std::to_string(o.prompts_per_step * o.group_size) +
                 ") must be a multiple of --micro-batch (" + std::to_string(o.micro_batch) + ")");
   const torch::Device device(o.device);
+  const bool bf16 = use_bf16(o.precision, device.is_cuda());
   // Data parallelism: every rank walks the same prompt order and sees every prompt's rewards, but
   // generates, scores and trains on its own share of the prompts (prompt i goes to rank i mod W,
   // and keeps its global sampling seed, so W ranks sample what one process would). Gradients are
@@ -358,7 +365,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       torch::NoGradGuard no_grad;
       for (int64_t s = 0; s < local_n; s += o.micro_batch) {
         auto [tokens, mask] = pack(micro(s));
-        old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature).first.detach());
+        old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature, bf16).first.detach());
       }
     }
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, grad_norm = 0, loss_sum = 0;
@@ -371,11 +378,11 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         auto [tokens_cpu, mask_cpu] = pack(rows);
         const auto tokens = tokens_cpu.to(device);
         const auto mask = mask_cpu.to(device);
-        auto [logp, entropy] = token_logprobs_at(policy, tokens, o.temperature);
+        auto [logp, entropy] = token_logprobs_at(policy, tokens, o.temperature, bf16);
         torch::Tensor ref;
         if (reference) {
           torch::NoGradGuard no_grad;
-          ref = token_logprobs_at(reference, tokens, o.temperature).first;
+          ref = token_logprobs_at(reference, tokens, o.temperature, bf16).first;
         }
         std::vector<double> adv;
         for (const auto* r : rows) adv.push_back(r->advantage);

@@ -49,6 +49,7 @@ struct GrpoOptions {
   int64_t save_every = 0, log_every = 1, sample_every = 10, samples_per_log = 4;
   bool resume = false;
   std::string device = "cpu";
+  std::string precision = "auto";  // auto (bf16 on CUDA) | fp32 | bf16: autocast for the training forward passes
   int reward_threads = 0;
   int64_t dist_timeout_s = 300;  // data parallel: how long a rank waits for the others
 };

@@ -1,10 +1,10 @@
 #include "rl/prompts.h"
 
-#include <fstream>
 #include <optional>
 
 #include "tokenizer/chat_template.h"
 #include "util/error.h"
+#include "util/jsonl.h"
 
 namespace r1 {
 
@@ -12,8 +12,6 @@ using nlohmann::json;
 
 std::vector<PromptRow> read_prompts(const std::string& path, const std::string& prompt_template,
                                     const std::string& chat_template, const Tokenizer& tokenizer) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
   std::optional<ChatFormat> format;
   if (prompt_template == "chat")
     format = chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(chat_template);
@@ -22,17 +20,8 @@ std::vector<PromptRow> read_prompts(const std::string& path, const std::string& 
   else if (prompt_template != "plain")
     throw Error("--prompt-template '" + prompt_template + "': expected r1-zero, chat or plain");
   std::vector<PromptRow> rows;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  for (const auto& [j, lineno] : read_jsonl_rows(path)) {
     const std::string where = path + ":" + std::to_string(lineno);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      throw Error(where + ": invalid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(where + ": expected a JSON object");
     PromptRow row;
     row.metadata = j;
     std::vector<ChatMessage> messages;

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <filesystem>
 
-#include <ATen/autocast_mode.h>
 #include <fstream>
 
 #include "dist/process_group.h"
 #include "infer/engine.h"
+#include "train/autocast.h"
 #include "train/batch_source.h"
 #include "train/optimizer.h"
 #include "io/model_dir.h"
@@ -56,29 +56,6 @@ Transformer with_rope_scaling(Transformer base, const std::string& spec, torch::
 }
 
 
-// Mixed precision: matmuls and attention in bfloat16 under autocast while the weights, the
-// optimizer state and the loss stay fp32 (the fp32 "master" weights are the parameters).
-class AutocastScope {
- public:
-  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
-    if (!enabled_) return;
-    previous_ = at::autocast::is_autocast_enabled(device_);
-    at::autocast::set_autocast_dtype(device_, at::kBFloat16);
-    at::autocast::set_autocast_enabled(device_, true);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastScope() {
-    if (!enabled_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(device_, previous_);
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool enabled_, previous_ = false;
-  c10::DeviceType device_;
-};
 
 // RUN/checkpoints/step-NNNNNNNN: a model directory (weights, tokenizer, trainer_state) of this
 // save, hard-linked from the run (no copy of the weights); the oldest beyond `keep` are removed.
@@ -110,9 +87,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   o.schedule.validate();
   const torch::Device device(o.device);
   const Tokenizer tokenizer = Tokenizer::load(o.tokenizer);
-  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "bf16")
-    throw Error("--precision '" + o.precision + "': expected auto, fp32 or bf16");
-  const bool bf16 = o.precision == "bf16" || (o.precision == "auto" && device.is_cuda());
+  const bool bf16 = use_bf16(o.precision, device.is_cuda());
   const fs::path run(o.out);
   const fs::path state_dir = run / "trainer_state";
   const bool resuming = o.resume && fs::exists(state_dir / "state.json");

@@ -66,6 +66,19 @@ class Grpo(TempDirCase, unittest.TestCase):
             self.assertTrue((a[k] == b[k]).all(), k)
         self.assertEqual([r["step"] for r in self.metrics(killed)], list(range(1, 7)))
 
+    def test_bf16_autocast(self):
+        out = os.path.join(self.tmp, "bf16")
+        subprocess.run(self.args(out, 2, "--precision", "bf16", "--beta", "0.04"), check=True, capture_output=True)
+        weights = load_file(os.path.join(out, "model.safetensors"))
+        self.assertTrue(all(str(w.dtype) == "float32" for w in weights.values()))  # fp32 master weights
+        fp32 = os.path.join(self.tmp, "fp32")
+        subprocess.run(self.args(fp32, 1, "--beta", "0.04"), check=True, capture_output=True)
+        a, b = self.metrics(out)[0]["grad_norm"], self.metrics(fp32)[0]["grad_norm"]
+        self.assertNotEqual(a, b)  # the forward really ran in bf16 ...
+        self.assertAlmostEqual(a, b, delta=0.05 * b)  # ... on the same rollouts
+        proc = subprocess.run(self.args(out + "x", 1, "--precision", "fp8"), capture_output=True, text=True)
+        self.assertIn("--precision 'fp8'", proc.stderr)
+
     def test_kl_to_a_reference(self):
         out = os.path.join(self.tmp, "kl")
         subprocess.run(self.args(out, 4, "--beta", "0.04", "--mu", "2"), check=True, capture_output=True)
@@ -124,6 +137,31 @@ class Grpo(TempDirCase, unittest.TestCase):
         proc = subprocess.run([R1, "launch", "--nproc", "2", "--", *bad[1:]], capture_output=True, text=True)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("multiple of the number of processes", proc.stderr)
+
+    def test_reads_the_shared_data_sets(self):
+        """GSM8K (question / answer), MATH-500 (problem / answer) and HumanEval (gzipped, code prompt +
+        tests) are prompt files as they are, with their rewards."""
+        data = os.environ.get("R1_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
+                                                              "data"))
+        for name, path, reward in (("gsm8k", "gsm8k/test.jsonl", "accuracy_gsm8k"),
+                                   ("math500", "math500/test.jsonl", "accuracy_math"),
+                                   ("humaneval", "humaneval/HumanEval.jsonl.gz", "accuracy_code")):
+            out = os.path.join(self.tmp, name)
+            args = self.args(out, 1)
+            args[args.index("--prompts") + 1] = os.path.join(data, path)
+            args[args.index("external")] = reward
+            args[args.index("--prompts-per-step") + 1] = "2"
+            args[args.index("--group-size") + 1] = "2"
+            args[args.index("--micro-batch") + 1] = "4"
+            proc = subprocess.run(args, capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr)
+            m = self.metrics(out)
+            self.assertIn("reward_" + reward, m[0])
+            with open(os.path.join(out, "samples.jsonl")) as f:
+                prompt = json.loads(f.readline())["prompt"]
+            self.assertTrue(prompt.strip(), name)
+        if name == "humaneval":
+            self.assertIn("def ", prompt)
 
     def test_recipe_files_run_and_args_toml_reproduces_the_run(self):
         """Each recipes/grpo/*.toml is valid for r1 grpo (a key it lacks would be an error) and runs
