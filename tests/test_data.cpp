@@ -198,7 +198,7 @@ TEST(ConversationSource, TrainsOnlyOnAssistantTokens) {
   std::ofstream(f) << R"({"messages": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "It is 4."}]})"
                    << "\n";
   ConversationSource source(f.string(), deepseek(), ChatFormat::kDeepSeekV3, 64, 1, false);
-  auto [tokens, mask] = source.next(1);
+  auto [tokens, mask, segments] = source.next(1);
   ASSERT_EQ(mask.size(1), tokens.size(1) - 1);
   std::vector<int32_t> trained;
   for (int64_t t = 0; t < mask.size(1); ++t)
@@ -207,7 +207,30 @@ TEST(ConversationSource, TrainsOnlyOnAssistantTokens) {
   EXPECT_EQ(deepseek().decode(trained), "It is 4.<｜end▁of▁sentence｜>");
   // Truncation: a sequence length shorter than the conversation cuts rows to seq_len + 1 tokens.
   ConversationSource short_rows(f.string(), deepseek(), ChatFormat::kDeepSeekV3, 4, 1, false);
-  EXPECT_EQ(short_rows.next(2).first.size(1), 5);
+  EXPECT_EQ(short_rows.next(2).tokens.size(1), 5);
+  // Packing: whole conversations per row while they fit, each its own segment, no target that
+  // crosses from one conversation into the next; the targets over an epoch are those unpacked.
+  fs::path many = dir / "many.jsonl";
+  {
+    std::ofstream out(many);
+    for (int i = 0; i < 6; ++i)
+      out << R"({"messages": [{"role": "user", "content": "Q)" << i << R"("}, {"role": "assistant", "content": "A)"
+          << std::string(i + 1, 'x') << R"("}]})" << "\n";
+  }
+  ConversationSource unpacked(many.string(), deepseek(), ChatFormat::kDeepSeekV3, 32, 7, false);
+  ConversationSource packed(many.string(), deepseek(), ChatFormat::kDeepSeekV3, 32, 7, false, "", std::nullopt, true);
+  const TrainBatch p = packed.next(1);
+  ASSERT_TRUE(p.segments.defined());
+  EXPECT_EQ(p.tokens.size(1), 33);
+  const int64_t docs = p.segments.max().item<int64_t>() + 1;
+  ASSERT_GT(docs, 2);  // several conversations in the row (six of them would not fit)
+  ASSERT_LT(docs, 6);
+  EXPECT_EQ(packed.state()["index"], docs);  // exactly those were used
+  const TrainBatch u = unpacked.next(docs);  // the same conversations, one per row
+  EXPECT_EQ(p.mask.sum().item<float>(), u.mask.sum().item<float>());
+  for (int64_t r = 0; r < 1; ++r)
+    for (int64_t t = 0; t + 1 < 32; ++t)
+      if (p.mask[r][t].item<float>() > 0) EXPECT_EQ(p.segments[r][t].item<int64_t>(), p.segments[r][t + 1].item<int64_t>());
   std::ofstream(dir / "bad.jsonl") << "{\"messages\": [{\"role\": \"user\"}]}\n";
   expect_error([&] { ConversationSource((dir / "bad.jsonl").string(), deepseek(), ChatFormat::kDeepSeekV3, 8, 1, false); },
                "bad.jsonl:1: message 0 needs");

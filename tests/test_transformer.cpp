@@ -72,6 +72,27 @@ TEST(Transformer, KvCacheDecodingOfUnequalPromptsMatchesFullForward) {
   }
 }
 
+TEST(Transformer, PackedDocumentsEqualSeparateForwards) {
+  // Two rows: [A(5) B(7) pad(2)] and [C(14)]; each document alone through forward() must give
+  // the same hidden states as inside the packed row (no attention across documents, positions
+  // restarting at each).
+  torch::manual_seed(3);
+  Transformer m = random_model(tiny_config(4, 2));
+  const int64_t V = m->config().vocab_size;
+  auto a = torch::randint(V, {1, 5}), b = torch::randint(V, {1, 7}), c = torch::randint(V, {1, 14});
+  auto row0 = torch::cat({a, b, torch::zeros({1, 2}, torch::kInt64)}, 1);
+  auto tokens = torch::cat({row0, c}, 0);
+  auto segments = torch::tensor({0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, -1, -1}, torch::kInt64).unsqueeze(0);
+  segments = torch::cat({segments, torch::zeros({1, 14}, torch::kInt64)}, 0);
+  torch::NoGradGuard no_grad;
+  const auto packed = m->forward_packed(tokens, segments);
+  EXPECT_TRUE(torch::allclose(packed[0].narrow(0, 0, 5), m->forward(a)[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(packed[0].narrow(0, 5, 7), m->forward(b)[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(packed[1], m->forward(c)[0], 1e-5, 1e-5));
+  // Without the segments, B would see A: the test can tell the difference.
+  EXPECT_FALSE(torch::allclose(m->forward(row0)[0].narrow(0, 5, 7), m->forward(b)[0], 1e-3, 1e-3));
+}
+
 TEST(Transformer, CacheOverflowIsAnError) {
   torch::NoGradGuard g;
   Transformer m = random_model(tiny_config());

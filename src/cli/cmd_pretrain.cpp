@@ -48,6 +48,8 @@ void add_training_command(CLI::App& app, const std::string& stage) {
     cmd->add_option("--teacher", a->teacher,
                     "distillation: the model whose samples --data holds; refused unless its tokenizer is --tokenizer");
     cmd->add_flag("--skip-bad-lines", a->o.skip_bad_lines, "skip malformed conversation lines");
+    cmd->add_flag("--pack", a->o.pack,
+                  "several whole conversations per row of --seq-len + 1 tokens, attention and positions per conversation");
   } else {
     cmd->add_option("--data", a->o.data, "shard directories from r1 data prepare: dir[:weight],...")->required();
   }

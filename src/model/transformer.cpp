@@ -86,7 +86,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   k = apply_rotary(k, cos, sin);
   torch::Tensor out;
   if (cache == nullptr) {
-    out = attention(q, k, v, {});
+    out = attention(q, k, v, mask);  // undefined: causal; packed rows: causal within each document
   } else {
     // Write this step's keys/values at each sequence's own positions, then attend to the prefix.
     auto index = positions.view({B, 1, T, 1}).expand({B, kv_heads_, T, head_dim_});
@@ -150,6 +150,20 @@ torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch:
                  ? positions
                  : torch::arange(tokens.size(1), tokens.options().dtype(torch::kInt64)).unsqueeze(0).expand_as(tokens);
   return run_layers(model->embed_tokens(tokens), pos, nullptr, {}, 0);
+}
+
+torch::Tensor TransformerImpl::forward_packed(const torch::Tensor& tokens, const torch::Tensor& segments) {
+  TORCH_CHECK(tokens.dim() == 2 && segments.sizes() == tokens.sizes(), "tokens and segments must both be [batch, time]");
+  const int64_t T = tokens.size(1);
+  const auto idx = torch::arange(T, segments.options()).unsqueeze(0).expand_as(segments);
+  // Each position's distance from the start of its document.
+  auto first = torch::ones_like(segments, torch::kBool);
+  if (T > 1) first.narrow(1, 1, T - 1).copy_(segments.narrow(1, 1, T - 1) != segments.narrow(1, 0, T - 1));
+  const auto start_of = std::get<0>(torch::cummax(torch::where(first, idx, torch::zeros_like(idx)), 1));
+  const auto positions = idx - start_of;
+  const auto causal = torch::ones({T, T}, segments.options().dtype(torch::kBool)).tril();
+  const auto mask = ((segments.unsqueeze(2) == segments.unsqueeze(1)) & causal).unsqueeze(1);  // [B, 1, T, T]
+  return run_layers(model->embed_tokens(tokens), positions, nullptr, mask, 0);
 }
 
 torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,

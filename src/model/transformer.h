@@ -109,6 +109,10 @@ class TransformerImpl : public torch::nn::Module {
 
   // tokens [B, T] int64 -> final hidden states [B, T, H]. positions default to 0..T-1.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {});
+  // Packed rows (SFT packing): tokens [B, T] holding several documents and segments [B, T], the
+  // document of each position. Attention stays within a document and positions restart at 0 at
+  // each document's start, so each document's hidden states equal those of forward() on it alone.
+  torch::Tensor forward_packed(const torch::Tensor& tokens, const torch::Tensor& segments);
   // tokens [B, S] appended to `cache` rows first_row..first_row+B-1; sequence b's first new
   // token is at position start[b] (its row holds positions 0..start[b]-1). Returns hidden
   // states [B, S, H].

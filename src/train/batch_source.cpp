@@ -11,14 +11,14 @@ namespace r1 {
 PackedSource::PackedSource(const std::string& data, int64_t seq_len, uint64_t seed, uint64_t fingerprint)
     : reader_(parse_mixture(data), seq_len, seed, fingerprint), seq_len_(seq_len) {}
 
-std::pair<torch::Tensor, torch::Tensor> PackedSource::next(int64_t rows) {
+TrainBatch PackedSource::next(int64_t rows) {
   auto tokens = torch::empty({rows, seq_len_ + 1}, torch::kInt64);
   auto acc = tokens.accessor<int64_t, 2>();
   for (int64_t r = 0; r < rows; ++r) {
     const auto seq = reader_.next();
     for (int64_t t = 0; t <= seq_len_; ++t) acc[r][t] = seq[t];
   }
-  return {tokens, torch::ones({rows, seq_len_})};
+  return {tokens, torch::ones({rows, seq_len_}), {}};
 }
 
 RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann::json& row, std::optional<int32_t> eos) {
@@ -42,8 +42,8 @@ RenderedChat render_prompt_completion(const Tokenizer& tokenizer, const nlohmann
 ConversationSource::ConversationSource(const std::string& jsonl, const Tokenizer& tokenizer,
                                        std::optional<ChatFormat> format, int64_t seq_len, uint64_t seed,
                                        bool skip_bad_lines, const std::string& why_no_format,
-                                       std::optional<int32_t> eos)
-    : seq_len_(seq_len), seed_(seed) {
+                                       std::optional<int32_t> eos, bool pack)
+    : seq_len_(seq_len), pack_(pack), seed_(seed) {
   std::ifstream in(jsonl);
   if (!in) throw Error(jsonl + ": cannot open");
   std::string line;
@@ -72,16 +72,56 @@ void ConversationSource::shuffle() {
   std::shuffle(order_.begin(), order_.end(), rng);
 }
 
-std::pair<torch::Tensor, torch::Tensor> ConversationSource::next(int64_t rows) {
+const RenderedChat& ConversationSource::take() {
+  if (index_ == order_.size()) {
+    ++epoch_;
+    index_ = 0;
+    shuffle();
+  }
+  return examples_[order_[index_++]];
+}
+
+TrainBatch ConversationSource::next_packed(int64_t rows) {
+  const int64_t width = seq_len_ + 1;
+  auto tokens = torch::zeros({rows, width}, torch::kInt64);
+  auto mask = torch::zeros({rows, seq_len_});
+  auto segments = torch::full({rows, seq_len_}, -1, torch::kInt64);  // -1: padding after the last document
+  auto ta = tokens.accessor<int64_t, 2>();
+  auto ma = mask.accessor<float, 2>();
+  auto sa = segments.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < rows; ++r) {
+    int64_t used = 0, doc = 0;
+    while (used < width) {
+      // Peek: the next example goes in whole, or (a row's first, too long) truncated alone.
+      if (index_ == order_.size()) {
+        ++epoch_;
+        index_ = 0;
+        shuffle();
+      }
+      const RenderedChat& ex = examples_[order_[index_]];
+      const int64_t n = static_cast<int64_t>(ex.ids.size());
+      if (used > 0 && used + n > width) break;
+      ++index_;
+      const int64_t take_n = std::min(n, width - used);
+      for (int64_t t = 0; t < take_n; ++t) {
+        ta[r][used + t] = ex.ids[t];
+        if (used + t < seq_len_) sa[r][used + t] = doc;
+        // Target of position p is token p + 1, inside this document only.
+        if (t + 1 < take_n) ma[r][used + t] = ex.assistant_mask[t + 1];
+      }
+      used += take_n;
+      ++doc;
+    }
+  }
+  return {tokens, mask, segments};
+}
+
+TrainBatch ConversationSource::next(int64_t rows) {
+  if (pack_) return next_packed(rows);
   std::vector<const RenderedChat*> batch;
   int64_t longest = 2;
   for (int64_t r = 0; r < rows; ++r) {
-    if (index_ == order_.size()) {
-      ++epoch_;
-      index_ = 0;
-      shuffle();
-    }
-    batch.push_back(&examples_[order_[index_++]]);
+    batch.push_back(&take());
     longest = std::max<int64_t>(longest, std::min<int64_t>(batch.back()->ids.size(), seq_len_ + 1));
   }
   auto tokens = torch::zeros({rows, longest}, torch::kInt64);
@@ -95,7 +135,7 @@ std::pair<torch::Tensor, torch::Tensor> ConversationSource::next(int64_t rows) {
     // Target t is token t + 1: trained on when that token is assistant output.
     for (int64_t t = 0; t + 1 < n; ++t) ma[r][t] = ex.assistant_mask[t + 1];
   }
-  return {tokens, mask};
+  return {tokens, mask, {}};
 }
 
 nlohmann::json ConversationSource::state() const {

@@ -145,18 +145,21 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       std::optional<int32_t> eos;
       if (!model->config().eos_token_ids.empty()) eos = static_cast<int32_t>(model->config().eos_token_ids[0]);
       return std::make_unique<ConversationSource>(data, tokenizer, format, o.seq_len, seed, o.skip_bad_lines, why_none,
-                                                  eos);
+                                                  eos, o.pack);
     }
     return std::make_unique<PackedSource>(data, o.seq_len, seed, tokenizer.fingerprint());
   };
   std::unique_ptr<BatchSource> source = make_source(o.data, o.seed);
   // Masked mean cross-entropy (nats) over the targets that count, and their summed loss/count.
-  auto masked_loss = [&](const torch::Tensor& tokens, const torch::Tensor& mask) {
+  auto masked_loss = [&](const TrainBatch& batch) {
+    const auto tokens = batch.tokens.to(device), mask = batch.mask.to(device);
     const int64_t T = tokens.size(1) - 1;
     torch::Tensor logits;
     {
       AutocastScope autocast(bf16, device.type());
-      logits = model->logits(model->forward(tokens.narrow(1, 0, T)));
+      const auto inputs = tokens.narrow(1, 0, T);
+      logits = model->logits(batch.segments.defined() ? model->forward_packed(inputs, batch.segments.to(device))
+                                                      : model->forward(inputs));
     }
     logits = logits.to(torch::kFloat32);  // the loss in fp32
     namespace F = torch::nn::functional;
@@ -171,8 +174,10 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     auto val = make_source(o.val_data, 1234567);
     double nats = 0, count = 0, bytes = 0;
     for (int64_t b = 0; b < o.eval_batches; ++b) {
-      auto [tokens, mask] = val->next(o.micro_batch);
-      nats += masked_loss(tokens.to(device), mask.to(device)).item<double>();
+      const TrainBatch batch = val->next(o.micro_batch);
+      const auto& tokens = batch.tokens;
+      const auto& mask = batch.mask;
+      nats += masked_loss(batch).item<double>();
       count += mask.sum().item<double>();
       auto acc = tokens.accessor<int64_t, 2>();
       auto macc = mask.accessor<float, 2>();
@@ -221,17 +226,17 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     // The loss is the mean over all targets of the global batch (all tokens in pretraining,
     // assistant tokens in SFT), so micro-batches of different sizes weigh by their token counts.
     const auto d0 = std::chrono::steady_clock::now();
-    std::vector<std::pair<torch::Tensor, torch::Tensor>> mine;
+    std::vector<TrainBatch> mine;
     double targets = 0;
     for (int64_t i = 0; i < env.world_size * accumulation; ++i) {
-      auto batch = source->next(o.micro_batch);
-      targets += batch.second.sum().item<double>();
+      TrainBatch batch = source->next(o.micro_batch);
+      targets += batch.mask.sum().item<double>();
       if (i / accumulation == env.rank) mine.push_back(std::move(batch));
     }
     const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
     double loss_sum = 0;
-    for (auto& [tokens, mask] : mine) {
-      auto loss = masked_loss(tokens.to(device), mask.to(device)) / std::max(targets, 1.0);
+    for (const TrainBatch& batch : mine) {
+      auto loss = masked_loss(batch) / std::max(targets, 1.0);
       loss.backward();
       loss_sum += loss.item<double>();
     }

@@ -27,6 +27,7 @@ struct PretrainOptions {
   std::string data;            // pretrain: "dir[:weight],dir[:weight]"; sft: conversations JSONL
   std::string chat_template;   // sft: template name; empty = recognise tokenizer_config.json's
   bool skip_bad_lines = false; // sft: skip malformed JSONL lines
+  bool pack = false;           // sft: several conversations per row, with document masking
   std::string out;             // the run: a model directory
   int64_t steps = 100;
   int64_t seq_len = 256;
