@@ -38,18 +38,18 @@ JSON
   --warmup-steps 50 --schedule cosine --seed "$SEED"
 eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
            --reward accuracy_math:1,format_think:0)
+# Both GRPO runs: 16 prompts x 8 completions per step, temperature 1, no KL; only the reward differs.
+grpo_args=(--init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-template plain --steps "$GRPO_STEPS"
+           --prompts-per-step 16 --group-size 8 --micro-batch 32 --lr "$GRPO_LR" --temperature 1
+           --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10)
 echo "== 3. the base model on the held-out problems"
 "$R1" eval --model "$OUT/base" "${eval_args[@]}" --out-dir "$OUT/eval-before" | tee "$OUT/eval-before.json"
 echo "== 4. GRPO with the accuracy reward alone"
-"$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --out "$OUT/grpo" --prompt-template plain \
-  --reward accuracy_math:1,format_think:0 --steps "$GRPO_STEPS" --prompts-per-step 16 --group-size 8 \
-  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10
+"$R1" grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0 --out "$OUT/grpo"
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
 echo "== 6. the same GRPO with a format reward for the think block too (accuracy + 0.5 x format)"
-"$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --out "$OUT/grpo-format" --prompt-template plain \
-  --reward accuracy_math:1,format_think:0.5 --steps "$GRPO_STEPS" --prompts-per-step 16 --group-size 8 \
-  --micro-batch 32 --lr "$GRPO_LR" --temperature 1 --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10
+"$R1" grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0.5 --out "$OUT/grpo-format"
 "$R1" eval --model "$OUT/grpo-format" "${eval_args[@]}" --out-dir "$OUT/eval-format" | tee "$OUT/eval-format.json"
 "$R1" report "$OUT/grpo-format" --out "$OUT/report-format.html"
 

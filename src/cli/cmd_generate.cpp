@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/engine_flags.h"
 #include "util/error.h"
+#include "util/jsonl.h"
 
 namespace r1::cli {
 namespace {
@@ -40,20 +41,9 @@ std::vector<int64_t> parse_id_list(const std::string& text) {
 
 // JSONL prompts; errors name file and line.
 std::vector<PromptInput> read_prompt_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
   std::vector<PromptInput> prompts;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  for (const auto& [j, lineno] : read_jsonl_rows(path)) {
     const std::string where = path + ":" + std::to_string(lineno);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": invalid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(where + ": expected a JSON object");
     PromptInput p;
     if (j.contains("prompt_ids")) {
       if (!j["prompt_ids"].is_array()) throw Error(where + ": 'prompt_ids' must be a list of token ids");

@@ -95,9 +95,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->callback([a, cmd] {
     const torch::Device device = a->rt.setup();
     const LaunchEnv env = LaunchEnv::from_environment();
-    // One GPU per local rank when the job runs several processes on a machine.
-    a->o.device = device.is_cuda() && !device.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank)
-                                                                               : a->rt.device;
+    a->o.device = a->rt.device_for_rank(device, env);
     a->o.schedule.total_steps = a->o.steps;
     a->o.args_toml = effective_config_toml(*cmd);
     std::signal(SIGINT, request_grpo_stop);
@@ -113,10 +111,7 @@ void add_grpo_command(CLI::App& app) {
     });
     bar.finish();
     if (!env.is_main()) return;
-    if (g_stop && done < a->o.steps)
-      std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
-                  (long long)a->o.steps, a->o.out.c_str());
-    else
+    if (!print_if_stopped(g_stop, done, a->o.steps, a->o.out))
       std::printf("grpo: %lld steps, reward %.3f, accuracy %.3f: %s\n", (long long)done, last.reward, last.accuracy,
                   a->o.out.c_str());
   });

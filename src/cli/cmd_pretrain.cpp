@@ -96,9 +96,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
     }
     const torch::Device device = a->rt.setup();
     const LaunchEnv env = LaunchEnv::from_environment();
-    // One GPU per local rank when the job runs several processes on a machine.
-    a->o.device = device.is_cuda() && !device.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank)
-                                                                               : a->rt.device;
+    a->o.device = a->rt.device_for_rank(device, env);
     if (a->o.init_dir.empty() && !a->o.resume) {
       if (a->preset.empty() == a->model_config.empty()) throw Error("give --preset or --model-config (or --init DIR)");
       a->o.config = a->preset.empty() ? ModelConfig::load(a->model_config) : preset_config(a->preset);
@@ -121,10 +119,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
     });
     bar.finish();
     if (!env.is_main()) return;
-    if (g_stop && done < a->o.steps)
-      std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
-                  (long long)a->o.steps, a->o.out.c_str());
-    else
+    if (!print_if_stopped(g_stop, done, a->o.steps, a->o.out))
       std::printf("%s: %lld steps, final loss %.4f: %s\n", a->o.stage.c_str(), (long long)done, last_loss,
                   a->o.out.c_str());
   });

@@ -1,5 +1,6 @@
 #include "cli/runtime.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <thread>
 
@@ -35,5 +36,16 @@ torch::Device RuntimeOptions::setup() const {
 }
 
 torch::ScalarType RuntimeOptions::scalar_type() const { return torch_dtype_from_name(dtype); }
+
+std::string RuntimeOptions::device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const {
+  return parsed.is_cuda() && !parsed.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank) : device;
+}
+
+bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const std::string& out) {
+  if (!stop_requested || done >= steps) return false;
+  std::printf("stopped at step %lld of %lld; checkpoint saved in %s (--resume continues)\n", (long long)done,
+              (long long)steps, out.c_str());
+  return true;
+}
 
 }  // namespace r1::cli

@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include "dist/launch_env.h"
+
 namespace r1::cli {
 
 struct RuntimeOptions {
@@ -16,6 +18,12 @@ struct RuntimeOptions {
   // Applies the thread count and returns the parsed device (errors for cuda without a GPU).
   torch::Device setup() const;
   torch::ScalarType scalar_type() const;
+  // The device of this process of a (possibly data-parallel) training job: one GPU per local
+  // rank when several processes share a machine and --device is a plain "cuda".
+  std::string device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const;
 };
+
+// The training commands' last line when SIGINT/SIGTERM cut the run short; false when it was not.
+bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const std::string& out);
 
 }  // namespace r1::cli

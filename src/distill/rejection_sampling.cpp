@@ -49,9 +49,7 @@ SampleSummary rejection_sample(const SampleOptions& o, const std::atomic<bool>* 
   if (o.require_format) spec = with_reward(spec, "format_think");
   if (o.no_language_mixing) spec = with_reward(spec, "language_consistency");
   const CombinedReward reward(spec, o.reward_options);
-  std::string judge;  // the first rule-based reward: "correct" means it scored 1
-  for (const auto& p : reward.parts())
-    if (p.name != "rm" && judge.empty()) judge = p.name;
+  const std::string judge = reward.first_rule_reward();  // "correct" means it scored 1
   if (judge.empty() && o.keep == "correct") throw Error("--keep correct needs a rule-based reward (e.g. accuracy_math)");
 
   const std::string tokenizer_path = (fs::path(o.model) / "tokenizer.json").string();

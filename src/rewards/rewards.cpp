@@ -340,7 +340,17 @@ CombinedReward::CombinedReward(const std::string& spec, const RewardOptions& opt
   }
 }
 
-ScoredCompletion CombinedReward::score(const RewardInput& input) const { return score_batch({input}, 1).front(); }
+ScoredCompletion CombinedReward::score(const RewardInput& input) const {
+  std::vector<ScoredCompletion> out = {score_rules(input)};
+  add_batch_parts({input}, out);
+  return out.front();
+}
+
+std::string CombinedReward::first_rule_reward() const {
+  for (const auto& p : parts_)
+    if (p.name != "rm") return p.name;
+  return "";
+}
 
 ScoredCompletion CombinedReward::score_rules(const RewardInput& input) const {
   ScoredCompletion s;
@@ -379,6 +389,11 @@ std::vector<ScoredCompletion> CombinedReward::score_batch(const std::vector<Rewa
     });
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
+  add_batch_parts(inputs, out);
+  return out;
+}
+
+void CombinedReward::add_batch_parts(const std::vector<RewardInput>& inputs, std::vector<ScoredCompletion>& out) const {
   for (size_t k = 0; k < parts_.size(); ++k) {  // learned rewards: one batched call each
     if (!batch_functions_[k] || inputs.empty()) continue;
     std::vector<RewardResult> results = batch_functions_[k](inputs);
@@ -388,7 +403,6 @@ std::vector<ScoredCompletion> CombinedReward::score_batch(const std::vector<Rewa
       out[i].components[parts_[k].name] = std::move(results[i]);
     }
   }
-  return out;
 }
 
 }  // namespace r1

@@ -75,9 +75,12 @@ class CombinedReward {
   ScoredCompletion score(const RewardInput& input) const;
   std::vector<ScoredCompletion> score_batch(const std::vector<RewardInput>& inputs, int threads = 0) const;
   const std::vector<WeightedReward>& parts() const { return parts_; }
+  // The first rule-based part (not a reward model), "" if none: what "correct" / "accuracy" means.
+  std::string first_rule_reward() const;
 
  private:
   ScoredCompletion score_rules(const RewardInput& input) const;  // every part but the batch ones
+  void add_batch_parts(const std::vector<RewardInput>& inputs, std::vector<ScoredCompletion>& out) const;
   std::vector<WeightedReward> parts_;
   std::vector<RewardFn> functions_;       // null for batch parts
   std::vector<BatchRewardFn> batch_functions_;  // null for per-completion parts

@@ -128,11 +128,11 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   };
   const CombinedReward reward(o.reward, reward_options);
   std::unique_ptr<IterativeRewardModel> iterative;
-  std::string label_reward;  // the rule reward that labels fresh samples for the reward model
+  // "Correct" (the accuracy metric, and the labels of fresh samples for the reward model) means the
+  // first rule-based reward scored 1; a reward model's score is no accuracy.
+  const std::string label_reward = reward.first_rule_reward();
   if (o.rm_updates.every > 0) {
     if (!rm_scorer) throw Error("--rm-update-every needs a learned reward in --reward (rm:DIR)");
-    for (const auto& p : reward.parts())
-      if (p.name != "rm" && label_reward.empty()) label_reward = p.name;
     if (label_reward.empty())
       throw Error("--rm-update-every labels fresh samples with a rule-based reward: add one to --reward "
                   "(weight 0 to only label, e.g. rm:DIR:1,accuracy_math:0)");
@@ -218,10 +218,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     save_model_dir(policy, o.out, s);
   };
 
-  // "accuracy" counts completions the first rule-based reward scores 1 (a reward model's score is no accuracy).
-  std::string first_reward = reward.parts()[0].name;
-  for (auto it = reward.parts().rbegin(); it != reward.parts().rend(); ++it)
-    if (it->name != "rm") first_reward = it->name;
+  const std::string first_reward = label_reward.empty() ? reward.parts()[0].name : label_reward;
   while (step < o.steps) {
     const auto t0 = Clock::now();
     const double lr = o.schedule.at(step);

@@ -2,31 +2,20 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "io/model_dir.h"
 #include "train/optimizer.h"
 #include "util/error.h"
+#include "util/jsonl.h"
 
 namespace r1 {
 
 std::vector<RmExample> read_rm_examples(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
   std::vector<RmExample> out;
-  std::string line;
-  for (int64_t n = 1; std::getline(in, line); ++n) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+  for (const auto& [j, n] : read_jsonl_rows(path)) {
     const std::string where = path + ":" + std::to_string(n);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      throw Error(where + ": invalid JSON (" + e.what() + ")");
-    }
-    if (!j.is_object()) throw Error(where + ": expected a JSON object");
     auto text = [&](const char* field) {
       if (!j.contains(field)) throw Error(where + ": missing field '" + field + "'");
       if (!j[field].is_string()) throw Error(where + ": field '" + field + "' must be a string");
