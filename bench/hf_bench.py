@@ -44,12 +44,12 @@ def train(preset, batch, seq, steps):
     return {"tokens_per_s": batch * seq * steps / (time.perf_counter() - t0)}
 
 
-def decode(preset, batch, prompt, new_tokens, model_dir=None, prefill_prompt=0):
+def decode(preset, batch, prompt, new_tokens, model_dir=None, prefill_prompt=0, dtype="float32"):
     if model_dir:
         from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=torch.float32).eval()
+        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=getattr(torch, dtype)).eval()
     else:
-        model = model_for(preset).eval()
+        model = model_for(preset).to(getattr(torch, dtype)).eval()
     ids = torch.randint(0, model.config.vocab_size, (batch, prompt))
     kw = dict(do_sample=False, eos_token_id=None, pad_token_id=0)
     with torch.inference_mode():
@@ -97,6 +97,7 @@ def main():
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--model", default=None, help="HF model directory (decode; default: random --preset weights)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="weights (decode)")
     p.add_argument("--prefill-prompt", type=int, default=0, help="also measure prefill of this prompt length")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -104,7 +105,7 @@ def main():
     if a.what == "train":
         r = train(a.preset, a.batch, a.seq, a.steps)
     elif a.what == "decode":
-        r = decode(a.preset, a.batch, a.prompt, a.new_tokens, a.model, a.prefill_prompt)
+        r = decode(a.preset, a.batch, a.prompt, a.new_tokens, a.model, a.prefill_prompt, a.dtype)
     else:
         r = matvec_ceiling(a.preset)
     r["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

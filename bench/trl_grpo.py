@@ -1,6 +1,7 @@
 """The TRL side of bench/run_grpo.py: GRPOTrainer (PyPI trl) on CPU with the same model directory,
 prompts, group size, completion length, learning rate and reward as the r1 run; seconds per step.
-JSON on stdout. Usage: trl_grpo.py MODEL_DIR TRAIN_JSONL STEPS P G MAX_TOKENS THREADS"""
+PRECISION "defaults" keeps TRL's own defaults (bf16 autocast, gradient checkpointing); "fp32" turns both
+off, as r1 runs. JSON on stdout. Usage: trl_grpo.py MODEL_DIR TRAIN_JSONL STEPS P G MAX_TOKENS THREADS [PRECISION]"""
 import json
 import re
 import resource
@@ -15,6 +16,8 @@ import torch
 def main():
     model_dir, prompts_file, steps, P, G, max_tokens, threads = sys.argv[1:8]
     steps, P, G, max_tokens = int(steps), int(P), int(G), int(max_tokens)
+    precision = sys.argv[8] if len(sys.argv) > 8 else "defaults"
+    matched = {} if precision == "defaults" else {"bf16": False, "gradient_checkpointing": False}
     torch.set_num_threads(int(threads))
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast, TrainerCallback
@@ -48,13 +51,14 @@ def main():
                           gradient_accumulation_steps=1, steps_per_generation=1, max_completion_length=max_tokens,
                           max_steps=steps, learning_rate=1e-4, lr_scheduler_type="constant", beta=0.0,
                           loss_type="grpo", temperature=1.0, use_cpu=True, report_to=[], save_strategy="no",
-                          logging_steps=1, disable_tqdm=True, seed=1)
+                          logging_steps=1, disable_tqdm=True, seed=1, **matched)
         trainer = GRPOTrainer(model=model, reward_funcs=accuracy, args=args, train_dataset=dataset,
                               processing_class=tok, callbacks=[StepTimer()])
         trainer.train()
     lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
     steady = times[1:] if len(times) > 1 else times
-    print(json.dumps({"step_s": sum(steady) / len(steady), "steps": len(times),
+    print(json.dumps({"step_s": sum(steady) / len(steady), "steps": len(times), "bf16": args.bf16,
+                      "gradient_checkpointing": args.gradient_checkpointing,
                       "completion_length": sum(lengths) / max(1, len(lengths)),
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
