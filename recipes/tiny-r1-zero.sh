@@ -5,7 +5,8 @@
 # can reason but rarely does; GRPO (no SFT) then rewards right answers only. Held-out 3-digit sums
 # are evaluated greedily before and after; OUT/summary.json has the numbers.
 # OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests), OPS=add,sub,mul,chain
-# (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 64).
+# (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 64),
+# NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores).
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
@@ -16,6 +17,14 @@ GRPO_LR=${GRPO_LR:-1e-4}
 OPS=${OPS:-add}
 MAX_TOKENS=${MAX_TOKENS:-64}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
+# NPROC > 1 runs pretraining and GRPO data-parallel (r1 launch): a model this small keeps the cores
+# busier as single-threaded processes than as one multi-threaded process (1.1-1.2x on 2 cores,
+# docs/grpo.md#speed). The same computation up to the order of float sums, but that is enough to
+# move the base model's accuracy (docs/grpo.md), so the default stays one process.
+CORES=$(nproc 2>/dev/null || echo 1)
+NPROC=${NPROC:-1}
+THREADS=$(( CORES / NPROC > 0 ? CORES / NPROC : 1 ))
+train() { if [ "$NPROC" -gt 1 ]; then "$R1" launch --nproc "$NPROC" -- "$@" --threads "$THREADS"; else "$R1" "$@"; fi; }
 start=$(date +%s)
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -33,8 +42,8 @@ cat > "$OUT/config.json" <<JSON
  "rms_norm_eps": 1e-6, "initializer_range": 0.02, "tie_word_embeddings": true, "hidden_act": "silu",
  "eos_token_id": $EOS_ID}
 JSON
-"$R1" pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
-  --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch 48 --lr 3e-3 \
+train pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
+  --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch $(( 48 / NPROC )) --lr 3e-3 \
   --warmup-steps 50 --schedule cosine --seed "$SEED"
 eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
            --reward accuracy_math:1,format_think:0)
@@ -45,11 +54,11 @@ grpo_args=(--init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-templat
 echo "== 3. the base model on the held-out problems"
 "$R1" eval --model "$OUT/base" "${eval_args[@]}" --out-dir "$OUT/eval-before" | tee "$OUT/eval-before.json"
 echo "== 4. GRPO with the accuracy reward alone"
-"$R1" grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0 --out "$OUT/grpo"
+train grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0 --out "$OUT/grpo"
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
 echo "== 6. the same GRPO with a format reward for the think block too (accuracy + 0.5 x format)"
-"$R1" grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0.5 --out "$OUT/grpo-format"
+train grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0.5 --out "$OUT/grpo-format"
 "$R1" eval --model "$OUT/grpo-format" "${eval_args[@]}" --out-dir "$OUT/eval-format" | tee "$OUT/eval-format.json"
 "$R1" report "$OUT/grpo-format" --out "$OUT/report-format.html"
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model/fused_ops.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -62,7 +63,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& op
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   // Normalise in fp32 whatever the storage dtype (SPEC 1), like HF: cast back, then scale.
   if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
-    return at::rms_norm(x, {x.size(-1)}, weight, eps_);
+    return fused::rms_norm(x, weight, eps_);
   auto normed = at::rms_norm(x.to(torch::kFloat32), {x.size(-1)}, c10::nullopt, eps_);
   return weight * normed.to(x.scalar_type());
 }
@@ -79,11 +80,12 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      KvCache* cache, int64_t layer, const torch::Tensor& positions,
                                      const torch::Tensor& mask, int64_t used) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj(x).view({B, T, heads_, head_dim_}).transpose(1, 2);
-  auto k = k_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
+  // Rotated in the projections' own [B, T, heads, D] layout (one fused pass on the CPU), then
+  // viewed as [B, heads, T, D] for attention.
+  const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
+  auto q = fused::rotary(q_proj(x).view({B, T, heads_, head_dim_}), cos_t, sin_t).transpose(1, 2);
+  auto k = fused::rotary(k_proj(x).view({B, T, kv_heads_, head_dim_}), cos_t, sin_t).transpose(1, 2);
   auto v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
-  q = apply_rotary(q, cos, sin);
-  k = apply_rotary(k, cos, sin);
   torch::Tensor out;
   if (cache == nullptr) {
     out = attention(q, k, v, mask);  // undefined: causal; packed rows: causal within each document
@@ -109,7 +111,7 @@ MlpImpl::MlpImpl(const ModelConfig& c, const torch::TensorOptions& o) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  return down_proj(fused::swiglu(gate_proj(x), up_proj(x)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& o) {

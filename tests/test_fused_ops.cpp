@@ -1,0 +1,103 @@
+// The fused CPU kernels (model/fused_ops.h) against libtorch's composite ops, which are the
+// reference: the same outputs and the same gradients for every input, on shapes that are not
+// multiples of the vector width, non-contiguous inputs and broadcast cos/sin.
+#include <gtest/gtest.h>
+
+#include "model/fused_ops.h"
+#include "model/rope.h"
+
+namespace r1 {
+namespace {
+
+double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+// Runs f on leaf copies of `inputs`, backpropagates `grad_out` and returns {output, grads...}.
+std::vector<torch::Tensor> run(const std::function<torch::Tensor(std::vector<torch::Tensor>&)>& f,
+                               const std::vector<torch::Tensor>& inputs, const torch::Tensor& grad_out) {
+  std::vector<torch::Tensor> leaves;
+  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
+  auto y = f(leaves);
+  y.backward(grad_out);
+  std::vector<torch::Tensor> out = {y.detach()};
+  for (const auto& l : leaves) out.push_back(l.grad());
+  return out;
+}
+
+void expect_same(const std::vector<torch::Tensor>& fused, const std::vector<torch::Tensor>& reference, double tol,
+                 const std::string& what) {
+  ASSERT_EQ(fused.size(), reference.size());
+  for (size_t i = 0; i < fused.size(); ++i) {
+    ASSERT_TRUE(fused[i].defined()) << what << " output/grad " << i;
+    EXPECT_EQ(fused[i].sizes(), reference[i].sizes()) << what << " " << i;
+    EXPECT_LT(max_rel(fused[i], reference[i]), tol) << what << " output/grad " << i << " (0 = forward)";
+  }
+}
+
+TEST(FusedOps, RmsNormEqualsTheCompositeOpAndItsGradients) {
+  torch::manual_seed(1);
+  for (int64_t C : {7, 128, 131}) {
+    auto x = torch::randn({3, 5, C}) * 3, w = torch::randn({C}), g = torch::randn({3, 5, C});
+    auto fused = run([](auto& in) { return fused::rms_norm(in[0], in[1], 1e-6); }, {x, w}, g);
+    auto ref = run([](auto& in) { return at::rms_norm(in[0], {in[0].size(-1)}, in[1], 1e-6); }, {x, w}, g);
+    expect_same(fused, ref, 2e-6, "rms_norm C=" + std::to_string(C));
+  }
+  // A non-contiguous input (a transposed view) gives the same result as its contiguous copy.
+  auto x = torch::randn({6, 4, 32}).transpose(0, 1), w = torch::randn({32});
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_rel(fused::rms_norm(x, w, 1e-5), at::rms_norm(x.contiguous(), {32}, w, 1e-5)), 2e-6);
+}
+
+TEST(FusedOps, SwigluEqualsSiluTimesUpAndItsGradients) {
+  torch::manual_seed(2);
+  // Wide range: saturated sigmoid on both sides, and the exp clamp at +-87.
+  auto gate = torch::cat({torch::randn({1000}) * 4, torch::linspace(-120, 120, 241)}), up = torch::randn({1241});
+  auto g = torch::randn({1241});
+  auto fused = run([](auto& in) { return fused::swiglu(in[0], in[1]); }, {gate, up}, g);
+  auto ref = run([](auto& in) { return torch::silu(in[0]) * in[1]; }, {gate, up}, g);
+  expect_same(fused, ref, 1e-6, "swiglu");
+  // Element by element too (max_rel is relative to the largest entry): small values stay accurate.
+  EXPECT_TRUE(torch::allclose(fused[0], ref[0], 1e-5, 1e-30));
+  EXPECT_TRUE(torch::allclose(fused[1], ref[1], 1e-5, 1e-30));
+  // NaN stays NaN.
+  torch::NoGradGuard no_grad;
+  auto nan = fused::swiglu(torch::tensor({NAN, 1.0f}), torch::tensor({1.0f, 1.0f}));
+  EXPECT_TRUE(std::isnan(nan[0].item<float>()));
+  EXPECT_FALSE(std::isnan(nan[1].item<float>()));
+}
+
+TEST(FusedOps, RotaryEqualsApplyRotaryAndItsGradients) {
+  torch::manual_seed(3);
+  const int64_t B = 2, T = 9, H = 3, D = 10;
+  // cos/sin of real positions (different per sequence), as the model passes them: [B, T, D].
+  ModelConfig c;
+  c.hidden_size = H * D;
+  c.num_attention_heads = H;
+  c.num_key_value_heads = H;
+  c.head_dim = D;
+  RotaryEmbedding rope(c);
+  auto positions = torch::stack({torch::arange(T), torch::arange(T) + 5});
+  auto [cos, sin] = rope.cos_sin(positions);  // [B, 1, T, D]
+  auto x = torch::randn({B, T, H, D}), g = torch::randn({B, T, H, D});
+  auto fused = run([&](auto& in) { return fused::rotary(in[0], cos.squeeze(1), sin.squeeze(1)); }, {x}, g);
+  auto ref = run([&](auto& in) { return apply_rotary(in[0].transpose(1, 2), cos, sin).transpose(1, 2); }, {x}, g);
+  expect_same(fused, ref, 1e-6, "rotary");
+  // One position's cos/sin broadcast over the batch (expanded, not copied).
+  torch::NoGradGuard no_grad;
+  auto one = rope.cos_sin(torch::arange(T).unsqueeze(0));
+  auto expanded = fused::rotary(x, one.first.squeeze(1).expand({B, T, D}), one.second.squeeze(1).expand({B, T, D}));
+  auto reference = apply_rotary(x.transpose(1, 2), one.first, one.second).transpose(1, 2);
+  EXPECT_LT(max_rel(expanded, reference), 1e-6);
+}
+
+TEST(FusedOps, OtherDtypesTakeTheCompositePath) {
+  auto x = torch::randn({4, 16}, torch::kFloat64), w = torch::randn({16}, torch::kFloat64);
+  EXPECT_FALSE(fused::applies(x));
+  EXPECT_TRUE(fused::applies(x.to(torch::kFloat32)));
+  EXPECT_TRUE(torch::allclose(fused::rms_norm(x, w, 1e-6), at::rms_norm(x, {16}, w, 1e-6)));
+  EXPECT_EQ(fused::swiglu(x, x).scalar_type(), torch::kFloat64);
+}
+
+}  // namespace
+}  // namespace r1
