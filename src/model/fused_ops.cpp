@@ -1,5 +1,7 @@
 #include "model/fused_ops.h"
 
+#include "model/rope.h"
+
 #include <ATen/Parallel.h>
 
 #include <cmath>
@@ -233,10 +235,7 @@ torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   TORCH_CHECK(x.dim() == 4 && cos.dim() == 3 && x.size(3) % 2 == 0, "rotary: x [B, T, H, D], cos/sin [B, T, D]");
   if (applies(x) && applies(cos) && applies(sin)) return RotaryFn::apply(x, cos, sin);
-  const int64_t half = x.size(-1) / 2;
-  auto xf = x.to(torch::kFloat32);
-  auto rotated = torch::cat({-xf.narrow(-1, half, half), xf.narrow(-1, 0, half)}, -1);
-  return (xf * cos.unsqueeze(2) + rotated * sin.unsqueeze(2)).to(x.scalar_type());
+  return apply_rotary(x.transpose(1, 2), cos.unsqueeze(1), sin.unsqueeze(1)).transpose(1, 2);
 }
 
 }  // namespace r1::fused
