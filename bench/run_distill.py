@@ -1,7 +1,7 @@
 """make bench (reward model and rejection sampling part), at the demo model size (0.9M parameters,
 2 threads): reward-model scoring throughput and its cost as a share of a GRPO step when used as a
 reward (the demo GRPO configuration with and without rm:DIR in --reward, same run); rejection
-sampling throughput (r1 sample, 8 answers per prompt, up to 64 tokens).
+sampling throughput (r1 sample, 8 answers per prompt, up to 80 tokens).
 Usage: run_distill.py BUILD_DIR"""
 import json
 import os
@@ -50,7 +50,7 @@ def main():
             out = os.path.join(tmp, name)
             run("grpo", "--init", model, "--prompts", prompts, "--out", out, "--prompt-template", "plain", "--reward",
                 reward, "--steps", 5, "--prompts-per-step", 16, "--group-size", 8, "--micro-batch", 32, "--lr", "1e-4",
-                "--max-completion-tokens", 64, "--beta", 0, "--seed", 1, "--threads", THREADS)
+                "--max-completion-tokens", 80, "--beta", 0, "--seed", 1, "--threads", THREADS)
             with open(os.path.join(out, "metrics.jsonl")) as f:
                 m = [json.loads(l) for l in f][1:]
             return {k: statistics.mean(r[k] for r in m) for k in ("reward_s", "step_s", "completion_length")}
@@ -65,7 +65,7 @@ def main():
                 g.write(line)
         t0 = time.perf_counter()
         proc = run("sample", "--model", model, "--prompts", sample_prompts, "--prompt-template", "plain", "--n", 8,
-                   "--temperature", 1, "--max-new-tokens", 64, "--reward", "accuracy_math:1", "--keep", "all",
+                   "--temperature", 1, "--max-new-tokens", 80, "--reward", "accuracy_math:1", "--keep", "all",
                    "--keep-truncated", "--batch-prompts", 16, "--out", os.path.join(tmp, "traces.jsonl"), "--threads",
                    THREADS)
         sample_s = time.perf_counter() - t0
@@ -77,12 +77,12 @@ def main():
     print("|---|---|")
     print(f"| reward-model scoring, sequences/s (r1 rm score, {n_rows} rows of ~30 tokens, batch 64, load included) "
           f"| {n_rows / score_s:.0f} |")
-    print(f"| GRPO step s, rule reward only (16 x 8, <= 64 tokens) | {rules['step_s']:.3f} |")
+    print(f"| GRPO step s, rule reward only (16 x 8, <= 80 tokens) | {rules['step_s']:.3f} |")
     print(f"| GRPO step s, rule reward + rm:DIR | {with_rm['step_s']:.3f} |")
     print(f"| reward time per step: rules / rules + reward model | {rules['reward_s']:.3f} / {with_rm['reward_s']:.3f} s |")
     print(f"| reward model's share of the GRPO step | {100 * (with_rm['reward_s'] - rules['reward_s']) / with_rm['step_s']:.1f}% |")
     tokens = sum(t["completion_tokens"] for t in traces)
-    print(f"| rejection sampling, samples/s (r1 sample, {prompt_rows} prompts x 8, <= 64 tokens, "
+    print(f"| rejection sampling, samples/s (r1 sample, {prompt_rows} prompts x 8, <= 80 tokens, "
           f"scored and written) | {len(traces) / sample_s:.0f} |")
     print(f"| rejection sampling, generated tokens/s | {tokens / sample_s:.0f} |")
 

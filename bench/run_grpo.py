@@ -1,5 +1,5 @@
 """make bench (GRPO part): one GRPO step of the demo configuration (16 prompts x 8 completions,
-64-token completions, the demo's 0.9M-parameter model, 2 cores) split into generation / reward /
+80-token completions, the demo's 0.9M-parameter model, 2 cores) split into generation / reward /
 forward-backward, r1 as one 2-thread process and as 2 data-parallel 1-thread processes (r1 launch),
 tokens generated per second beside the engine's best batched decode throughput on the same model,
 peak memory; and seconds per step beside TRL's GRPOTrainer on CPU in the same run (same model
@@ -16,7 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from demo_model import make_demo_model, r1_runner  # noqa: E402
 
-P, G, MAX_TOKENS, THREADS = 16, 8, 64, 2
+P, G, MAX_TOKENS, THREADS = 16, 8, 80, 2
 
 
 def r1_grpo(r1, model, prompts, out, steps, nproc):

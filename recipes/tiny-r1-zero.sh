@@ -5,17 +5,17 @@
 # can reason but rarely does; GRPO (no SFT) then rewards right answers only. Held-out 3-digit sums
 # are evaluated greedily before and after; OUT/summary.json has the numbers.
 # OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests), OPS=add,sub,mul,chain
-# (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 64),
+# (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 80),
 # NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores).
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
 SEED=${SEED:-1}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-1500}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-800}
 GRPO_STEPS=${GRPO_STEPS:-100}
 GRPO_LR=${GRPO_LR:-1e-4}
 OPS=${OPS:-add}
-MAX_TOKENS=${MAX_TOKENS:-64}
+MAX_TOKENS=${MAX_TOKENS:-80}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
 # NPROC > 1 runs pretraining and GRPO data-parallel (r1 launch): a model this small keeps the cores
 # busier as single-threaded processes than as one multi-threaded process (1.1-1.2x on 2 cores,

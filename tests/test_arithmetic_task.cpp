@@ -7,6 +7,7 @@
 #include <fstream>
 #include <cstdio>
 #include <map>
+#include <random>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -26,8 +27,8 @@ std::vector<std::string> lines(const std::string& path) {
 
 TEST(ArithmeticTask, WorkedAnswersAreRightAndFormatted) {
   EXPECT_EQ(arithmetic_prompt(468, 57), "Q: 468+57=? A:");
-  EXPECT_EQ(arithmetic_worked_answer(468, 57), " <think>8+7=15, 6+5+1=12, 4+0+1=5</think> <answer>525</answer>");
-  EXPECT_EQ(arithmetic_worked_answer(95, 5), " <think>5+5=10, 9+0+1=10, 0+0+1=1</think> <answer>100</answer>");
+  EXPECT_EQ(arithmetic_worked_answer(468, 57), " <think>8+7=15 so 5, 6+5+1=12 so 25, 4+0+1=5 so 525</think> <answer>525</answer>");
+  EXPECT_EQ(arithmetic_worked_answer(95, 5), " <think>5+5=10 so 0, 9+0+1=10 so 00, 0+0+1=1 so 100</think> <answer>100</answer>");
   // The task's own rewards accept every worked answer.
   auto accuracy = make_reward("accuracy_math", {}, nullptr);
   auto format = make_reward("format_think", {}, nullptr);
@@ -41,14 +42,34 @@ TEST(ArithmeticTask, WorkedAnswersAreRightAndFormatted) {
 
 TEST(ArithmeticTask, SubtractionMultiplicationAndChainsAreWorkedRight) {
   EXPECT_EQ((ArithmeticProblem{"sub", 503, 127}.worked_answer()),
-            " <think>13-7=6, 10-2-1=7, 5-1-1=3</think> <answer>376</answer>");
+            " <think>13-7=6 so 6, 10-2-1=7 so 76, 5-1-1=3 so 376</think> <answer>376</answer>");
   EXPECT_EQ((ArithmeticProblem{"sub", 100, 99}.worked_answer()),
-            " <think>10-9=1, 10-9-1=0, 1-0-1=0</think> <answer>1</answer>");
-  EXPECT_EQ((ArithmeticProblem{"mul", 347, 6}.worked_answer()), " <think>7*6=42, 4*6+4=28, 3*6+2=20</think> <answer>2082</answer>");
+            " <think>10-9=1 so 1, 10-9-1=0 so 01, 1-0-1=0 so 001</think> <answer>1</answer>");
+  EXPECT_EQ((ArithmeticProblem{"mul", 347, 6}.worked_answer()), " <think>7*6=42 so 2, 4*6+4=28 so 82, 3*6+2=20 so 2082</think> <answer>2082</answer>");
   EXPECT_EQ((ArithmeticProblem{"chain", 12, 7, 5}.prompt()), "Q: 12+7-5=? A:");
   EXPECT_EQ((ArithmeticProblem{"chain", 12, 7, 5}.worked_answer()),
-            " <think>12+7: 2+7=9, 1+0=1 so 19; 19-5: 9-5=4, 1-0=1 so 14</think> <answer>14</answer>");
+            " <think>12+7: 2+7=9 so 9, 1+0=1 so 19; 19-5: 9-5=4 so 4, 1-0=1 so 14</think> <answer>14</answer>");
   EXPECT_EQ((ArithmeticProblem{"mul", 58, 3}.prompt()), "Q: 58*3=? A:");
+}
+
+// The trace's last "so DIGITS" is the answer (leading zeros aside), for every op and size: the
+// model copies it into <answer>, so a wrong running result would teach a wrong answer.
+TEST(ArithmeticTask, TheLastRunningResultIsTheAnswer) {
+  std::mt19937_64 rng(3);
+  for (const std::string op : {"add", "sub", "mul", "chain"})
+    for (int i = 0; i < 500; ++i) {
+      ArithmeticProblem p{op, static_cast<int64_t>(rng() % 100000), static_cast<int64_t>(rng() % 1000),
+                          static_cast<int64_t>(rng() % 100)};
+      if (op == "mul") p.b %= 10;
+      if (op == "sub" && p.a < p.b) std::swap(p.a, p.b);
+      if (op == "chain") p.c = std::min(p.c, p.a + p.b);
+      const std::string w = p.worked_answer();
+      const size_t end = w.find("</think>"), so = w.rfind(" so ", end);
+      ASSERT_NE(so, std::string::npos) << w;
+      const std::string digits = w.substr(so + 4, end - so - 4);
+      ASSERT_FALSE(digits.empty()) << w;
+      EXPECT_EQ(std::stoll(digits), p.answer()) << w;
+    }
 }
 
 TEST(ArithmeticTask, EveryOpInTheFilesIsRightAndMixed) {

@@ -33,7 +33,7 @@ struct ArithmeticProblem {
   int64_t a = 0, b = 0, c = 0;
   int64_t answer() const;
   std::string prompt() const;         // "Q: 123+456=? A:"
-  std::string worked_answer() const;  // " <think>3+6=9, 2+5=7, 1+4=5</think> <answer>579</answer>"
+  std::string worked_answer() const;  // " <think>3+6=9 so 9, 2+5=7 so 79, 1+4=5 so 579</think> <answer>579</answer>"
   std::string bare_answer() const;    // " <answer>579</answer>"
 };
 

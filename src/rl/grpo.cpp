@@ -352,10 +352,17 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       N = static_cast<int64_t>(counts[0].item<double>());
       total_tokens = counts[1].item<double>();
     }
+    // Micro-batches take the rollouts in order of length, so each pads to rows of similar length
+    // instead of the step's longest (bare and reasoning answers differ 4x in length). Each rollout's
+    // loss term and weight do not depend on which micro-batch it lands in.
+    std::vector<int64_t> by_length(local_n);
+    std::iota(by_length.begin(), by_length.end(), 0);
+    std::stable_sort(by_length.begin(), by_length.end(),
+                     [&](int64_t a, int64_t b) { return rollouts[a].tokens.size() < rollouts[b].tokens.size(); });
     std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
     auto micro = [&](int64_t start) {
       std::vector<const Rollout*> rows;
-      for (int64_t i = start; i < std::min(local_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[i]);
+      for (int64_t i = start; i < std::min(local_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[by_length[i]]);
       return rows;
     };
     if (o.mu > 1) {
