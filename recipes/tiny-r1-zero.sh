@@ -11,7 +11,7 @@ set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
 SEED=${SEED:-1}
-PRETRAIN_STEPS=${PRETRAIN_STEPS:-800}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 GRPO_STEPS=${GRPO_STEPS:-100}
 GRPO_LR=${GRPO_LR:-1e-4}
 OPS=${OPS:-add}
