@@ -58,11 +58,11 @@ std::string subtraction_steps(int64_t x, int64_t y) {
   do {
     const int64_t dx = x % 10, dy = y % 10;
     const bool lend = dx - dy - borrow < 0;
-    const int64_t top = lend ? dx + 10 : dx;
+    const int64_t top = lend ? dx + 10 : dx, digit = top - dy - borrow;
     if (!steps.empty()) steps += ", ";
     steps += with_partial(std::to_string(top) + "-" + std::to_string(dy) + (borrow ? "-1" : "") + "=" +
-                              std::to_string(top - dy - borrow),
-                          top - dy - borrow, so_far);
+                              std::to_string(digit),
+                          digit, so_far);
     borrow = lend;
     x /= 10;
     y /= 10;

@@ -77,7 +77,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     KvCache* cache, int64_t layer, const torch::Tensor& positions,
+                                     KvCache* cache, int64_t layer,
+                                     const std::vector<at::indexing::TensorIndex>& cache_slots,
                                      const torch::Tensor& mask, int64_t used) {
   const int64_t B = x.size(0), T = x.size(1);
   // Rotated in the projections' own [B, T, heads, D] layout (one fused pass on the CPU), then
@@ -94,9 +95,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     // index_put_ on the [B, capacity, kv_heads, D] view, not scatter_: the CPU scatter kernel
     // converts the whole bf16 cache to fp32 and back on every call (bf16 decoding of bench-m at
     // batch 64 went from 530 to 848 tokens/s), index_put_ copies only the new rows.
-    const auto rows = torch::arange(B, positions.options()).view({B, 1});
-    cache->k[layer].permute({0, 2, 1, 3}).index_put_({rows, positions}, k.transpose(1, 2).to(cache->k[layer].scalar_type()));
-    cache->v[layer].permute({0, 2, 1, 3}).index_put_({rows, positions}, v.transpose(1, 2).to(cache->v[layer].scalar_type()));
+    cache->k[layer].permute({0, 2, 1, 3}).index_put_(cache_slots, k.transpose(1, 2).to(cache->k[layer].scalar_type()));
+    cache->v[layer].permute({0, 2, 1, 3}).index_put_(cache_slots, v.transpose(1, 2).to(cache->v[layer].scalar_type()));
     auto keys = cache->k[layer].narrow(2, 0, used).to(q.scalar_type());
     auto values = cache->v[layer].narrow(2, 0, used).to(q.scalar_type());
     out = attention(q, keys, values, mask);
@@ -141,9 +141,11 @@ TransformerImpl::TransformerImpl(const ModelConfig& config, const torch::TensorO
 torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
                                           const torch::Tensor& mask, int64_t used) {
   auto [cos, sin] = rope_.cos_sin(positions);
+  std::vector<at::indexing::TensorIndex> cache_slots;  // where each layer writes its keys/values
+  if (cache != nullptr) cache_slots = {torch::arange(h.size(0), positions.options()).view({-1, 1}), positions};
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
-    h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, cache, static_cast<int64_t>(i), positions, mask, used);
+    h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, cache, static_cast<int64_t>(i), cache_slots, mask, used);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
   }
   return model->norm(h);

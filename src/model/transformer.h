@@ -60,10 +60,12 @@ class AttentionImpl : public torch::nn::Module {
  public:
   AttentionImpl(const ModelConfig& c, const torch::TensorOptions& options);
   // x [B, T, H]; cos/sin [B, 1, T, D]. Without a cache: causal attention over x itself. With one:
-  // keys/values of x are written at `positions` [B, T] of layer `layer`, and queries attend to
-  // cache entries 0..position (mask [B, 1, T, used]).
+  // keys/values of x are written to layer `layer` at `cache_slots` = {batch rows [B, 1], positions
+  // [B, T]} (built once per forward for all layers), and queries attend to cache entries
+  // 0..position (mask [B, 1, T, used]).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        KvCache* cache = nullptr, int64_t layer = 0, const torch::Tensor& positions = {},
+                        KvCache* cache = nullptr, int64_t layer = 0,
+                        const std::vector<at::indexing::TensorIndex>& cache_slots = {},
                         const torch::Tensor& mask = {}, int64_t used = 0);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
