@@ -51,6 +51,9 @@ void add_rm_train(CLI::App* rm) {
   cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--eval-every", o.eval_every, "held-out accuracy every N steps (0: before and after)")
       ->capture_default_str();
+  cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end, or when stopped)")
+      ->capture_default_str();
+  cmd->add_flag("--resume", o.resume, "continue the run in --out (same --data, --seed and --batch-size)");
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     a->rt.setup();
@@ -65,6 +68,7 @@ void add_rm_train(CLI::App* rm) {
       bar.update("rm", static_cast<uint64_t>(step), static_cast<uint64_t>(total), unit);
     });
     bar.finish();
+    if (print_if_stopped(r.stopped, r.steps, r.total_steps, a->o.out)) return;
     if (r.val_examples > 0)
       std::printf("rm: %lld steps, held-out accuracy %.3f (%.3f before) on %lld examples: %s\n", (long long)r.steps,
                   r.val_accuracy, r.val_accuracy_before, (long long)r.val_examples, a->o.out.c_str());

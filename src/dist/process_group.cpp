@@ -1,5 +1,7 @@
 #include "dist/process_group.h"
 
+#include <cstring>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef R1_WITH_NCCL
@@ -14,6 +16,7 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
+  torch::Device device = torch::kCPU;  // where collectives' tensors must live (NCCL: the GPU)
 };
 
 namespace {
@@ -25,6 +28,7 @@ std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count
 ProcessGroup::ProcessGroup(const LaunchEnv& env, torch::Device device, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>()), env_(env) {
   impl_->timeout = timeout;
+  impl_->device = device;
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   try {
     c10d::TCPStoreOptions store_options;
@@ -132,6 +136,27 @@ void ProcessGroup::barrier() {
   c10d::BarrierOptions options;
   options.timeout = impl_->timeout;
   wait_for(impl_->backend->barrier(options), rank(), impl_->timeout, "barrier");
+}
+
+std::vector<std::string> ProcessGroup::all_gather_strings(const std::string& mine) {
+  // Two sums: every rank's length (its own slot set, the others zero), then the bytes, each rank
+  // writing its own span of a zeroed buffer, so the sum is the concatenation.
+  auto lengths = torch::zeros({size()}, torch::kInt64);
+  lengths[rank()] = static_cast<int64_t>(mine.size());
+  lengths = lengths.to(impl_->device);
+  all_reduce_sum({lengths});
+  lengths = lengths.cpu();
+  std::vector<int64_t> offsets(size() + 1, 0);
+  for (int r = 0; r < size(); ++r) offsets[r + 1] = offsets[r] + lengths[r].item<int64_t>();
+  auto bytes = torch::zeros({std::max<int64_t>(offsets.back(), 1)}, torch::kUInt8);
+  if (!mine.empty()) std::memcpy(bytes.data_ptr<uint8_t>() + offsets[rank()], mine.data(), mine.size());
+  bytes = bytes.to(impl_->device);
+  all_reduce_sum({bytes});
+  bytes = bytes.cpu();
+  std::vector<std::string> all;
+  const auto* data = reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>());
+  for (int r = 0; r < size(); ++r) all.emplace_back(data + offsets[r], data + offsets[r + 1]);
+  return all;
 }
 
 }  // namespace r1

@@ -6,6 +6,7 @@
 #pragma once
 #include <chrono>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -29,6 +30,8 @@ class ProcessGroup {
   // Copies rank `root`'s tensors into every rank's.
   void broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
   void barrier();
+  // Every rank's `mine`, in rank order, on every rank (small payloads: texts, not tensors).
+  std::vector<std::string> all_gather_strings(const std::string& mine);
 
  private:
   struct Impl;

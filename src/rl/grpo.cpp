@@ -136,7 +136,6 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     if (label_reward.empty())
       throw Error("--rm-update-every labels fresh samples with a rule-based reward: add one to --reward "
                   "(weight 0 to only label, e.g. rm:DIR:1,accuracy_math:0)");
-    if (world > 1) throw Error("--rm-update-every runs in one process (data-parallel reward-model updates are not supported)");
     RmUpdateOptions u = o.rm_updates;
     u.seed = o.seed;
     iterative = std::make_unique<IterativeRewardModel>(rm_scorer, rm_tokenizer.get(), rm_tokenizer_file, u);
@@ -317,7 +316,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           texts.push_back(generations[j][g].text);
           right.push_back(scored[j * o.group_size + g].components.at(label_reward).score >= 1 - 1e-9);
         }
-        iterative->collect(prompts[chosen[mine[j]]].text, texts, right);
+        iterative->collect(round * o.prompts_per_step + mine[j], prompts[chosen[mine[j]]].text, texts, right);
       }
       for (size_t j = 0; j < mine.size(); ++j) {
         const int64_t i = mine[j];
@@ -338,6 +337,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         }
       }
     }
+
+    if (iterative && group) iterative->share_fresh(*group);
 
     // 2. Optimisation: mu passes, one AdamW step each, over micro-batches.
     const auto t1 = Clock::now();
@@ -432,7 +433,14 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     }
     ++step;
     std::optional<RmUpdateStats> rm_update;
-    if (iterative && step % o.rm_updates.every == 0) rm_update = iterative->update(step);
+    if (iterative && step % o.rm_updates.every == 0) {
+      rm_update = iterative->update(step);  // every rank: the same pairs, the same draws
+      if (group) {  // keep the replicas bit-identical whatever the kernels' rounding
+        std::vector<torch::Tensor> rm_params;
+        for (auto& p : rm_scorer->model()->parameters()) rm_params.push_back(p.detach());
+        group->broadcast(rm_params);
+      }
+    }
     const bool reset_reference = (o.ref_reset_every > 0 && step % o.ref_reset_every == 0) || rm_update;
     if (reference && reset_reference) {
       torch::NoGradGuard no_grad;

@@ -42,8 +42,8 @@ IterativeRewardModel::IterativeRewardModel(std::shared_ptr<RewardModelScorer> sc
   if (options.batch_size < 1 || options.epochs < 1) throw Error("--rm-batch-size and --rm-update-epochs must be positive");
 }
 
-void IterativeRewardModel::collect(const std::string& prompt, const std::vector<std::string>& completions,
-                                   const std::vector<bool>& right) {
+void IterativeRewardModel::collect(int64_t order, const std::string& prompt,
+                                   const std::vector<std::string>& completions, const std::vector<bool>& right) {
   std::vector<const std::string*> good, bad;
   for (size_t i = 0; i < completions.size(); ++i) (right[i] ? good : bad).push_back(&completions[i]);
   for (size_t i = 0; i < std::min(good.size(), bad.size()); ++i) {
@@ -52,7 +52,31 @@ void IterativeRewardModel::collect(const std::string& prompt, const std::vector<
     e.chosen = *good[i];
     e.rejected = *bad[i];
     fresh_.push_back(std::move(e));
+    fresh_order_.push_back(order);
   }
+}
+
+void IterativeRewardModel::share_fresh(ProcessGroup& group) {
+  nlohmann::json mine = nlohmann::json::array();
+  for (size_t i = shared_; i < fresh_.size(); ++i)
+    mine.push_back({fresh_order_[i], fresh_[i].prompt, fresh_[i].chosen, fresh_[i].rejected});
+  std::vector<std::pair<int64_t, RmExample>> all;
+  for (const std::string& text : group.all_gather_strings(mine.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)))
+    for (const auto& row : nlohmann::json::parse(text)) {
+      RmExample e;
+      e.prompt = row[1].get<std::string>();
+      e.chosen = row[2].get<std::string>();
+      e.rejected = row[3].get<std::string>();
+      all.emplace_back(row[0].get<int64_t>(), std::move(e));
+    }
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  fresh_.resize(shared_);
+  fresh_order_.resize(shared_);
+  for (auto& [order, e] : all) {
+    fresh_.push_back(std::move(e));
+    fresh_order_.push_back(order);
+  }
+  shared_ = fresh_.size();
 }
 
 RmUpdateStats IterativeRewardModel::update(int64_t step) {
@@ -87,6 +111,8 @@ RmUpdateStats IterativeRewardModel::update(int64_t step) {
   if (static_cast<int64_t>(replay_.size()) > options_.replay_capacity)
     replay_.erase(replay_.begin(), replay_.end() - options_.replay_capacity);
   fresh_.clear();
+  fresh_order_.clear();
+  shared_ = 0;
   scorer_->model()->eval();
   return s;
 }
@@ -108,6 +134,8 @@ void IterativeRewardModel::load(const std::string& dir) {
   if (!fs::exists(d / "rm_optimizer.pt")) throw Error(dir + ": no reward-model state to resume (rm_optimizer.pt)");
   torch::load(trainer_.optimizer(), (d / "rm_optimizer.pt").string());
   fresh_ = read_pairs(d / "rm_fresh.jsonl");
+  fresh_order_.assign(fresh_.size(), 0);
+  shared_ = fresh_.size();  // checkpoints are written after share_fresh: they hold every rank's pairs
   replay_ = read_pairs(d / "rm_replay.jsonl");
 }
 

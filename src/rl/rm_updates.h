@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.h"
 #include "rm/reward_model.h"
 
 namespace r1 {
@@ -33,8 +34,14 @@ class IterativeRewardModel {
   // `tokenizer_file` is copied beside the saved weights so the checkpoint is a complete directory.
   IterativeRewardModel(std::shared_ptr<RewardModelScorer> scorer, const Tokenizer* tokenizer,
                        std::string tokenizer_file, const RmUpdateOptions& options);
-  // One group's completions and whether the rule reward called each right.
-  void collect(const std::string& prompt, const std::vector<std::string>& completions, const std::vector<bool>& right);
+  // One group's completions and whether the rule reward called each right. `order` places the
+  // group among the step's groups (the same on every rank) for share_fresh.
+  void collect(int64_t order, const std::string& prompt, const std::vector<std::string>& completions,
+               const std::vector<bool>& right);
+  // Data parallelism: every rank's pairs collected since the last call, in `order` (as one
+  // process would have collected them), on every rank; so each rank trains the same reward model
+  // on the same data, and a checkpoint written by rank 0 holds every pending pair.
+  void share_fresh(ProcessGroup& group);
   // Trains on the collected pairs plus replay; `step` seeds the draw so a resumed run repeats it.
   RmUpdateStats update(int64_t step);
   // Weights, optimizer and buffers under `dir` (a checkpoint's trainer_state), and back.
@@ -47,6 +54,8 @@ class IterativeRewardModel {
   std::string tokenizer_file_;
   RmUpdateOptions options_;
   std::vector<RmExample> fresh_, replay_;
+  std::vector<int64_t> fresh_order_;  // collect's `order` of each fresh pair
+  size_t shared_ = 0;                 // fresh_[0, shared_) is already the same on every rank
 };
 
 }  // namespace r1

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "rm/reward_model.h"
 #include "util/error.h"
 #include "util/json_file.h"
+#include "util/jsonl.h"
 
 namespace fs = std::filesystem;
 
@@ -23,10 +25,16 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   if (!(o.val_fraction >= 0 && o.val_fraction < 1)) throw Error("--val-fraction must be in [0, 1)");
   const fs::path tokenizer_path = fs::path(o.init) / "tokenizer.json";
   if (!fs::exists(tokenizer_path)) throw Error(o.init + ": no tokenizer.json");
-  if (fs::exists(fs::path(o.out) / "config.json"))
-    throw Error(o.out + " already holds a model: pick a new --out (a reward model can continue from it with --init)");
+  const fs::path run(o.out), state_path = run / "trainer_state" / "state.json";
+  const bool resuming = o.resume && fs::exists(state_path);
+  if (!resuming && fs::exists(run / "config.json"))
+    throw Error(o.out + (o.resume ? " holds a model but no trainer_state to resume from: pick a new --out"
+                                  : " already holds a model: pass --resume to continue its run, or pick a new --out "
+                                    "(a reward model can continue from it with --init)"));
   const Tokenizer tokenizer = Tokenizer::load(tokenizer_path.string());
   std::vector<RmExample> train = read_rm_examples(o.data), val;
+  // Every random choice (held-out split, then one shuffle per epoch) comes from this generator,
+  // so a resumed run replays it from the seed to reach the same data order.
   std::mt19937_64 rng(o.seed * 0x9e3779b97f4a7c15ull + 3);
   if (!o.val_data.empty()) {
     val = read_rm_examples(o.val_data);
@@ -41,38 +49,81 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
     throw Error("--val-data and --data hold different kinds of examples (pairs vs labelled responses)");
 
   const torch::Device device(o.device);
-  RewardModelTrainer trainer(load_reward_model(o.init, device, o.seed), &tokenizer, o.schedule.max_lr, o.weight_decay,
-                             o.clip, o.max_length);
+  RewardModelTrainer trainer(load_reward_model(resuming ? o.out : o.init, device, o.seed), &tokenizer,
+                             o.schedule.max_lr, o.weight_decay, o.clip, o.max_length);
   const int64_t per_epoch = (static_cast<int64_t>(train.size()) + o.batch_size - 1) / o.batch_size;
   const int64_t total = per_epoch * o.epochs;
   LrSchedule schedule = o.schedule;
   schedule.total_steps = total;
   schedule.validate();
-  fs::create_directories(o.out);
-  if (!o.args_toml.empty()) write_text_file((fs::path(o.out) / "args.toml").string(), o.args_toml);
-  std::ofstream metrics(fs::path(o.out) / "metrics.jsonl", std::ios::trunc);
+  // What a resumed run must share with the run it continues (the data order depends on all three).
+  const nlohmann::json run_identity = {{"seed", o.seed}, {"batch_size", o.batch_size}, {"train_examples", train.size()}};
+  int64_t step = 0;
+  if (resuming) {
+    const auto state = read_json_file(state_path.string());
+    step = state.at("step").get<int64_t>();
+    for (const auto& [key, now] : run_identity.items())
+      if (state.value(key, nlohmann::json()) != now)
+        throw Error(state_path.string() + ": the run used " + key + " " + state.value(key, nlohmann::json()).dump() +
+                    ", this one " + now.dump() +
+                    " (resume with the same --data, --val-data/--val-fraction, --seed and --batch-size)");
+    torch::load(trainer.optimizer(), (run / "trainer_state" / "optimizer.pt").string());
+  }
+  fs::create_directories(run);
+  if (!o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
+  const std::string metrics_path = (run / "metrics.jsonl").string();
+  if (resuming) keep_jsonl_steps_up_to(metrics_path, step);  // a resumed run redoes the later ones
+  std::optional<double> accuracy_before;  // a resumed run reads its step-0 validation back
+  if (resuming)
+    for (const JsonlRow& row : read_jsonl_rows(metrics_path))
+      if (row.value.value("step", -1) == 0 && row.value.contains("val_accuracy"))
+        accuracy_before = row.value["val_accuracy"].get<double>();
+  std::ofstream metrics(metrics_path, resuming ? std::ios::app : std::ios::trunc);
   auto log = [&](const nlohmann::json& line) { metrics << line.dump() << "\n" << std::flush; };
 
   RmTrainResult result;
+  result.total_steps = total;
   result.val_examples = static_cast<int64_t>(val.size());
-  auto validate = [&](int64_t step) {
+  auto validate = [&](int64_t at) {
     if (val.empty()) return;
     const RmStats s = trainer.evaluate(val);
     result.val_accuracy = s.accuracy;
     result.val_loss = s.loss;
-    log({{"stage", "rm"}, {"step", step}, {"val_loss", s.loss}, {"val_accuracy", s.accuracy}});
+    log({{"stage", "rm"}, {"step", at}, {"val_loss", s.loss}, {"val_accuracy", s.accuracy}});
   };
-  validate(0);
-  result.val_accuracy_before = result.val_accuracy;
+  // The reward model directory, with the tokenizer files and the state a resumed run needs.
+  auto save = [&](int64_t done_steps) {
+    SaveOptions save_opts;
+    save_opts.write_extra = [&](const std::string& dir) {
+      for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+        if (fs::exists(fs::path(o.init) / name))
+          fs::copy_file(fs::path(o.init) / name, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+      const fs::path st = fs::path(dir) / "trainer_state";
+      fs::create_directories(st);
+      torch::save(trainer.optimizer(), (st / "optimizer.pt").string());
+      nlohmann::json state = run_identity;
+      state["step"] = done_steps;
+      state["total_steps"] = total;
+      write_text_file((st / "state.json").string(), state.dump(2) + "\n");
+    };
+    save_model_dir(trainer.model(), o.out, save_opts);
+  };
+  if (!resuming) validate(0);
+  result.val_accuracy_before = accuracy_before.value_or(result.val_accuracy);
 
   std::vector<size_t> order(train.size());
-  int64_t step = 0;
-  double loss_sum = 0, acc_sum = 0;
-  int64_t since_log = 0;
-  for (int64_t epoch = 0; epoch < o.epochs && !(stop && *stop); ++epoch) {
+  auto shuffle_epoch = [&] {
     std::iota(order.begin(), order.end(), 0);
     std::shuffle(order.begin(), order.end(), rng);
-    for (size_t s = 0; s < order.size() && !(stop && *stop); s += o.batch_size) {
+  };
+  for (int64_t epoch = 0; epoch < step / per_epoch; ++epoch) shuffle_epoch();  // replay the finished epochs
+  double loss_sum = 0, acc_sum = 0;
+  int64_t since_log = 0;
+  const bool already_done = step >= total;
+  for (int64_t epoch = step / per_epoch; epoch < o.epochs && !(stop && *stop); ++epoch) {
+    shuffle_epoch();
+    for (size_t s = static_cast<size_t>(step - epoch * per_epoch) * o.batch_size; s < order.size() && !(stop && *stop);
+         s += o.batch_size) {
       std::vector<const RmExample*> batch;
       for (size_t i = s; i < std::min(order.size(), s + o.batch_size); ++i) batch.push_back(&train[order[i]]);
       const double lr = schedule.at(step);
@@ -89,18 +140,18 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
         since_log = 0;
       }
       if (o.eval_every > 0 && step % o.eval_every == 0 && step != total) validate(step);
+      if (o.save_every > 0 && step % o.save_every == 0 && step != total) save(step);
       if (on_step) on_step(step, total, st.loss);
     }
   }
-  validate(step);
   result.steps = step;
-  SaveOptions save;
-  save.write_extra = [&](const std::string& dir) {  // the tokenizer files travel with the model
-    for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-      if (fs::exists(fs::path(o.init) / name))
-        fs::copy_file(fs::path(o.init) / name, fs::path(dir) / name, fs::copy_options::overwrite_existing);
-  };
-  save_model_dir(trainer.model(), o.out, save);
+  if (already_done) {
+    result.val_examples = 0;  // nothing trained, nothing new to report
+    return result;
+  }
+  result.stopped = step < total;
+  if (!result.stopped) validate(step);
+  save(step);
   return result;
 }
 

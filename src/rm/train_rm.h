@@ -1,6 +1,8 @@
 // r1 rm train: fits a reward model on preference pairs (Bradley-Terry) or labelled responses
 // (pointwise), logging training and held-out pairwise accuracy to RUN/metrics.jsonl, and saves
 // RUN as a ...ForSequenceClassification model directory with the tokenizer beside it.
+// RUN/trainer_state (optimizer, step, seed) makes a stopped or killed run resumable: the data
+// order is replayed from the seed, so a resumed run ends with the weights of an uninterrupted one.
 #pragma once
 #include <atomic>
 #include <functional>
@@ -23,12 +25,15 @@ struct RmTrainOptions {
   double weight_decay = 0.0, clip = 1.0;
   uint64_t seed = 0;
   int64_t log_every = 10, eval_every = 0;  // eval_every 0: before and after training only
+  int64_t save_every = 0;                  // checkpoint every N steps (0: at the end and when stopped)
+  bool resume = false;                     // continue the run in `out` from its trainer_state
   std::string device = "cpu";
   std::string args_toml;  // saved as RUN/args.toml
 };
 
 struct RmTrainResult {
-  int64_t steps = 0;
+  int64_t steps = 0, total_steps = 0;
+  bool stopped = false;  // stopped early: `out` holds a checkpoint that --resume continues
   double val_accuracy_before = 0, val_accuracy = 0, val_loss = 0;
   int64_t val_examples = 0;
 };

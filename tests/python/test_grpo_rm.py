@@ -1,6 +1,7 @@
 """GRPO with a learned reward model (--reward rm:DIR): its scores are the reward (the same as
 `r1 rm score` gives), and iterative RL (--rm-update-every) trains the reward model on fresh,
-rule-labelled policy samples with replay, resets the reference, and resumes exactly."""
+rule-labelled policy samples with replay, resets the reference, and resumes exactly, in one
+process or data-parallel."""
 import json
 import os
 import subprocess
@@ -79,6 +80,37 @@ class GrpoRewardModel(TempDirCase, unittest.TestCase):
             b = load_file(os.path.join(resumed, name))
             for k in a:
                 self.assertTrue((a[k] == b[k]).all(), (name, k))
+
+    def test_two_processes_equal_one(self):
+        """Data-parallel iterative RL: each rank labels its own groups, the pairs are shared in the
+        order one process collects them, and every rank trains the same reward model: 2 processes
+        end with the policy and reward model of 1, also through a stop after step 2 and --resume."""
+        with open(self.label, "w") as f:  # right = at least one a: many mixed groups, so many pairs
+            f.write("import json, sys\nc = json.load(sys.stdin)['completion']\nprint(1 if 'a' in c else 0)\n")
+        reward = f"rm:{self.rm}:1,external:0"
+        extra = ("--rm-update-every", "2", "--beta", "0.04", "--rm-lr", "1e-3", "--rm-replay-fraction", "0.5",
+                 "--rm-batch-size", "1")  # one pair per reward-model step: the order of the pairs matters
+        one, two = os.path.join(self.tmp, "one"), os.path.join(self.tmp, "two")
+        subprocess.run(self.args(one, 4, reward, *extra), check=True, capture_output=True)
+        launch = [R1, "launch", "--nproc", "2", "--"]
+        subprocess.run(launch + self.args(two, 2, reward, *extra)[1:], check=True, capture_output=True)
+        subprocess.run(launch + self.args(two, 4, reward, *extra, "--resume")[1:], check=True, capture_output=True)
+        m1, m2 = self.metrics(one), self.metrics(two)
+        self.assertEqual([r["step"] for r in m2], [1, 2, 3, 4])
+        self.assertGreater(sum(r.get("rm_update_pairs", 0) for r in m1), 0)
+        for x, y in zip(m1, m2):
+            for key in ("rm_update_pairs", "rm_update_replay"):
+                self.assertEqual(x.get(key), y.get(key), (x["step"], key))
+            for key in ("rm_update_loss", "reward"):
+                if key in x:
+                    self.assertAlmostEqual(x[key], y[key], delta=1e-4, msg=(x["step"], key))
+        for name in ("model.safetensors", os.path.join("trainer_state", "reward_model", "model.safetensors")):
+            a = load_file(os.path.join(one, name))
+            b = load_file(os.path.join(two, name))
+            self.assertLess(max(float(abs(a[k] - b[k]).max()) for k in a), 1e-4, name)
+        trained = load_file(os.path.join(one, "trainer_state", "reward_model", "model.safetensors"))
+        original = load_file(os.path.join(self.rm, "model.safetensors"))
+        self.assertGreater(float(abs(trained["score.weight"] - original["score.weight"]).max()), 1e-4)
 
     def test_bad_combinations(self):
         out = os.path.join(self.tmp, "bad")

@@ -1,14 +1,16 @@
 """r1 rm train / score: a reward model learns a property that separates chosen from rejected
 (held-out pairwise accuracy well above chance), its directory loads in transformers as a
 LlamaForSequenceClassification with the same scores, scoring is deterministic and survives a
-reload, labelled (pointwise) data trains too, and bad rows are clear errors."""
+reload, labelled (pointwise) data trains too, a killed run resumed from its last checkpoint ends
+with the weights of an uninterrupted one, and bad rows are clear errors."""
 import json
 import os
 import random
+import signal
 import subprocess
 import unittest
 
-from r1test import R1, TempDirCase, make_question_model, r1
+from r1test import R1, TempDirCase, make_question_model, r1, wait_for_checkpoint
 
 
 def write_jsonl(path, rows):
@@ -96,6 +98,49 @@ class RewardModel(TempDirCase, unittest.TestCase):
         # Chance is ~0.55 before training; 0.84-0.9 after, depending on float rounding (kernels, threads).
         self.assertGreater(val[-1]["val_accuracy"], 0.8, val)
         self.assertGreater(val[-1]["val_accuracy"], val[0]["val_accuracy"] + 0.2, val)
+
+    def test_sigkill_and_resume_give_identical_weights(self):
+        from safetensors.numpy import load_file
+
+        def args(out, *extra):
+            return [R1, "rm", "train", "--init", self.base, "--data", self.train, "--val-fraction", "0.1", "--out", out,
+                    "--epochs", "2", "--batch-size", "16", "--lr", "3e-3", "--threads", "1", "--seed", "3",
+                    "--log-every", "1", "--eval-every", "20", *map(str, extra)]
+
+        def weights(out):
+            return load_file(os.path.join(out, "model.safetensors"))
+
+        straight = os.path.join(self.tmp, "straight")
+        subprocess.run(args(straight), check=True, capture_output=True)
+        killed = os.path.join(self.tmp, "killed")
+        proc = subprocess.Popen(args(killed, "--save-every", 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        state = os.path.join(killed, "trainer_state", "state.json")
+        wait_for_checkpoint(state, 40)  # past the first epoch: the resumed run replays its shuffle
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with open(state) as f:
+            stopped_at = json.load(f)["step"]
+        self.assertLess(stopped_at, 68, "the run finished before it could be killed")
+        # A different seed (a different data order) is refused; the same flags continue.
+        other_seed = [x if x != "3" else "4" for x in map(str, args(killed, "--resume"))]
+        proc = subprocess.run(other_seed, capture_output=True, text=True)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("the run used seed 3, this one 4", proc.stderr)
+        proc = subprocess.run(args(killed, "--resume"), check=True, capture_output=True, text=True)
+        self.assertIn("held-out accuracy", proc.stdout)
+        a, b = weights(straight), weights(killed)
+        self.assertEqual(a.keys(), b.keys())
+        for k in a:
+            self.assertTrue((a[k] == b[k]).all(), f"{k} differs after kill at step {stopped_at} + resume")
+        with open(os.path.join(straight, "metrics.jsonl")) as f:
+            expected = [json.loads(l) for l in f]
+        with open(os.path.join(killed, "metrics.jsonl")) as f:
+            resumed = [json.loads(l) for l in f]
+        self.assertEqual([(m["step"], sorted(m)) for m in expected], [(m["step"], sorted(m)) for m in resumed])
+        # A finished model is not overwritten without --resume.
+        proc = subprocess.run(args(killed), capture_output=True, text=True)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("already holds a model: pass --resume", proc.stderr)
 
     def test_bad_input(self):
         bad = os.path.join(self.tmp, "bad.jsonl")
