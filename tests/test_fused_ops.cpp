@@ -91,6 +91,13 @@ TEST(FusedOps, RotaryEqualsApplyRotaryAndItsGradients) {
   EXPECT_LT(max_rel(expanded, reference), 1e-6);
 }
 
+TEST(FusedOps, KernelsSplitRowsAcrossThreads) {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(r1::fused::parallel_threads_used(64), 2) << "fused_ops.cpp must be compiled with -fopenmp";
+  at::set_num_threads(before);
+}
+
 TEST(FusedOps, OtherDtypesTakeTheCompositePath) {
   auto x = torch::randn({4, 16}, torch::kFloat64), w = torch::randn({16}, torch::kFloat64);
   EXPECT_FALSE(fused::applies(x));

@@ -238,4 +238,12 @@ torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const tor
   return apply_rotary(x.transpose(1, 2), cos.unsqueeze(1), sin.unsqueeze(1)).transpose(1, 2);
 }
 
+int parallel_threads_used(int64_t chunks) {
+  std::vector<char> seen(static_cast<size_t>(at::get_num_threads()), 0);
+  at::parallel_for(0, chunks, 1, [&](int64_t, int64_t) { seen[static_cast<size_t>(at::get_thread_num())] = 1; });
+  int used = 0;
+  for (char s : seen) used += s;
+  return used;
+}
+
 }  // namespace r1::fused

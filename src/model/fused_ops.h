@@ -28,4 +28,9 @@ torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 // every head): out = x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[D/2:], x[:D/2]).
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
+// How many threads an at::parallel_for over `chunks` one-item chunks ran on, from this file: its
+// OpenMP body is inline in ATen's headers, so without -fopenmp for this file the kernels above
+// silently run on one thread (tests check that they do not).
+int parallel_threads_used(int64_t chunks);
+
 }  // namespace r1::fused
