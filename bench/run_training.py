@@ -26,7 +26,9 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         corpus = os.path.join(tmp, "corpus.txt")
         with open(corpus, "w") as out:  # the project's own text, ~10 MB
-            docs = [open(os.path.join(ROOT, d)).read() for d in ["README.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))]]
+            names = ["README.md"] + [os.path.join("docs", f) for f in sorted(os.listdir(os.path.join(ROOT, "docs")))
+                                     if f.endswith(".md")]  # docs/img holds the screenshots
+            docs = [open(os.path.join(ROOT, d)).read() for d in names]
             text = "\n\n".join(docs)
             for _ in range(max(1, 10_000_000 // len(text))):
                 out.write(text)
