@@ -21,10 +21,12 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
     // each kv head. SDPA's CPU kernel would run one matrix-vector product per (sequence, head),
     // which dominates a batch-64 decode step of a small model.
     const int64_t B = q.size(0), H = q.size(1), KV = k.size(1), D = q.size(3), L = k.size(2);
-    auto grouped = q.reshape({B, KV, H / KV, D});
-    auto scores = torch::matmul(grouped, k.transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(D)));
+    // In fp32 whatever the storage dtype: bf16 products of these shapes go to oneDNN, which
+    // generates a kernel per new shape, and the prefix length L changes every step.
+    auto grouped = q.reshape({B, KV, H / KV, D}).to(torch::kFloat32);
+    auto scores = torch::matmul(grouped, k.to(torch::kFloat32).transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(D)));
     scores = scores.masked_fill(mask.view({B, 1, 1, L}).logical_not(), -std::numeric_limits<float>::infinity());
-    return torch::matmul(torch::softmax(scores, -1), v).reshape({B, H, 1, D});
+    return torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat32)).reshape({B, H, 1, D}).to(q.scalar_type());
   }
   if (mask.defined()) return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, c10::nullopt, gqa);
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, c10::nullopt, gqa);
