@@ -43,6 +43,16 @@ TEST(ChatTemplate, R1ZeroIsThePapersPlainTextTemplate) {
   expect_error([] { render_chat(deepseek(), ChatFormat::kR1Zero, {{"user", "a"}, {"user", "b"}}, true); }, "one user question");
 }
 
+TEST(ChatTemplate, PlainIsTheTextsAsTheyAreWithEosAfterEachAnswer) {
+  const Tokenizer& t = deepseek();
+  RenderedChat r = render_chat(t, ChatFormat::kPlain,
+                               {{"system", "Sums."}, {"user", "Q: 1+2=? A:"}, {"assistant", " 3"}, {"user", "Q: 2+2=? A:"}},
+                               true);
+  EXPECT_EQ(r.text, "Sums.\nQ: 1+2=? A: 3<｜end▁of▁sentence｜>Q: 2+2=? A:");
+  EXPECT_EQ(masked_text(t, r), " 3<｜end▁of▁sentence｜>");
+  EXPECT_EQ(chat_format_from_name("plain"), ChatFormat::kPlain);
+}
+
 TEST(ChatTemplate, DeepSeekCoderInstruct) {
   nlohmann::json vocab = nlohmann::json::object();
   for (int b = 0; b < 256; ++b) vocab[byte_to_unicode(static_cast<uint8_t>(b))] = b;

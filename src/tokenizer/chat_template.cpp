@@ -36,12 +36,14 @@ std::string special_text(const Tokenizer& t, const std::string& token, const cha
   return token;
 }
 
-std::string bos_text(const Tokenizer& t) {
-  if (!t.bos_id()) return "";
+std::string added_token_text(const Tokenizer& t, std::optional<int32_t> id) {
+  if (!id) return "";
   for (const auto& a : t.added_tokens())
-    if (a.id == *t.bos_id()) return a.content;
+    if (a.id == *id) return a.content;
   return "";
 }
+
+std::string bos_text(const Tokenizer& t) { return added_token_text(t, t.bos_id()); }
 
 std::string after_reasoning(const std::string& content) {
   const size_t end = content.rfind("</think>");
@@ -72,7 +74,8 @@ std::vector<ChatMessage> parse_messages(const nlohmann::json& j) {
 
 const std::vector<std::string>& chat_template_names() {
   static const std::vector<std::string> names = {"deepseek-llm", "deepseek-v3", "deepseek-r1",
-                                                 "chatml",       "deepseek-coder", "r1-zero"};
+                                                 "chatml",       "deepseek-coder", "r1-zero",
+                                                 "plain"};
   return names;
 }
 
@@ -183,6 +186,15 @@ RenderedChat render_chat(const Tokenizer& t, ChatFormat format, const std::vecto
       b.add(prompt);
       if (messages.size() == 2) b.add(" " + messages[1].content, true);
       break;
+    }
+    case ChatFormat::kPlain: {
+      const std::string eos = added_token_text(t, t.eos_id());
+      for (const auto& m : messages) {
+        if (m.role == "system") b.add(m.content + "\n");
+        else if (m.role == "user") b.add(m.content);
+        else b.add(m.content + eos, true);
+      }
+      break;  // no generation prompt: the model continues the user's text
     }
   }
   RenderedChat out;

@@ -8,8 +8,11 @@
 //   chatml          <|im_start|>{role}\n{text}<|im_end|>\n    (Qwen)
 //   deepseek-coder  {system}\n### Instruction:\n{q}\n### Response:\n{a}\n<|EOT|>\n
 //   r1-zero         the plain-text prompt of the DeepSeek-R1 paper (Table 1), one question
+//   plain           {system}\n{q}{a}<eos>{q}{a}<eos>...: the texts as they are, for base models
+//                   trained on raw documents (the demo's "Q: 487+365=? A:" prompts)
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,7 +36,7 @@ struct RenderedChat {
 // {"messages": [{"role": ..., "content": ...}, ...]} -> messages; r1::Error names the bad message.
 std::vector<ChatMessage> parse_messages(const nlohmann::json& conversation);
 
-enum class ChatFormat { kDeepSeekLlm, kDeepSeekV3, kDeepSeekR1, kChatMl, kDeepSeekCoder, kR1Zero };
+enum class ChatFormat { kDeepSeekLlm, kDeepSeekV3, kDeepSeekR1, kChatMl, kDeepSeekCoder, kR1Zero, kPlain };
 
 const std::vector<std::string>& chat_template_names();
 ChatFormat chat_format_from_name(const std::string& name);

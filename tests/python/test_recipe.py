@@ -31,6 +31,14 @@ class TinyR1Zero(TempDirCase, unittest.TestCase):
             report = f.read()
         self.assertIn("<polyline", report)
         self.assertIn("accuracy", report)
+        # The chat command the demo prints works on its model (piped input: the answer streams).
+        chat = next(line for line in proc.stdout.splitlines() if line.startswith("chat with it:"))
+        args = chat.split(":", 1)[1].split("(")[0].split()
+        self.assertEqual(args[:2], [R1, "chat"])
+        reply = subprocess.run(args + ["--max-new-tokens", "20", "--threads", "1"], input="Q: 12+34=? A:\n",
+                               capture_output=True, text=True, timeout=120)
+        self.assertEqual(reply.returncode, 0, reply.stderr)
+        self.assertTrue(reply.stdout.strip(), reply.stderr)
 
     def test_report_is_self_contained_and_escapes_samples(self):
         run = os.path.join(self.tmp, "run")
