@@ -122,6 +122,14 @@ TEST(ModelDir, MismatchesAreErrorsNamingTheTensor) {
   wider.save((dir / "config.json").string());
   expect_error([&] { load_model_dir(dir.string()); }, "model.layers.0.mlp.gate_proj.weight' has shape [48, 32], the config needs [64, 32]");
 
+  // A config far larger than the weights (a mistyped vocab_size): named before allocating it,
+  // which would otherwise fail inside the allocator (~25 TB here).
+  ModelConfig huge = c;
+  huge.vocab_size = int64_t(100) << 30;
+  huge.save((dir / "config.json").string());
+  expect_error([&] { load_model_dir(dir.string()); }, "config.json describes");
+  expect_error([&] { load_model_dir(dir.string()); }, "the config does not match the weights");
+
   // Broken config.json.
   std::ofstream(dir / "config.json") << "{\"vocab_size\": 97,";
   expect_error([&] { load_model_dir(dir.string()); }, "config.json: invalid JSON");

@@ -173,6 +173,17 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   const torch::ScalarType dtype = options.dtype.value_or(torch_dtype_from_name(config.torch_dtype));
+  // A config far larger than its weights (a mistyped vocab_size or hidden_size) is named here,
+  // before allocating it; shapes are checked tensor by tensor in load_weights.
+  uint64_t stored = 0;
+  for (const auto& f : open_weight_files(dir))
+    for (const auto& t : f->tensors()) stored += t.numel();
+  const auto wanted = static_cast<uint64_t>(config.parameter_count());
+  if (wanted > 2 * stored + 1000000)
+    throw Error((fs::path(dir) / "config.json").string() + " describes " + std::to_string(wanted) +
+                " parameters but the weight files hold " + std::to_string(stored) +
+                ": the config does not match the weights (check vocab_size, hidden_size, intermediate_size, "
+                "num_hidden_layers)");
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
   load_weights(model, dir);
