@@ -6,7 +6,9 @@
 # are evaluated greedily before and after; OUT/summary.json has the numbers.
 # OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests), OPS=add,sub,mul,chain
 # (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 80),
-# NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores).
+# NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores),
+# PRECISION (--precision of pretraining and GRPO: auto = fp32 on a CPU; bf16 is faster on CPUs with
+# AMX, with other float rounding, docs/grpo.md).
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
@@ -16,6 +18,7 @@ GRPO_STEPS=${GRPO_STEPS:-100}
 GRPO_LR=${GRPO_LR:-1e-4}
 OPS=${OPS:-add}
 MAX_TOKENS=${MAX_TOKENS:-80}
+PRECISION=${PRECISION:-auto}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
 # NPROC > 1 runs pretraining and GRPO data-parallel (r1 launch): a model this small keeps the cores
 # busier as single-threaded processes than as one multi-threaded process (1.1-1.2x on 2 cores,
@@ -44,13 +47,13 @@ cat > "$OUT/config.json" <<JSON
 JSON
 train pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
   --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch $(( 48 / NPROC )) --lr 3e-3 \
-  --warmup-steps 50 --schedule cosine --seed "$SEED"
+  --warmup-steps 50 --schedule cosine --seed "$SEED" --precision "$PRECISION"
 eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
            --reward accuracy_math:1,format_think:0)
 # Both GRPO runs: 16 prompts x 8 completions per step, temperature 1, no KL; only the reward differs.
 grpo_args=(--init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-template plain --steps "$GRPO_STEPS"
            --prompts-per-step 16 --group-size 8 --micro-batch 32 --lr "$GRPO_LR" --temperature 1
-           --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10)
+           --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10 --precision "$PRECISION")
 echo "== 3. the base model on the held-out problems"
 "$R1" eval --model "$OUT/base" "${eval_args[@]}" --out-dir "$OUT/eval-before" | tee "$OUT/eval-before.json"
 echo "== 4. GRPO with the accuracy reward alone"

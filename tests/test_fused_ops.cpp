@@ -3,6 +3,7 @@
 // multiples of the vector width, non-contiguous inputs and broadcast cos/sin.
 #include <gtest/gtest.h>
 
+#include "model/bf16_matmul.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
 
@@ -96,6 +97,30 @@ TEST(FusedOps, KernelsSplitRowsAcrossThreads) {
   at::set_num_threads(2);
   EXPECT_EQ(r1::fused::parallel_threads_used(64), 2) << "fused_ops.cpp must be compiled with -fopenmp";
   at::set_num_threads(before);
+}
+
+TEST(Bf16Matmul, LinearMultipliesBf16RoundedOperandsAndStaysFp32Outside) {
+  torch::manual_seed(5);
+  auto x = torch::randn({3, 7, 40}), w = torch::randn({24, 40}), b = torch::randn({24}), g = torch::randn({3, 7, 24});
+  auto rounded = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kFloat32); };
+  // Outside the scope: libtorch's fp32 linear, bit for bit.
+  EXPECT_TRUE(torch::equal(r1::linear(x, w, b), torch::nn::functional::linear(x, w, b)));
+  std::vector<torch::Tensor> mixed;
+  {
+    CpuBf16MatmulScope scope(true);
+    mixed = run([](std::vector<torch::Tensor>& in) { return r1::linear(in[0], in[1], in[2]); }, {x, w, b}, g);
+  }
+  EXPECT_EQ(mixed[0].scalar_type(), torch::kFloat32);
+  // Reference: fp32 products of the bf16-rounded operands (the forward's x and w; the backward's
+  // dy with w or x), so only the accumulation order and the bf16 rounding of the result differ.
+  auto ref_y = torch::nn::functional::linear(rounded(x), rounded(w), b);
+  auto ref_dx = torch::matmul(rounded(g), rounded(w));
+  auto ref_dw = torch::mm(rounded(g).reshape({-1, 24}).t(), rounded(x).reshape({-1, 40}));
+  expect_same(mixed, {ref_y, ref_dx, ref_dw, g.reshape({-1, 24}).sum(0)}, 1e-2, "bf16 linear");
+  // ... and it is not the fp32 product (the operands really were rounded).
+  EXPECT_GT(max_rel(mixed[0], torch::nn::functional::linear(x, w, b)), 1e-4);
+  // The scope ends with its block.
+  EXPECT_TRUE(torch::equal(r1::linear(x, w, b), torch::nn::functional::linear(x, w, b)));
 }
 
 TEST(FusedOps, OtherDtypesTakeTheCompositePath) {

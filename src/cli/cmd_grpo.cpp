@@ -85,7 +85,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--sample-every", o.sample_every, "sample completions to samples.jsonl every N steps")->capture_default_str();
   cmd->add_option("--reward-threads", o.reward_threads, "parallel reward checks (0 = cores)")->capture_default_str();
   cmd->add_option("--precision", o.precision,
-                  "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: autocast for the training passes; weights stay fp32")
+                  "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: bf16 matrix products in the training passes; weights stay fp32")
       ->capture_default_str();
   cmd->add_option("--dist-timeout", o.dist_timeout_s,
                   "data parallel (r1 launch / torchrun): seconds a rank waits for the others before failing")

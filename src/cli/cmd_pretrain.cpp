@@ -83,7 +83,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--dist-timeout", a->o.dist_timeout_s,
                   "data parallel: seconds a rank waits for the others (rendezvous, each all-reduce) before failing")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--precision", a->o.precision, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (autocast, fp32 master weights)")
+  cmd->add_option("--precision", a->o.precision, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (bf16 matrix products, fp32 master weights)")
       ->capture_default_str();
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {

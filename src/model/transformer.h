@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include "model/bf16_matmul.h"
 #include "model/config.h"
 #include "model/rope.h"
 
@@ -32,7 +33,7 @@ struct KvCache {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); }
+  torch::Tensor forward(const torch::Tensor& x) { return r1::linear(x, weight, bias); }
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
 };
 TORCH_MODULE(Linear);

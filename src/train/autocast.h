@@ -1,18 +1,22 @@
-// Mixed precision for the training loops (pretrain/SFT, GRPO): matmuls and attention in bfloat16
-// under autocast while the weights, the optimizer state and the loss stay fp32 (the fp32 "master"
-// weights are the parameters).
+// Mixed precision for the training loops (pretrain/SFT, GRPO): matrix products in bfloat16 while
+// the weights, the optimizer state and the loss stay fp32 (the fp32 "master" weights are the
+// parameters). On CUDA that is libtorch's autocast (matmuls and attention in bf16); on the CPU it
+// is model/bf16_matmul.h (linear layers in bf16 with fp32 in and out, so the fused fp32 kernels
+// keep running: faster than CPU autocast, docs/training.md).
 #pragma once
 #include <string>
 
 #include <ATen/autocast_mode.h>
 
+#include "model/bf16_matmul.h"
 #include "util/error.h"
 
 namespace r1 {
 
 class AutocastScope {
  public:
-  AutocastScope(bool enabled, c10::DeviceType device) : enabled_(enabled), device_(device) {
+  AutocastScope(bool enabled, c10::DeviceType device)
+      : enabled_(enabled && device != c10::DeviceType::CPU), device_(device), cpu_(enabled && device == c10::DeviceType::CPU) {
     if (!enabled_) return;
     previous_ = at::autocast::is_autocast_enabled(device_);
     at::autocast::set_autocast_dtype(device_, at::kBFloat16);
@@ -30,9 +34,10 @@ class AutocastScope {
  private:
   bool enabled_, previous_ = false;
   c10::DeviceType device_;
+  CpuBf16MatmulScope cpu_;
 };
 
-// --precision auto | fp32 | bf16 -> whether to autocast to bf16 (auto: on CUDA only).
+// --precision auto | fp32 | bf16 -> whether to train with bf16 matrix products (auto: on CUDA only).
 inline bool use_bf16(const std::string& precision, bool cuda) {
   if (precision != "auto" && precision != "fp32" && precision != "bf16")
     throw Error("--precision '" + precision + "': expected auto, fp32 or bf16");
