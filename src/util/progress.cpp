@@ -29,6 +29,7 @@ void ProgressBar::update(const std::string& stage, uint64_t done, uint64_t total
     stage_ = stage;
     unit_ = unit;
     start_ = now;
+    first_done_ = done;
     last_draw_ = now - std::chrono::hours(1);
     drawn_ = false;
   }
@@ -51,7 +52,8 @@ void ProgressBar::finish() {
 
 void ProgressBar::render(bool final) {
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = elapsed > 0 ? done_ / elapsed : 0;
+  // The rate of this process's own work: a resumed run's earlier steps took no time here.
+  const double rate = elapsed > 0 && done_ > first_done_ ? (done_ - first_done_) / elapsed : 0;
   std::string eta;
   if (total_ > 0 && rate > 0 && done_ < total_) eta = ", ETA " + format_duration((total_ - done_) / rate);
   char counts[96];

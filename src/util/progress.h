@@ -24,6 +24,7 @@ class ProgressBar {
   double interval_;
   std::string stage_, unit_;
   uint64_t done_ = 0, total_ = 0;
+  uint64_t first_done_ = 0;  // the count when the stage started here (a resumed run starts mid-way)
   std::chrono::steady_clock::time_point start_, last_draw_;
   bool drawn_ = false;
   uint64_t printed_done_ = UINT64_MAX;  // plain lines: the last count printed
