@@ -19,12 +19,12 @@ from demo_model import make_demo_model, r1_runner  # noqa: E402
 P, G, MAX_TOKENS, THREADS = 16, 8, 80, 2
 
 
-def r1_grpo(r1, model, prompts, out, steps, nproc):
+def r1_grpo(r1, model, prompts, out, steps, nproc, precision="fp32"):
     """Runs r1 grpo (nproc > 1: r1 launch, one thread per process); returns (metrics of steps 2.., peak RSS MB)."""
     args = ["grpo", "--init", model, "--prompts", prompts, "--out", out, "--prompt-template", "plain",
             "--reward", "accuracy_math:1", "--steps", str(steps), "--prompts-per-step", str(P), "--group-size", str(G),
             "--micro-batch", "32", "--lr", "1e-4", "--max-completion-tokens", str(MAX_TOKENS), "--beta", "0",
-            "--seed", "1", "--threads", str(THREADS // nproc)]
+            "--seed", "1", "--threads", str(THREADS // nproc), "--precision", precision]
     cmd = [r1, *args] if nproc == 1 else [r1, "launch", "--nproc", str(nproc), "--", *args]
     timed = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, check=True)
     rss = int(timed.stderr.strip().splitlines()[-1]) / 1024  # the largest process (launch: one rank)
@@ -51,6 +51,7 @@ def main():
         prompts = os.path.join(task, "train.jsonl")
         m, r1_rss = r1_grpo(r1, model, prompts, os.path.join(tmp, "grpo"), steps, 1)
         m2, r1_rss2 = r1_grpo(r1, model, prompts, os.path.join(tmp, "grpo-dp"), steps, THREADS)
+        m_bf16, _ = r1_grpo(r1, model, prompts, os.path.join(tmp, "grpo-bf16"), steps, 1, "bf16")
         engine = json.loads(subprocess.run(
             [os.path.join(build, "bench", "r1_bench"), "--threads", str(THREADS), "decode", "--model", model,
              "--batch", str(P * G), "--prompt", "8", "--new-tokens", str(MAX_TOKENS), "--prefill-prompt", "8"],
@@ -80,16 +81,22 @@ def main():
     print(f"| peak RSS MB (per process) | {r1_rss:.0f} | | {r1_rss2:.0f} | |")
     print(f"\n### Beside TRL {trl_version()} GRPOTrainer (CPU, same model directory, prompts, G, length, reward)\n")
     print("TRL's defaults are bf16 autocast and gradient checkpointing; \"fp32\" turns both off, as r1 runs.\n")
-    print(f"| seconds per GRPO step | TRL defaults | TRL fp32 | r1 1 process | r1 {THREADS} processes |")
-    print("|---|---|---|---|---|")
-    print(f"| seconds | {trl_defaults['step_s']:.3f} | {trl_fp32['step_s']:.3f} | {step:.3f} | {step_dp:.3f} |")
+    step_bf16 = mean("step_s", m_bf16)
+    print("r1 bf16: `--precision bf16`, bf16 matrix products in the training pass (AMX on CPUs that have it).\n")
+    print(f"| seconds per GRPO step | TRL defaults | TRL fp32 | r1 1 process | r1 {THREADS} processes | r1 1 process, bf16 |")
+    print("|---|---|---|---|---|---|")
+    print(f"| seconds | {trl_defaults['step_s']:.3f} | {trl_fp32['step_s']:.3f} | {step:.3f} | {step_dp:.3f} | "
+          f"{step_bf16:.3f} |")
     print(f"| TRL defaults / this | 1.0x | {trl_defaults['step_s'] / trl_fp32['step_s']:.1f}x | "
-          f"{trl_defaults['step_s'] / step:.1f}x | {trl_defaults['step_s'] / step_dp:.1f}x |")
-    print(f"| TRL fp32 / this | | 1.0x | {trl_fp32['step_s'] / step:.1f}x | {trl_fp32['step_s'] / step_dp:.1f}x |")
+          f"{trl_defaults['step_s'] / step:.1f}x | {trl_defaults['step_s'] / step_dp:.1f}x | "
+          f"{trl_defaults['step_s'] / step_bf16:.1f}x |")
+    print(f"| TRL fp32 / this | | 1.0x | {trl_fp32['step_s'] / step:.1f}x | {trl_fp32['step_s'] / step_dp:.1f}x | "
+          f"{trl_fp32['step_s'] / step_bf16:.1f}x |")
     print(f"| mean completion tokens | {trl_defaults['completion_length']:.1f} | {trl_fp32['completion_length']:.1f} | "
-          f"{mean('completion_length'):.1f} | {mean('completion_length', m2):.1f} |")
+          f"{mean('completion_length'):.1f} | {mean('completion_length', m2):.1f} | "
+          f"{mean('completion_length', m_bf16):.1f} |")
     print(f"| peak RSS MB | {trl_defaults['peak_rss_mb']:.0f} | {trl_fp32['peak_rss_mb']:.0f} | {r1_rss:.0f} | "
-          f"{r1_rss2:.0f} per process |")
+          f"{r1_rss2:.0f} per process | |")
 
 
 def trl_version():
