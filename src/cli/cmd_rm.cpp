@@ -54,6 +54,9 @@ void add_rm_train(CLI::App* rm) {
   cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end, or when stopped)")
       ->capture_default_str();
   cmd->add_flag("--resume", o.resume, "continue the run in --out (same --data, --seed and --batch-size)");
+  cmd->add_option("--precision", o.precision,
+                  "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (bf16 matrix products, fp32 master weights)")
+      ->capture_default_str();
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     a->rt.setup();

@@ -72,6 +72,7 @@ class RewardModelTrainer {
   RmStats train_step(const std::vector<const RmExample*>& batch);  // one AdamW step
   RmStats evaluate(const std::vector<RmExample>& examples, int64_t batch = 32);
   void set_lr(double lr);
+  void set_bf16(bool on) { bf16_ = on; }  // bf16 matrix products in the forward (--precision)
   torch::optim::AdamW& optimizer() { return optimizer_; }
   Transformer& model() { return model_; }
 
@@ -83,6 +84,7 @@ class RewardModelTrainer {
   double clip_;
   int64_t max_length_;
   torch::optim::AdamW optimizer_;
+  bool bf16_ = false;
 };
 
 }  // namespace r1

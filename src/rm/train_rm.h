@@ -28,6 +28,7 @@ struct RmTrainOptions {
   int64_t save_every = 0;                  // checkpoint every N steps (0: at the end and when stopped)
   bool resume = false;                     // continue the run in `out` from its trainer_state
   std::string device = "cpu";
+  std::string precision = "auto";  // train/autocast.h: bf16 matrix products on CUDA (auto) or when asked
   std::string args_toml;  // saved as RUN/args.toml
 };
 

@@ -83,6 +83,30 @@ class RewardModel(TempDirCase, unittest.TestCase):
                     hf = model(input_ids=ids).logits[0, 0].item()
                     self.assertAlmostEqual(hf, row[key + "_score"], delta=1e-4)
 
+    def test_bf16_precision_learns_with_fp32_weights(self):
+        from safetensors.numpy import load_file
+        outs = {}
+        for precision in ("fp32", "bf16"):
+            out = os.path.join(self.tmp, "rm-" + precision)
+            r1("rm", "train", "--init", self.base, "--data", self.train, "--val-data", self.val, "--out", out,
+               "--epochs", 3, "--batch-size", 16, "--lr", "3e-3", "--threads", 1, "--seed", 1, "--log-every", 1,
+               "--precision", precision)
+            with open(os.path.join(out, "metrics.jsonl")) as f:
+                outs[precision] = [json.loads(l) for l in f]
+            weights = load_file(os.path.join(out, "model.safetensors"))
+            self.assertTrue(all(str(w.dtype) == "float32" for w in weights.values()))  # fp32 master weights
+        fp32, bf16 = ([m["loss"] for m in outs[p] if "loss" in m] for p in ("fp32", "bf16"))
+        self.assertNotEqual(fp32[0], bf16[0])  # the products really ran in bf16 ...
+        self.assertAlmostEqual(fp32[0], bf16[0], delta=0.02)  # ... on the same first batch
+        # It learns, though less sharply than fp32 on this task whose pairs differ in one digit (0.89
+        # against 0.99 held out after 3 epochs: bf16 products round the backbone's activations).
+        final = {p: [m for m in outs[p] if "val_accuracy" in m][-1]["val_accuracy"] for p in outs}
+        self.assertGreater(final["fp32"], 0.9, final)
+        self.assertGreater(final["bf16"], 0.8, final)
+        proc = r1("rm", "train", "--init", self.base, "--data", self.train, "--out", os.path.join(self.tmp, "x"),
+                  "--precision", "fp8", check=False)
+        self.assertIn("expected auto, fp32 or bf16", proc.stderr)
+
     def test_pointwise_labels(self):
         rows = []
         for r in preference_rows(300, 3):
