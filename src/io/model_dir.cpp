@@ -126,9 +126,13 @@ torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
   return t;
 }
 
-void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing,
-                  const std::set<std::string>& ignore) {
-  auto files = open_weight_files(dir);
+namespace {
+
+using WeightFiles = std::vector<std::unique_ptr<SafetensorsFile>>;
+
+// load_weights on files already opened (load_model_dir reads their headers before allocating).
+void copy_weights(Transformer& model, const std::string& dir, const WeightFiles& files,
+                  const std::set<std::string>& may_be_missing, const std::set<std::string>& ignore) {
   std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> stored;
   for (const auto& f : files)
     for (const auto& t : f->tensors()) {
@@ -169,14 +173,22 @@ void load_weights(Transformer& model, const std::string& dir, const std::set<std
   }
 }
 
+}  // namespace
+
+void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing,
+                  const std::set<std::string>& ignore) {
+  copy_weights(model, dir, open_weight_files(dir), may_be_missing, ignore);
+}
+
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
   ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
   const torch::ScalarType dtype = options.dtype.value_or(torch_dtype_from_name(config.torch_dtype));
   // A config far larger than its weights (a mistyped vocab_size or hidden_size) is named here,
   // before allocating it; shapes are checked tensor by tensor in load_weights.
+  const WeightFiles files = open_weight_files(dir);
   uint64_t stored = 0;
-  for (const auto& f : open_weight_files(dir))
+  for (const auto& f : files)
     for (const auto& t : f->tensors()) stored += t.numel();
   const auto wanted = static_cast<uint64_t>(config.parameter_count());
   if (wanted > 2 * stored + 1000000)
@@ -186,7 +198,7 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
                 "num_hidden_layers)");
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
-  load_weights(model, dir);
+  copy_weights(model, dir, files, {}, {});
   return model;
 }
 
