@@ -313,7 +313,7 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
   torch::Tensor logits = raw_logits.to(torch::kCPU, torch::kFloat32).contiguous();
   bool any_raw = false;
   for (auto* s : rows) any_raw = any_raw || s->request->params.raw_logprobs;
-  torch::Tensor raw = any_raw ? torch::log_softmax(logits, 1) : torch::Tensor();
+  const torch::Tensor raw = any_raw ? torch::log_softmax(logits, 1).contiguous() : torch::Tensor();
   // Embedding rows past the tokenizer's vocabulary (padding to a multiple) are no tokens: never
   // sample them.
   if (tokenizer_ && tokenizer_->vocab_size() < V) {
@@ -327,13 +327,17 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
     if (is_plain(p) && p.temperature > 0) inverse_t[i] = static_cast<float>(1.0 / p.temperature);
   }
   const torch::Tensor plain = torch::log_softmax(logits * torch::tensor(inverse_t).unsqueeze(1), 1).contiguous();
+  // Plain rows read their log-probs in place (a tensor per row costs more than sampling it).
+  const float* plain_rows = plain.data_ptr<float>();
+  const float* raw_rows = any_raw ? raw.data_ptr<float>() : nullptr;
   for (int64_t i = 0; i < R; ++i) {
     Sequence& s = *rows[i];
     const SamplingParams& p = s.request->params;
-    torch::Tensor lp = is_plain(p) ? plain[i] : sampling_logprobs(logits[i], p, {&s.request->prompt, &s.out.ids});
-    const float* row = lp.data_ptr<float>();
+    torch::Tensor lp;
+    if (!is_plain(p)) lp = sampling_logprobs(logits[i], p, {&s.request->prompt, &s.out.ids});
+    const float* row = is_plain(p) ? plain_rows + i * V : lp.data_ptr<float>();
     const int64_t id = sample_token(row, V, p, s.generator);
-    consume(s, id, row[id], any_raw ? raw[i][id].item<float>() : 0.0f);
+    consume(s, id, row[id], raw_rows ? raw_rows[i * V + id] : 0.0f);
   }
 }
 

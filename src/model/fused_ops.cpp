@@ -1,6 +1,7 @@
 #include "model/fused_ops.h"
 
 #include "model/rope.h"
+#include "model/simd_math.h"
 
 #include <ATen/Parallel.h>
 
@@ -15,14 +16,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-// The row loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so the
-// binary stays portable and still vectorises like libtorch's own kernels.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define R1_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define R1_CLONES
-#endif
 
 constexpr int64_t kGrain = 2048;  // elements per parallel chunk, about libtorch's own grain
 
@@ -104,27 +97,6 @@ struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
 };
 
 // ---- SwiGLU ---------------------------------------------------------------------------------
-
-// exp(x) to ~1 ulp (Cephes' expf: x = n ln2 + r, e^r by a degree-6 polynomial, 2^n by the exponent
-// bits). Written out because std::exp does not vectorise without -ffast-math; NaN stays NaN.
-inline float exp_vec(float x) {
-  x = x < -87.0f ? -87.0f : x;  // comparisons, not std::min/max: branch-free, and NaN passes through
-  x = x > 88.0f ? 88.0f : x;
-  // n = round(x / ln2) by the 1.5 x 2^23 trick (plain adds, unlike std::floor without SSE4.1).
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 
 R1_CLONES void swiglu_range(const float* g, const float* u, float* y, int64_t n) {
 #pragma omp simd

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "model/decode_attention.h"
 #include "model/fused_ops.h"
 #include "util/error.h"
 
@@ -92,6 +93,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor out;
   if (cache == nullptr) {
     out = attention(q, k, v, mask);  // undefined: causal; packed rows: causal within each document
+  } else if (!mask.defined()) {  // decoding on the CPU: forward_cached chose the fused kernel
+    out = fused::decode_attention(q, k, v, cache->k[layer], cache->v[layer], cache_slots[1].tensor());
   } else {
     // Write this step's keys/values at each sequence's own positions, then attend to the prefix.
     // index_put_ on the [B, capacity, kv_heads, D] view, not scatter_: the CPU scatter kernel
@@ -187,9 +190,13 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   auto dev = tokens.device();
   auto start_t = torch::tensor(start, torch::kInt64).to(dev);
   auto positions = start_t.unsqueeze(1) + torch::arange(S, torch::TensorOptions().dtype(torch::kInt64).device(dev));
-  // Query at position p sees cache entries 0..p of its own sequence.
-  auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
-  auto mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
+  // Query at position p sees cache entries 0..p of its own sequence (the fused CPU decoding
+  // kernel reads each row's own prefix and needs no mask).
+  torch::Tensor mask;
+  if (S > 1 || !fused::decode_attention_applies(model->embed_tokens->weight, cache.k[0])) {
+    auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+    mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
+  }
   if (B < cache.batch()) {
     // A smaller batch uses cache rows first_row..first_row+B-1.
     KvCache view = cache;

@@ -63,7 +63,8 @@ class AttentionImpl : public torch::nn::Module {
   // x [B, T, H]; cos/sin [B, 1, T, D]. Without a cache: causal attention over x itself. With one:
   // keys/values of x are written to layer `layer` at `cache_slots` = {batch rows [B, 1], positions
   // [B, T]} (built once per forward for all layers), and queries attend to cache entries
-  // 0..position (mask [B, 1, T, used]).
+  // 0..position (mask [B, 1, T, used]; undefined: one token per row, attended by the fused CPU
+  // kernel in decode_attention.h).
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         KvCache* cache = nullptr, int64_t layer = 0,
                         const std::vector<at::indexing::TensorIndex>& cache_slots = {},

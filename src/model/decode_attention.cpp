@@ -1,0 +1,192 @@
+#include "model/decode_attention.h"
+
+#include "model/simd_math.h"
+#include "util/error.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace r1::fused {
+namespace {
+
+// Attention of G query heads q [G, D] over L keys/values (rows `stride` floats apart), unnormalised
+// as in flash decoding: per head the largest score m, sum = sum_l exp(s_l - m) and
+// out = sum_l exp(s_l - m) v_l, so pieces of one prefix combine exactly. scores [G, L] is scratch.
+R1_CLONES void attend(const float* q, const float* k, const float* v, int64_t stride, int64_t L, int64_t G, int64_t D,
+                      float scale, float* scores, float* out, float* m_out, float* sum_out) {
+  for (int64_t l = 0; l < L; ++l) {  // each key row is read once for all G heads
+    const float* kr = k + l * stride;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = q + g * D;
+      float dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t d = 0; d < D; ++d) dot += qg[d] * kr[d];
+      scores[g * L + l] = dot * scale;
+    }
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    float* s = scores + g * L;
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t l = 0; l < L; ++l) m = s[l] > m ? s[l] : m;
+    float sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t l = 0; l < L; ++l) {
+      s[l] = exp_vec(s[l] - m);
+      sum += s[l];
+    }
+    m_out[g] = m;
+    sum_out[g] = sum;
+  }
+  for (int64_t i = 0; i < G * D; ++i) out[i] = 0;
+  for (int64_t l = 0; l < L; ++l) {
+    const float* vr = v + l * stride;
+    for (int64_t g = 0; g < G; ++g) {
+      const float p = scores[g * L + l];
+      float* og = out + g * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) og[d] += p * vr[d];
+    }
+  }
+}
+
+R1_CLONES void widen_bf16(const uint16_t* src, int64_t src_stride, int64_t rows, int64_t D, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* s = src + r * src_stride;
+    float* t = dst + r * D;
+#pragma omp simd
+    for (int64_t d = 0; d < D; ++d) {
+      const uint32_t bits = static_cast<uint32_t>(s[d]) << 16;
+      std::memcpy(t + d, &bits, sizeof(float));
+    }
+  }
+}
+
+// Prefix positions per piece when one row's prefix is split across threads (batch 1, long context).
+constexpr int64_t kMinPiece = 256;
+
+template <typename T>
+void run(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor& v_new, torch::Tensor& cache_k,
+         torch::Tensor& cache_v, const std::vector<int64_t>& pos, torch::Tensor& out) {
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = cache_k.size(1), G = H / KV;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const float *qp = q.data_ptr<float>(), *knp = k_new.data_ptr<float>(), *vnp = v_new.data_ptr<float>();
+  T *kc = cache_k.data_ptr<T>(), *vc = cache_v.data_ptr<T>();
+  const int64_t kb = cache_k.stride(0), kh = cache_k.stride(1), kt = cache_k.stride(2);
+  const int64_t vb = cache_v.stride(0), vh = cache_v.stride(1), vt = cache_v.stride(2);
+  int64_t longest = 0;
+  for (int64_t p : pos) longest = std::max(longest, p + 1);
+  // Too few (row, kv head) tasks to keep every thread busy: split each prefix into pieces.
+  const int64_t threads = at::get_num_threads();
+  int64_t pieces = 1;
+  if (B * KV < threads) pieces = std::max<int64_t>(1, std::min(threads, longest / kMinPiece));
+  const int64_t piece_len = (longest + pieces - 1) / pieces;
+  // Per (task, piece): unnormalised out [G, D], max and sum per head.
+  std::vector<float> part_out(static_cast<size_t>(B * KV * pieces * G * D)), part_m(B * KV * pieces * G),
+      part_sum(B * KV * pieces * G);
+  at::parallel_for(0, B * KV * pieces, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(G * piece_len));
+    std::vector<float> wide;  // keys then values as contiguous fp32 rows, for bf16 caches
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t task = item / pieces, piece = item % pieces, b = task / KV, j = task % KV;
+      const int64_t from = piece * piece_len, to = std::min(pos[b] + 1, from + piece_len), L = to - from;
+      float *o = part_out.data() + item * G * D, *m = part_m.data() + item * G, *sum = part_sum.data() + item * G;
+      if (L <= 0) {  // a row shorter than this piece's start
+        for (int64_t g = 0; g < G; ++g) m[g] = -std::numeric_limits<float>::infinity(), sum[g] = 0;
+        continue;
+      }
+      T* krow = kc + b * kb + j * kh;
+      T* vrow = vc + b * vb + j * vh;
+      if (to == pos[b] + 1) {  // the piece holding the new position writes it first
+        const float *kn = knp + (b * KV + j) * D, *vn = vnp + (b * KV + j) * D;
+        for (int64_t d = 0; d < D; ++d) {
+          krow[pos[b] * kt + d] = static_cast<T>(kn[d]);
+          vrow[pos[b] * vt + d] = static_cast<T>(vn[d]);
+        }
+      }
+      const float* qg = qp + (b * H + j * G) * D;
+      if constexpr (std::is_same_v<T, float>) {
+        if (kt == vt) {
+          attend(qg, krow + from * kt, vrow + from * vt, kt, L, G, D, scale, scores.data(), o, m, sum);
+          continue;
+        }
+      }
+      // bf16 (or keys and values with different strides): widen into contiguous fp32 rows.
+      if (wide.empty()) wide.resize(static_cast<size_t>(2 * piece_len * D));
+      float *wk = wide.data(), *wv = wide.data() + piece_len * D;
+      if constexpr (std::is_same_v<T, float>) {
+        for (int64_t l = 0; l < L; ++l) {
+          std::memcpy(wk + l * D, krow + (from + l) * kt, D * sizeof(float));
+          std::memcpy(wv + l * D, vrow + (from + l) * vt, D * sizeof(float));
+        }
+      } else {
+        widen_bf16(reinterpret_cast<const uint16_t*>(krow + from * kt), kt, L, D, wk);
+        widen_bf16(reinterpret_cast<const uint16_t*>(vrow + from * vt), vt, L, D, wv);
+      }
+      attend(qg, wk, wv, D, L, G, D, scale, scores.data(), o, m, sum);
+    }
+  });
+  // Combine the pieces of each head: rescale each by exp(m_piece - m_all), then normalise.
+  float* op = out.data_ptr<float>();
+  for (int64_t task = 0; task < B * KV; ++task) {
+    const int64_t b = task / KV, j = task % KV;
+    for (int64_t g = 0; g < G; ++g) {
+      float m_all = -std::numeric_limits<float>::infinity();
+      for (int64_t piece = 0; piece < pieces; ++piece) m_all = std::max(m_all, part_m[(task * pieces + piece) * G + g]);
+      float* og = op + (b * H + j * G + g) * D;
+      for (int64_t d = 0; d < D; ++d) og[d] = 0;
+      float total = 0;
+      for (int64_t piece = 0; piece < pieces; ++piece) {
+        const int64_t item = task * pieces + piece;
+        if (part_sum[item * G + g] == 0) continue;
+        const float w = std::exp(part_m[item * G + g] - m_all);
+        total += w * part_sum[item * G + g];
+        const float* po = part_out.data() + (item * G + g) * D;
+        for (int64_t d = 0; d < D; ++d) og[d] += w * po[d];
+      }
+      for (int64_t d = 0; d < D; ++d) og[d] /= total;
+    }
+  }
+}
+
+}  // namespace
+
+bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& cache_k) {
+  static const bool disabled = std::getenv("R1_NO_FUSED_OPS") != nullptr;
+  auto ok = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16);
+  };
+  return !disabled && ok(q) && ok(cache_k) && cache_k.stride(3) == 1;
+}
+
+torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor& v_new,
+                               torch::Tensor& cache_k, torch::Tensor& cache_v, const torch::Tensor& positions) {
+  const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = cache_k.size(1);
+  if (q.dim() != 4 || q.size(2) != 1 || k_new.sizes() != torch::IntArrayRef({B, KV, 1, D}) ||
+      v_new.sizes() != k_new.sizes() || cache_k.dim() != 4 || cache_k.size(0) != B || cache_k.size(3) != D ||
+      cache_v.sizes() != cache_k.sizes() || cache_v.scalar_type() != cache_k.scalar_type() || H % KV != 0 ||
+      cache_k.stride(3) != 1 || cache_v.stride(3) != 1 || positions.numel() != B)
+    throw Error("decode_attention: q [B, H, 1, D], new keys/values [B, KV, 1, D] and caches [B, KV, capacity, D] "
+                "with the same dtype are required");
+  std::vector<int64_t> pos(static_cast<size_t>(B));
+  const auto p = positions.to(torch::kCPU, torch::kInt64).contiguous();
+  for (int64_t b = 0; b < B; ++b) {
+    pos[b] = p.data_ptr<int64_t>()[b];
+    if (pos[b] < 0 || pos[b] >= cache_k.size(2)) throw Error("decode_attention: position outside the cache");
+  }
+  const auto qf = q.to(torch::kFloat32).contiguous();
+  const auto kf = k_new.to(torch::kFloat32).contiguous(), vf = v_new.to(torch::kFloat32).contiguous();
+  auto out = torch::empty({B, H, 1, D}, qf.options());
+  if (cache_k.scalar_type() == torch::kFloat32)
+    run<float>(qf, kf, vf, cache_k, cache_v, pos, out);
+  else
+    run<c10::BFloat16>(qf, kf, vf, cache_k, cache_v, pos, out);
+  return out.to(q.scalar_type());
+}
+
+}  // namespace r1::fused
