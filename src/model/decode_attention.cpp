@@ -71,8 +71,8 @@ R1_CLONES void widen_bf16(const uint16_t* src, int64_t src_stride, int64_t rows,
 constexpr int64_t kMinPiece = 256;
 
 template <typename T>
-void run(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor& v_new, torch::Tensor& cache_k,
-         torch::Tensor& cache_v, const std::vector<int64_t>& pos, torch::Tensor& out) {
+void run(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, at::Tensor& cache_k,
+         at::Tensor& cache_v, const std::vector<int64_t>& pos, at::Tensor& out) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = cache_k.size(1), G = H / KV;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float *qp = q.data_ptr<float>(), *knp = k_new.data_ptr<float>(), *vnp = v_new.data_ptr<float>();
@@ -156,33 +156,33 @@ void run(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor
 
 }  // namespace
 
-bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& cache_k) {
+bool decode_attention_applies(const at::Tensor& q, const at::Tensor& cache_k) {
   static const bool disabled = std::getenv("R1_NO_FUSED_OPS") != nullptr;
-  auto ok = [](const torch::Tensor& t) {
-    return t.device().is_cpu() && (t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16);
+  auto ok = [](const at::Tensor& t) {
+    return t.device().is_cpu() && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16);
   };
   return !disabled && ok(q) && ok(cache_k) && cache_k.stride(3) == 1;
 }
 
-torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor& v_new,
-                               torch::Tensor& cache_k, torch::Tensor& cache_v, const torch::Tensor& positions) {
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
+                               at::Tensor& cache_k, at::Tensor& cache_v, const at::Tensor& positions) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = cache_k.size(1);
-  if (q.dim() != 4 || q.size(2) != 1 || k_new.sizes() != torch::IntArrayRef({B, KV, 1, D}) ||
+  if (q.dim() != 4 || q.size(2) != 1 || k_new.sizes() != at::IntArrayRef({B, KV, 1, D}) ||
       v_new.sizes() != k_new.sizes() || cache_k.dim() != 4 || cache_k.size(0) != B || cache_k.size(3) != D ||
       cache_v.sizes() != cache_k.sizes() || cache_v.scalar_type() != cache_k.scalar_type() || H % KV != 0 ||
       cache_k.stride(3) != 1 || cache_v.stride(3) != 1 || positions.numel() != B)
     throw Error("decode_attention: q [B, H, 1, D], new keys/values [B, KV, 1, D] and caches [B, KV, capacity, D] "
                 "with the same dtype are required");
   std::vector<int64_t> pos(static_cast<size_t>(B));
-  const auto p = positions.to(torch::kCPU, torch::kInt64).contiguous();
+  const auto p = positions.to(at::kCPU, at::kLong).contiguous();
   for (int64_t b = 0; b < B; ++b) {
     pos[b] = p.data_ptr<int64_t>()[b];
     if (pos[b] < 0 || pos[b] >= cache_k.size(2)) throw Error("decode_attention: position outside the cache");
   }
-  const auto qf = q.to(torch::kFloat32).contiguous();
-  const auto kf = k_new.to(torch::kFloat32).contiguous(), vf = v_new.to(torch::kFloat32).contiguous();
-  auto out = torch::empty({B, H, 1, D}, qf.options());
-  if (cache_k.scalar_type() == torch::kFloat32)
+  const auto qf = q.to(at::kFloat).contiguous();
+  const auto kf = k_new.to(at::kFloat).contiguous(), vf = v_new.to(at::kFloat).contiguous();
+  auto out = at::empty({B, H, 1, D}, qf.options());
+  if (cache_k.scalar_type() == at::kFloat)
     run<float>(qf, kf, vf, cache_k, cache_v, pos, out);
   else
     run<c10::BFloat16>(qf, kf, vf, cache_k, cache_v, pos, out);

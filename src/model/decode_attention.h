@@ -9,20 +9,20 @@
 // fp32 every layer. Here each row reads only its own prefix once, bf16 widened in cache-sized
 // pieces, with fp32 scores and accumulation (docs/benchmarks.md has the A/B).
 #pragma once
-#include <torch/torch.h>
+#include <ATen/ATen.h>
 
 namespace r1::fused {
 
 // True when decode_attention handles queries like `q` (dtype, device) over this cache: CPU, float32
 // or bfloat16 queries and cache, the cache's last dimension contiguous, and R1_NO_FUSED_OPS unset
 // (A/B measurements).
-bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& cache_k);
+bool decode_attention_applies(const at::Tensor& q, const at::Tensor& cache_k);
 
 // q [B, H, 1, D]; k_new, v_new [B, KV, 1, D] (H a multiple of KV: grouped-query attention, head h
 // reads kv head h / (H / KV)); cache_k, cache_v [B, KV, capacity, D]; positions [B, 1] int64 (CPU):
 // row b writes at positions[b] and attends to entries 0..positions[b]. Returns [B, H, 1, D] in q's
 // dtype, softmax(q k^T / sqrt(D)) v.
-torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k_new, const torch::Tensor& v_new,
-                               torch::Tensor& cache_k, torch::Tensor& cache_v, const torch::Tensor& positions);
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
+                               at::Tensor& cache_k, at::Tensor& cache_v, const at::Tensor& positions);
 
 }  // namespace r1::fused
