@@ -65,7 +65,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--overlong-max-tokens", o.reward_options.overlong_max_tokens, "length_overlong: L_max")->capture_default_str();
   cmd->add_option("--overlong-cache-tokens", o.reward_options.overlong_cache_tokens, "length_overlong: L_cache")
       ->capture_default_str();
-  cmd->add_flag("--rm-normalize", o.rm_normalize, "rm:DIR scores become z-scores within each step's batch");
+  cmd->add_flag("--rm-normalize", o.rm_normalize, "rm:DIR scores become z-scores over each step's completions");
   cmd->add_option("--rm-update-every", o.rm_updates.every,
                   "iterative RL (DeepSeekMath): every K steps train the reward model on fresh samples labelled by the "
                   "first rule reward, with replay, and reset the reference")->capture_default_str();
@@ -83,6 +83,9 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
   cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--sample-every", o.sample_every, "sample completions to samples.jsonl every N steps")->capture_default_str();
+  cmd->add_option("--samples-per-log", o.samples_per_log, "completions (with prompt, reward, advantage) per sampled step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--reward-threads", o.reward_threads, "parallel reward checks (0 = cores)")->capture_default_str();
   cmd->add_option("--precision", o.precision,
                   "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: bf16 matrix products in the training passes; weights stay fp32")

@@ -60,6 +60,22 @@ std::pair<torch::Tensor, torch::Tensor> token_logprobs_at(Transformer& model, co
   return {picked, entropy};
 }
 
+// --rm-normalize: the reward model's scores in `table` (row 0 the weighted total, rows 4.. one per
+// part, each [prompts, G]) become z-scores over the round's completions (after the ranks shared
+// their rows, so data-parallel runs normalise over the same batch as one process), and the total
+// follows.
+void normalize_component(torch::Tensor& table, const std::vector<WeightedReward>& parts) {
+  for (size_t k = 0; k < parts.size(); ++k) {
+    if (parts[k].name != "rm") continue;
+    const auto raw = table[4 + static_cast<int64_t>(k)].clone();
+    const auto mean = raw.mean();
+    const auto sd = (raw - mean).pow(2).mean().sqrt();  // population std, as the batch is all there is
+    const auto z = (raw - mean) / (sd + 1e-6);
+    table[0] += parts[k].weight * (z - raw);
+    table[4 + static_cast<int64_t>(k)].copy_(z);
+  }
+}
+
 // A micro-batch as tensors: tokens [b, L] (right-padded) and the mask of completion targets.
 std::pair<torch::Tensor, torch::Tensor> pack(const std::vector<const Rollout*>& rows) {
   int64_t L = 2;
@@ -124,7 +140,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     rm_tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(rm_tokenizer_file));
     rm_scorer = std::make_shared<RewardModelScorer>(load_reward_model(from, device), rm_tokenizer.get(), 1024,
                                                     o.micro_batch);
-    return reward_model_reward(rm_scorer, o.rm_normalize);
+    return reward_model_reward(rm_scorer, false);  // --rm-normalize: over the whole step, below
   };
   const CombinedReward reward(o.reward, reward_options);
   std::unique_ptr<IterativeRewardModel> iterative;
@@ -284,6 +300,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         table = shared.cpu();
         t = table.accessor<double, 3>();
       }
+      if (o.rm_normalize) normalize_component(table, reward.parts());
       const auto advantage_tensor = group_advantages(table[0], o.scale_rewards);
       const auto advantages = advantage_tensor.accessor<double, 2>();
       std::vector<bool> keep(need);

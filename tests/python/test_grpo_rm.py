@@ -112,6 +112,36 @@ class GrpoRewardModel(TempDirCase, unittest.TestCase):
         original = load_file(os.path.join(self.rm, "model.safetensors"))
         self.assertGreater(float(abs(trained["score.weight"] - original["score.weight"]).max()), 1e-4)
 
+    def test_normalized_scores_are_z_scores_over_the_whole_step_in_any_number_of_processes(self):
+        """--rm-normalize: one process and two give the same run. With --scale-rewards none the
+        advantages are the normalised scores minus the group mean, so z-scores over each rank's
+        half instead of the whole step would give other updates."""
+        extra = ("--rm-normalize", "--scale-rewards", "none", "--samples-per-log", "32")
+        one, two = os.path.join(self.tmp, "one"), os.path.join(self.tmp, "two")
+        subprocess.run(self.args(one, 2, f"rm:{self.rm}", *extra), check=True, capture_output=True)
+        subprocess.run([R1, "launch", "--nproc", "2", "--"] + self.args(two, 2, f"rm:{self.rm}", *extra)[1:],
+                       check=True, capture_output=True)
+        m1 = self.metrics(one)
+        self.assertAlmostEqual(m1[0]["reward"], 0, delta=1e-9)  # z-scores: mean 0 over the step
+        self.assertAlmostEqual(m1[0]["reward_std"], 1, delta=1e-4)
+        # The logged rewards of step 1 are the z-scores of `r1 rm score` over all 32 completions.
+        with open(os.path.join(one, "samples.jsonl")) as f:
+            samples = [json.loads(l) for l in f if json.loads(l)["step"] == 1]
+        self.assertEqual(len(samples), 32)
+        rows = os.path.join(self.tmp, "rows.jsonl")
+        with open(rows, "w") as f:
+            for s in samples:
+                f.write(json.dumps({"prompt": s["prompt"], "response": s["completion"], "label": 0}) + "\n")
+        raw = [json.loads(l)["score"] for l in r1("rm", "score", "--model", self.rm, "--input", rows,
+                                                     "--threads", 1).stdout.splitlines()]
+        mean = sum(raw) / len(raw)
+        sd = (sum((x - mean) ** 2 for x in raw) / len(raw)) ** 0.5
+        for s, x in zip(samples, raw):
+            self.assertAlmostEqual(s["reward"], (x - mean) / (sd + 1e-6), delta=1e-3)
+        a = load_file(os.path.join(one, "model.safetensors"))
+        b = load_file(os.path.join(two, "model.safetensors"))
+        self.assertLess(max(float(abs(a[k] - b[k]).max()) for k in a), 1e-4)
+
     def test_bad_combinations(self):
         out = os.path.join(self.tmp, "bad")
         for reward, extra, needle in (("external", ("--rm-update-every", "2"), "needs a learned reward"),
