@@ -44,17 +44,20 @@ TEST(Transformer, IsCausal) {
 
 TEST(Transformer, KvCacheDecodingOfUnequalPromptsMatchesFullForward) {
   torch::NoGradGuard g;
-  for (int variant = 0; variant < 3; ++variant) {
-    const bool qwen = variant == 1, bf16 = variant == 2;  // bf16: weights and cache (CPU index_put_ path)
+  // fp32 and bf16 decode through the fused CPU kernel (decode_attention.h); fp16 through the
+  // composite path (index_put_ and masked attention) that CUDA and other dtypes take.
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool qwen = variant == 1, bf16 = variant == 2 || variant == 3;
     ModelConfig c = tiny_config();
     if (qwen) c.architecture = Architecture::kQwen2;
     Transformer m = random_model(c);
-    if (bf16) m->to(torch::kBFloat16);
+    if (variant == 2) m->to(torch::kBFloat16);
+    if (variant == 3) m->to(torch::kFloat16);
     const std::vector<int64_t> prompt_len = {5, 9, 3};
     const int64_t extra = 6, B = 3, T = 9 + extra;
     auto seqs = random_tokens(B, T, 97, 11);
     auto full = m->logits(m->forward(seqs));  // each row on its own is a plain causal forward
-    // bf16: both sides round differently (different matmul shapes), so compare relative to the scale.
+    // bf16/fp16: both sides round differently (different matmul shapes), so compare relative to the scale.
     const double tol = bf16 ? 0.03 * full.abs().max().item<double>() : 1e-5;
     // Prefill right-padded prompts in one call, then decode each sequence at its own position.
     KvCache cache = m->make_cache(B, T);
