@@ -98,8 +98,14 @@ class Generate(TempDirCase, unittest.TestCase):
             read_until(b"> ")
             os.write(fd, b"/temp 0\n")
             read_until(b"(temperature 0)")
+            before = len(output)
             os.write(fd, b"what is 1 plus 1?\n")
-            time.sleep(1.0)  # an endless answer is streaming
+            # An endless answer is streaming once bytes beyond the echoed question arrive (not a
+            # fixed sleep: a fast machine reaches --max-context within a second).
+            deadline = time.time() + 60
+            while len(output) < before + len(b"what is 1 plus 1?\r\n") + 40 and time.time() < deadline:
+                if select.select([fd], [], [], 0.05)[0]:
+                    output += os.read(fd, 4096)
             os.write(fd, b"\x03")  # Ctrl-C: stop the answer, stay in the chat
             read_until(b"[stopped]")
             read_until(b"> ")
