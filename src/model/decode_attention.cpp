@@ -15,13 +15,13 @@
 namespace r1::fused {
 namespace {
 
-// Attention of G query heads q [G, D] over L keys/values (rows `stride` floats apart), unnormalised
+// Attention of G query heads q [G, D] over L keys/values (rows k_stride / v_stride floats apart), unnormalised
 // as in flash decoding: per head the largest score m, sum = sum_l exp(s_l - m) and
 // out = sum_l exp(s_l - m) v_l, so pieces of one prefix combine exactly. scores [G, L] is scratch.
-R1_CLONES void attend(const float* q, const float* k, const float* v, int64_t stride, int64_t L, int64_t G, int64_t D,
-                      float scale, float* scores, float* out, float* m_out, float* sum_out) {
+R1_CLONES void attend(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t L,
+                      int64_t G, int64_t D, float scale, float* scores, float* out, float* m_out, float* sum_out) {
   for (int64_t l = 0; l < L; ++l) {  // each key row is read once for all G heads
-    const float* kr = k + l * stride;
+    const float* kr = k + l * k_stride;
     for (int64_t g = 0; g < G; ++g) {
       const float* qg = q + g * D;
       float dot = 0;
@@ -45,7 +45,7 @@ R1_CLONES void attend(const float* q, const float* k, const float* v, int64_t st
   }
   for (int64_t i = 0; i < G * D; ++i) out[i] = 0;
   for (int64_t l = 0; l < L; ++l) {
-    const float* vr = v + l * stride;
+    const float* vr = v + l * v_stride;
     for (int64_t g = 0; g < G; ++g) {
       const float p = scores[g * L + l];
       float* og = out + g * D;
@@ -91,7 +91,8 @@ void run(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, 
       part_sum(B * KV * pieces * G);
   at::parallel_for(0, B * KV * pieces, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores(static_cast<size_t>(G * piece_len));
-    std::vector<float> wide;  // keys then values as contiguous fp32 rows, for bf16 caches
+    std::vector<float> wide;  // bf16 caches: a piece's keys then values as contiguous fp32 rows
+    if constexpr (!std::is_same_v<T, float>) wide.resize(static_cast<size_t>(2 * piece_len * D));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t task = item / pieces, piece = item % pieces, b = task / KV, j = task % KV;
       const int64_t from = piece * piece_len, to = std::min(pos[b] + 1, from + piece_len), L = to - from;
@@ -111,24 +112,13 @@ void run(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, 
       }
       const float* qg = qp + (b * H + j * G) * D;
       if constexpr (std::is_same_v<T, float>) {
-        if (kt == vt) {
-          attend(qg, krow + from * kt, vrow + from * vt, kt, L, G, D, scale, scores.data(), o, m, sum);
-          continue;
-        }
-      }
-      // bf16 (or keys and values with different strides): widen into contiguous fp32 rows.
-      if (wide.empty()) wide.resize(static_cast<size_t>(2 * piece_len * D));
-      float *wk = wide.data(), *wv = wide.data() + piece_len * D;
-      if constexpr (std::is_same_v<T, float>) {
-        for (int64_t l = 0; l < L; ++l) {
-          std::memcpy(wk + l * D, krow + (from + l) * kt, D * sizeof(float));
-          std::memcpy(wv + l * D, vrow + (from + l) * vt, D * sizeof(float));
-        }
-      } else {
+        attend(qg, krow + from * kt, kt, vrow + from * vt, vt, L, G, D, scale, scores.data(), o, m, sum);
+      } else {  // bf16: widen this piece into contiguous fp32 rows first
+        float *wk = wide.data(), *wv = wide.data() + piece_len * D;
         widen_bf16(reinterpret_cast<const uint16_t*>(krow + from * kt), kt, L, D, wk);
         widen_bf16(reinterpret_cast<const uint16_t*>(vrow + from * vt), vt, L, D, wv);
+        attend(qg, wk, D, wv, D, L, G, D, scale, scores.data(), o, m, sum);
       }
-      attend(qg, wk, wv, D, L, G, D, scale, scores.data(), o, m, sum);
     }
   });
   // Combine the pieces of each head: rescale each by exp(m_piece - m_all), then normalise.
@@ -166,9 +156,11 @@ bool decode_attention_applies(const at::Tensor& q, const at::Tensor& cache_k) {
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new,
                                at::Tensor& cache_k, at::Tensor& cache_v, const at::Tensor& positions) {
+  if (q.dim() != 4 || cache_k.dim() != 4)
+    throw Error("decode_attention: q [B, H, 1, D] and caches [B, KV, capacity, D] are required");
   const int64_t B = q.size(0), H = q.size(1), D = q.size(3), KV = cache_k.size(1);
-  if (q.dim() != 4 || q.size(2) != 1 || k_new.sizes() != at::IntArrayRef({B, KV, 1, D}) ||
-      v_new.sizes() != k_new.sizes() || cache_k.dim() != 4 || cache_k.size(0) != B || cache_k.size(3) != D ||
+  if (q.size(2) != 1 || k_new.sizes() != at::IntArrayRef({B, KV, 1, D}) ||
+      v_new.sizes() != k_new.sizes() || cache_k.size(0) != B || cache_k.size(3) != D ||
       cache_v.sizes() != cache_k.sizes() || cache_v.scalar_type() != cache_k.scalar_type() || H % KV != 0 ||
       cache_k.stride(3) != 1 || cache_v.stride(3) != 1 || positions.numel() != B)
     throw Error("decode_attention: q [B, H, 1, D], new keys/values [B, KV, 1, D] and caches [B, KV, capacity, D] "

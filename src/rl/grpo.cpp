@@ -140,7 +140,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     rm_tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(rm_tokenizer_file));
     rm_scorer = std::make_shared<RewardModelScorer>(load_reward_model(from, device), rm_tokenizer.get(), 1024,
                                                     o.micro_batch);
-    return reward_model_reward(rm_scorer, false);  // --rm-normalize: over the whole step, below
+    return reward_model_reward(rm_scorer);  // --rm-normalize: over the whole step, normalize_component
   };
   const CombinedReward reward(o.reward, reward_options);
   std::unique_ptr<IterativeRewardModel> iterative;

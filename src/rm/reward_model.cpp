@@ -1,6 +1,5 @@
 #include "rm/reward_model.h"
 
-#include <cmath>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -98,18 +97,14 @@ std::vector<double> RewardModelScorer::score(const std::vector<std::pair<std::st
   return out;
 }
 
-BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer, bool normalize) {
-  return [scorer, normalize](const std::vector<RewardInput>& inputs) {
+BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer) {
+  return [scorer](const std::vector<RewardInput>& inputs) {
     std::vector<std::pair<std::string, std::string>> texts;
     for (const auto& in : inputs) texts.emplace_back(in.prompt, in.completion);
     const std::vector<double> raw = scorer->score(texts);
-    double mean = 0, var = 0;
-    for (double r : raw) mean += r / static_cast<double>(raw.size());
-    for (double r : raw) var += (r - mean) * (r - mean) / static_cast<double>(raw.size());
-    const double sd = std::sqrt(var);
     std::vector<RewardResult> out(raw.size());
     for (size_t i = 0; i < raw.size(); ++i) {
-      out[i].score = normalize ? (raw.size() > 1 ? (raw[i] - mean) / (sd + 1e-6) : 0.0) : raw[i];
+      out[i].score = raw[i];
       out[i].reason = "reward model";
       out[i].details = {{"raw", raw[i]}};
     }

@@ -54,10 +54,9 @@ class RewardModelScorer {
   int64_t max_length_, batch_;
 };
 
-// The `rm:DIR` item of --reward: one batched pass per call. With `normalize`, each call's scores
-// become z-scores (mean 0, std 1 over the batch), so the weight means the same whatever the
-// reward model's scale; the raw score is kept in the result's details.
-BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer, bool normalize);
+// The `rm:DIR` item of --reward: one batched pass per call, the raw scores (also kept in each
+// result's details). r1 grpo --rm-normalize z-scores them over the whole step (rl/grpo.cpp).
+BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer);
 
 struct RmStats {
   double loss = 0, accuracy = 0;  // accuracy: chosen scored above rejected / sign agrees with the label
