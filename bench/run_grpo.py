@@ -24,7 +24,10 @@ def r1_grpo(r1, model, prompts, out, steps, nproc, precision="fp32"):
     args = ["grpo", "--init", model, "--prompts", prompts, "--out", out, "--prompt-template", "plain",
             "--reward", "accuracy_math:1", "--steps", str(steps), "--prompts-per-step", str(P), "--group-size", str(G),
             "--micro-batch", "32", "--lr", "1e-4", "--max-completion-tokens", str(MAX_TOKENS), "--beta", "0",
-            "--seed", "1", "--threads", str(THREADS // nproc), "--precision", precision]
+            "--seed", "1", "--threads", str(THREADS // nproc), "--precision", precision,
+            # At random initialisation every reward is 0, every group flat: r1's default would skip the
+            # whole training pass. Train every rollout, as TRL does, so both do the same work.
+            "--no-skip-zero-advantage"]
     cmd = [r1, *args] if nproc == 1 else [r1, "launch", "--nproc", str(nproc), "--", *args]
     timed = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, check=True)
     rss = int(timed.stderr.strip().splitlines()[-1]) / 1024  # the largest process (launch: one rank)

@@ -53,6 +53,10 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--max-resample-rounds", o.max_resample_rounds, "extra generation rounds to refill dropped groups")
       ->capture_default_str();
   cmd->add_flag("--mask-truncated", o.mask_truncated, "no gradient from completions that hit the length limit");
+  cmd->add_flag("--skip-zero-advantage,!--no-skip-zero-advantage", o.skip_zero_advantage,
+                "skip the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or masked); "
+                "the update is unchanged")
+      ->capture_default_str();
   cmd->add_option("--ref-reset-every", o.ref_reset_every, "iterative GRPO: the reference becomes the policy every K steps")
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "rollout temperature")->capture_default_str();

@@ -370,32 +370,40 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       N = static_cast<int64_t>(counts[0].item<double>());
       total_tokens = counts[1].item<double>();
     }
+    // Only rollouts that can move the weights get a forward and backward. Without the KL term (beta
+    // = 0) a rollout whose advantage is exactly 0 (every completion of a group whose rewards are all
+    // equal: all right or all wrong, most groups late in a run) adds exactly 0 to the gradient, as
+    // does a masked one: skipping them leaves the update unchanged, since the normalisers (N,
+    // total_tokens) still count them. --no-skip-zero-advantage trains every rollout, as TRL does.
+    std::vector<int64_t> by_length;
+    for (int64_t i = 0; i < local_n; ++i)
+      if (!o.skip_zero_advantage || (!rollouts[i].masked && (rollouts[i].advantage != 0 || o.loss.beta > 0)))
+        by_length.push_back(i);
+    const int64_t trained_n = static_cast<int64_t>(by_length.size());
     // Micro-batches take the rollouts in order of length, so each pads to rows of similar length
     // instead of the step's longest (bare and reasoning answers differ 4x in length). Each rollout's
     // loss term and weight do not depend on which micro-batch it lands in.
-    std::vector<int64_t> by_length(local_n);
-    std::iota(by_length.begin(), by_length.end(), 0);
     std::stable_sort(by_length.begin(), by_length.end(),
                      [&](int64_t a, int64_t b) { return rollouts[a].tokens.size() < rollouts[b].tokens.size(); });
     std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
     auto micro = [&](int64_t start) {
       std::vector<const Rollout*> rows;
-      for (int64_t i = start; i < std::min(local_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[by_length[i]]);
+      for (int64_t i = start; i < std::min(trained_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[by_length[i]]);
       return rows;
     };
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
-      for (int64_t s = 0; s < local_n; s += o.micro_batch) {
+      for (int64_t s = 0; s < trained_n; s += o.micro_batch) {
         auto [tokens, mask] = pack(micro(s));
         old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature, bf16).first.detach());
       }
     }
-    double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, grad_norm = 0, loss_sum = 0;
+    double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
     GrpoLossOptions loss_options = o.loss;
     loss_options.max_completion_length = o.max_completion_tokens;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
       optimizer.zero_grad();
-      for (int64_t s = 0, k = 0; s < local_n; s += o.micro_batch, ++k) {
+      for (int64_t s = 0, k = 0; s < trained_n; s += o.micro_batch, ++k) {
         const auto rows = micro(s);
         auto [tokens_cpu, mask_cpu] = pack(rows);
         const auto tokens = tokens_cpu.to(device);
@@ -422,22 +430,26 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           clip_low += terms.clip_low * micro_tokens;
           clip_high += terms.clip_high * micro_tokens;
           entropy_sum += (entropy * mask).sum().item<double>();
+          entropy_tokens += micro_tokens;
         }
       }
+      // Nothing trained here (no rollouts on this rank, or all skipped): the gradient is 0, and AdamW
+      // still takes its step (momentum, weight decay) as it would after a backward of zeros.
+      for (auto& p : policy->parameters())
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       if (group) {
         std::vector<torch::Tensor> grads;
-        for (auto& p : policy->parameters()) {
-          if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);  // a rank with no rollouts
-          grads.push_back(p.grad());
-        }
+        for (auto& p : policy->parameters()) grads.push_back(p.grad());
         group->all_reduce_sum(grads);
       }
       grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.clip);
       optimizer.step();
     }
     bool stopping = stop && stop->load();
+    double trained_all = static_cast<double>(trained_n);  // rollouts trained on, over all ranks
     if (group) {  // the training statistics, and whether any rank was asked to stop (all stop at one step)
-      auto shared = torch::tensor({loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0},
+      auto shared = torch::tensor({loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
+                                   entropy_tokens, static_cast<double>(trained_n)},
                                   torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
       shared = shared.cpu();
@@ -447,6 +459,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       clip_high = shared[3].item<double>();
       entropy_sum = shared[4].item<double>();
       stopping = shared[5].item<double>() > 0;
+      entropy_tokens = shared[6].item<double>();
+      trained_all = shared[7].item<double>();
     }
     ++step;
     std::optional<RmUpdateStats> rm_update;
@@ -485,7 +499,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                    {"accuracy", m.accuracy}, {"zero_variance_groups", static_cast<double>(zero_variance) / groups_seen},
                    {"completion_length", m.completion_length}, {"completion_length_min", min_len},
                    {"completion_length_max", max_len}, {"truncation_rate", truncated / samples}, {"kl", m.kl},
-                   {"entropy", entropy_sum / tokens}, {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
+                   // entropy: over the tokens trained on (null when every rollout was skipped)
+                   {"entropy", entropy_tokens > 0 ? json(entropy_sum / entropy_tokens) : json(nullptr)},
+                   {"rollouts_trained", trained_all / std::max<double>(N, 1)},
+                   {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
                    {"grad_norm", grad_norm}, {"lr", lr}, {"generation_s", gen_s}, {"reward_s", reward_s},
                    {"train_s", train_s}, {"step_s", seconds}, {"tokens_per_s", generated / seconds}};
       for (const auto& [name, sum] : component_sums) line["reward_" + name] = sum / samples;

@@ -138,6 +138,46 @@ class Grpo(TempDirCase, unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("multiple of the number of processes", proc.stderr)
 
+    def test_skipping_zero_advantage_rollouts_leaves_the_update_unchanged(self):
+        """With beta = 0 the rollouts of a group whose rewards are all equal get advantage 0 and no
+        gradient: r1 skips their forward/backward by default. Against --no-skip-zero-advantage
+        (every rollout trained, as TRL does) the loss, gradient norm and weights must agree for each
+        loss aggregation (their normalisers still count the skipped rollouts) and with mu = 2."""
+        flat = os.path.join(self.tmp, "half_flat.py")
+        with open(flat, "w") as f:  # even items: a constant reward (flat groups); odd: the share of 'a'
+            f.write("import json, sys\nd = json.load(sys.stdin)\nc = d['completion']\n"
+                    "i = int(d['prompt'].split()[1].rstrip(':'))\n"
+                    "print(0.5 if i % 2 == 0 else c.count('a') / max(1, len(c)))\n")
+        for loss_agg in ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"):
+            runs = {}
+            for mode in ("--skip-zero-advantage", "--no-skip-zero-advantage"):
+                out = os.path.join(self.tmp, loss_agg + mode)
+                a = self.args(out, 3, "--loss-agg", loss_agg, "--mu", "2", mode)
+                a[a.index("--micro-batch") + 1] = "8"
+                a[a.index("--reward-command") + 1] = f"{sys.executable} {flat}"
+                subprocess.run(a, check=True, capture_output=True)
+                runs[mode] = (self.metrics(out), load_file(os.path.join(out, "model.safetensors")))
+            (skip, w_skip), (full, w_full) = runs["--skip-zero-advantage"], runs["--no-skip-zero-advantage"]
+            self.assertGreater(sum(r["zero_variance_groups"] for r in skip), 0.5, loss_agg)
+            for r in skip:  # exactly the flat groups' rollouts were skipped
+                self.assertAlmostEqual(r["rollouts_trained"], 1 - r["zero_variance_groups"], places=9)
+            self.assertTrue(all(r["rollouts_trained"] == 1 for r in full))
+            for x, y in zip(skip, full):
+                self.assertEqual(x["reward"], y["reward"], loss_agg)  # the same samples
+                for key in ("loss", "grad_norm", "clip_low", "clip_high"):
+                    self.assertAlmostEqual(x[key], y[key], delta=1e-4 * max(1, abs(y[key])), msg=(loss_agg, key))
+            self.assertLess(max(float(abs(w_skip[k] - w_full[k]).max()) for k in w_full), 1e-4, loss_agg)
+        # Every group flat: nothing to train, the step still completes; entropy has no tokens to average.
+        const = os.path.join(self.tmp, "const.py")
+        with open(const, "w") as f:
+            f.write("print(1)\n")
+        out = os.path.join(self.tmp, "all-flat")
+        a = self.args(out, 1)
+        a[a.index("--reward-command") + 1] = f"{sys.executable} {const}"
+        subprocess.run(a, check=True, capture_output=True)
+        m = self.metrics(out)[0]
+        self.assertEqual((m["zero_variance_groups"], m["rollouts_trained"], m["entropy"]), (1.0, 0.0, None))
+
     def test_reads_the_shared_data_sets(self):
         """GSM8K (question / answer), MATH-500 (problem / answer) and HumanEval (gzipped, code prompt +
         tests) are prompt files as they are, with their rewards."""
