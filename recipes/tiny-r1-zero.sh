@@ -8,7 +8,8 @@
 # (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 80),
 # NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores),
 # PRECISION (--precision of pretraining and GRPO: auto = fp32 on a CPU; bf16 is faster on CPUs with
-# AMX, with other float rounding, docs/grpo.md).
+# AMX, with other float rounding, docs/grpo.md). BASE_ONLY=1 stops after the base model (OUT/base,
+# with the task in OUT/task): what bench/run_grpo.py starts GRPO from.
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
@@ -48,6 +49,7 @@ JSON
 train pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
   --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch $(( 48 / NPROC )) --lr 3e-3 \
   --warmup-steps 50 --schedule cosine --seed "$SEED" --precision "$PRECISION"
+if [ "${BASE_ONLY:-0}" = 1 ]; then echo "base model in $OUT/base ($(( $(date +%s) - start )) s)"; exit 0; fi
 eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
            --reward accuracy_math:1,format_think:0)
 # Both GRPO runs: 16 prompts x 8 completions per step, temperature 1, no KL; only the reward differs.

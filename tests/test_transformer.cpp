@@ -100,6 +100,45 @@ TEST(Transformer, PackedDocumentsEqualSeparateForwards) {
   EXPECT_FALSE(torch::allclose(m->forward(row0)[0].narrow(0, 5, 7), m->forward(b)[0], 1e-3, 1e-3));
 }
 
+TEST(Transformer, SharedPrefixEqualsEachPromptPlusCompletionAlone) {
+  // Prompts of 3 and 5 tokens (padded to 5), four completions of 1-6 tokens (padded to 6), two per
+  // prompt: hidden states and parameter gradients must equal those of forward() on each prompt +
+  // completion row, with the prompt's gradient summed over the completions that share it.
+  torch::manual_seed(5);
+  Transformer m = random_model(tiny_config(4, 2));
+  const int64_t V = m->config().vocab_size;
+  const std::vector<int64_t> prompt_len = {3, 5}, completion_len = {4, 1, 6, 2}, group = {0, 0, 1, 1};
+  const int64_t n = 5, mlen = 6, R = 4;
+  auto prompts = torch::randint(V, {2, n}), completions = torch::randint(V, {R, mlen});
+  auto [hp, hc] = m->forward_shared_prefix(prompts, torch::tensor(prompt_len), completions, torch::tensor(group));
+  // A loss that touches every real position, through both paths.
+  auto weights = torch::randn({m->config().vocab_size});
+  const auto f = [&](const torch::Tensor& h) { return (m->logits(h) * weights).sum(); };
+  auto shared_loss = torch::zeros({});
+  std::vector<torch::Tensor> rows;
+  for (int64_t p = 0; p < 2; ++p) shared_loss = shared_loss + f(hp[p].narrow(0, 0, prompt_len[p]));
+  auto alone_loss = torch::zeros({});
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t np = prompt_len[group[r]], nc = completion_len[r];
+    auto row = torch::cat({prompts[group[r]].narrow(0, 0, np), completions[r].narrow(0, 0, nc)}).unsqueeze(0);
+    auto h = m->forward(row)[0];
+    EXPECT_TRUE(torch::allclose(hc[r].narrow(0, 0, nc), h.narrow(0, np, nc), 1e-5, 1e-5)) << "completion " << r;
+    EXPECT_TRUE(torch::allclose(hp[group[r]].narrow(0, 0, np), h.narrow(0, 0, np), 1e-5, 1e-5)) << "prompt of " << r;
+    shared_loss = shared_loss + f(hc[r].narrow(0, 0, nc));
+    alone_loss = alone_loss + f(h.narrow(0, np, nc));
+    if (r % 2 == 0) alone_loss = alone_loss + f(h.narrow(0, 0, np));  // each prompt once
+  }
+  std::vector<torch::Tensor> params = m->parameters();
+  auto g_shared = torch::autograd::grad({shared_loss}, params);
+  auto g_alone = torch::autograd::grad({alone_loss}, params);
+  for (size_t i = 0; i < params.size(); ++i)
+    EXPECT_LT(max_diff(g_shared[i], g_alone[i]), 1e-5 * g_alone[i].abs().max().item<double>()) << i;
+  // A completion that could see its prompt's padding, or another completion, would differ.
+  auto [hp2, hc2] = m->forward_shared_prefix(prompts, torch::tensor(std::vector<int64_t>{5, 5}), completions,
+                                             torch::tensor(group));
+  EXPECT_FALSE(torch::allclose(hc2[0].narrow(0, 0, 4), hc[0].narrow(0, 0, 4), 1e-3, 1e-3));
+}
+
 TEST(Transformer, CacheOverflowIsAnError) {
   torch::NoGradGuard g;
   Transformer m = random_model(tiny_config());

@@ -53,6 +53,10 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--max-resample-rounds", o.max_resample_rounds, "extra generation rounds to refill dropped groups")
       ->capture_default_str();
   cmd->add_flag("--mask-truncated", o.mask_truncated, "no gradient from completions that hit the length limit");
+  cmd->add_option("--prompt-sharing", o.prompt_sharing,
+                  "training forward: a group's completions share one pass over its prompt (on), or each row runs whole "
+                  "(off); auto: sharing where it saves >= 15% of the positions")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_flag("--skip-zero-advantage,!--no-skip-zero-advantage", o.skip_zero_advantage,
                 "skip the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or masked); "
                 "the update is unchanged")

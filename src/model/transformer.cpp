@@ -109,6 +109,31 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
 
+torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos,
+                                                   const torch::Tensor& sin, int64_t P, int64_t n,
+                                                   const torch::Tensor& group, int64_t m, const torch::Tensor& mask) {
+  const int64_t N = x.size(1), R = group.size(0);
+  const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
+  // Projections and rotary over every token at once (one product per weight), then split.
+  auto q = fused::rotary(q_proj(x).view({1, N, heads_, head_dim_}), cos_t, sin_t);
+  auto k = fused::rotary(k_proj(x).view({1, N, kv_heads_, head_dim_}), cos_t, sin_t);
+  auto v = v_proj(x).view({1, N, kv_heads_, head_dim_});
+  const auto prompt_rows = [&](const torch::Tensor& t) { return t.narrow(1, 0, P * n).view({P, n, -1, head_dim_}).transpose(1, 2); };
+  const auto completion_rows = [&](const torch::Tensor& t) {
+    return t.narrow(1, P * n, R * m).view({R, m, -1, head_dim_}).transpose(1, 2);
+  };
+  const auto kp = prompt_rows(k), vp = prompt_rows(v);
+  const auto out_p = attention(prompt_rows(q), kp, vp, {});  // causal
+  // Each completion's keys: its prompt's (gathered per row, so autograd sums their gradients over
+  // the group), then its own.
+  const auto keys = torch::cat({kp.index_select(0, group), completion_rows(k)}, 2);
+  const auto values = torch::cat({vp.index_select(0, group), completion_rows(v)}, 2);
+  const auto out_c = attention(completion_rows(q), keys, values, mask);
+  const auto out = torch::cat({out_p.transpose(1, 2).reshape({1, P * n, heads_ * head_dim_}),
+                               out_c.transpose(1, 2).reshape({1, R * m, heads_ * head_dim_})}, 1);
+  return o_proj(out);
+}
+
 MlpImpl::MlpImpl(const ModelConfig& c, const torch::TensorOptions& o) {
   gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
   up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
@@ -176,6 +201,34 @@ torch::Tensor TransformerImpl::forward_packed(const torch::Tensor& tokens, const
   const auto causal = torch::ones({T, T}, segments.options().dtype(torch::kBool)).tril();
   const auto mask = ((segments.unsqueeze(2) == segments.unsqueeze(1)) & causal).unsqueeze(1);  // [B, 1, T, T]
   return run_layers(model->embed_tokens(tokens), positions, nullptr, mask, 0);
+}
+
+std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(const torch::Tensor& prompts,
+                                                                               const torch::Tensor& prompt_lengths,
+                                                                               const torch::Tensor& completions,
+                                                                               const torch::Tensor& group) {
+  const int64_t P = prompts.size(0), n = prompts.size(1), R = completions.size(0), m = completions.size(1);
+  if (prompts.dim() != 2 || completions.dim() != 2 || prompt_lengths.sizes() != torch::IntArrayRef{P} ||
+      group.sizes() != torch::IntArrayRef{R} || n < 1 || m < 1)
+    throw Error("forward_shared_prefix: prompts [P, n], prompt_lengths [P], completions [R, m] and group [R] required");
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(prompts.device());
+  const auto start = prompt_lengths.to(i64).index_select(0, group.to(i64));  // each completion's first position
+  const auto positions = torch::cat({torch::arange(n, i64).repeat({P}),
+                                     (start.unsqueeze(1) + torch::arange(m, i64)).reshape({-1})}).unsqueeze(0);
+  auto [cos, sin] = rope_.cos_sin(positions);
+  // Completion queries see their prompt's real tokens (not its padding), then their own tokens up to themselves.
+  const auto sees_prompt = (torch::arange(n, i64).view({1, 1, n}) < start.view({R, 1, 1})).expand({R, m, n});
+  const auto sees_own = torch::ones({m, m}, i64.dtype(torch::kBool)).tril().unsqueeze(0).expand({R, m, m});
+  const auto mask = torch::cat({sees_prompt, sees_own}, 2).unsqueeze(1);  // [R, 1, m, n + m]
+  auto h = model->embed_tokens(torch::cat({prompts.reshape({-1}), completions.reshape({-1})}).unsqueeze(0));
+  const auto g = group.to(i64);
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
+    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask);
+    h = h + layer->mlp(layer->post_attention_layernorm(h));
+  }
+  h = model->norm(h);
+  return {h.narrow(1, 0, P * n).view({P, n, -1}), h.narrow(1, P * n, R * m).view({R, m, -1})};
 }
 
 torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,

@@ -69,6 +69,13 @@ class AttentionImpl : public torch::nn::Module {
                         KvCache* cache = nullptr, int64_t layer = 0,
                         const std::vector<at::indexing::TensorIndex>& cache_slots = {},
                         const torch::Tensor& mask = {}, int64_t used = 0);
+  // TransformerImpl::forward_shared_prefix's attention. x [1, P*n + R*m, H]: the P prompt rows of
+  // n tokens, then the R completion rows of m tokens, flat; cos/sin [1, 1, P*n + R*m, D]. Prompts
+  // attend causally to themselves; completion r attends to the keys of prompt group[r] that `mask`
+  // [R, 1, m, n + m] lets it see, then causally to its own.
+  torch::Tensor forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                      int64_t P, int64_t n, const torch::Tensor& group, int64_t m,
+                                      const torch::Tensor& mask);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -117,6 +124,16 @@ class TransformerImpl : public torch::nn::Module {
   // document of each position. Attention stays within a document and positions restart at 0 at
   // each document's start, so each document's hidden states equal those of forward() on it alone.
   torch::Tensor forward_packed(const torch::Tensor& tokens, const torch::Tensor& segments);
+  // GRPO's training pass, where the G completions of a prompt share it: prompts [P, n] (right-padded,
+  // prompt_lengths [P]), completions [R, m] (right-padded) and group [R], the prompt row each
+  // completion continues. Each prompt's tokens go through the model once instead of once per
+  // completion; completion r's token j sits at position prompt_lengths[group[r]] + j. Returns the
+  // hidden states of the prompts [P, n, H] and of the completions [R, m, H]: those of forward() on
+  // each prompt + completion row (at real positions; padding holds garbage).
+  std::pair<torch::Tensor, torch::Tensor> forward_shared_prefix(const torch::Tensor& prompts,
+                                                                const torch::Tensor& prompt_lengths,
+                                                                const torch::Tensor& completions,
+                                                                const torch::Tensor& group);
   // tokens [B, S] appended to `cache` rows first_row..first_row+B-1; sequence b's first new
   // token is at position start[b] (its row holds positions 0..start[b]-1). Returns hidden
   // states [B, S, H].

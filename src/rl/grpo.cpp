@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -35,23 +36,90 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 struct Rollout {
   std::vector<int64_t> tokens;  // prompt + completion
   int64_t prompt_len = 0, completion_len = 0;
+  int64_t group = 0;  // which prompt of the step it answers (its group's rollouts share the prompt's forward)
   double advantage = 0;
   bool masked = false;  // truncated with --mask-truncated
 };
 
-// Per-token log-probs of tokens[:, 1:] at `temperature`, and the entropy of each position's
-// distribution (for logging). With bf16 the model runs under autocast; the log-softmax stays fp32.
-std::pair<torch::Tensor, torch::Tensor> token_logprobs_at(Transformer& model, const torch::Tensor& tokens,
-                                                          double temperature, bool bf16) {
-  const int64_t L = tokens.size(1);
+// A micro-batch of rollouts as the shared-prefix forward takes it: each distinct prompt once
+// (the G completions of a group share theirs), the completions, and per completion its tokens as
+// targets with the mask of those that count.
+struct MicroBatch {
+  torch::Tensor prompts, prompt_lengths;  // [P, n] right-padded, [P]
+  torch::Tensor completions, group;       // model input [R, max(1, m - 1)] (a last token predicts nothing), [R]
+  torch::Tensor targets, mask;            // [R, m]: completion tokens; 1 where a gradient flows
+  torch::Tensor rows;                     // without sharing: prompt + completion rows [R, L] (right-padded)
+};
+
+// Whether a micro-batch goes through the shared-prefix forward: "auto" when it runs fewer token
+// positions than the rows would by at least 15% (long prompts, or short completions). The margin
+// pays for its attention, masked rather than causal, so it costs more per position: with the
+// demo's 8-token prompts and 70-token completions sharing saves 5% of the positions and was
+// slower; with its 20-token answers it saves ~35% (docs/grpo.md#speed).
+bool share_prompts(const std::string& mode, int64_t P, int64_t n, int64_t R, int64_t width, int64_t row_length) {
+  if (mode != "auto") return mode == "on";
+  return static_cast<double>(P * n + R * width) < 0.85 * static_cast<double>(R * row_length);
+}
+
+MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& sharing) {
+  std::map<int64_t, int64_t> prompt_row;  // group id -> row of `prompts`
+  std::vector<const Rollout*> firsts;
+  int64_t n = 1, m = 1, L = 1;
+  for (const auto* r : rows) {
+    if (prompt_row.emplace(r->group, static_cast<int64_t>(firsts.size())).second) firsts.push_back(r);
+    n = std::max(n, r->prompt_len);
+    m = std::max(m, r->completion_len);
+    L = std::max<int64_t>(L, static_cast<int64_t>(r->tokens.size()) - 1);
+  }
+  const int64_t P = static_cast<int64_t>(firsts.size()), R = static_cast<int64_t>(rows.size());
+  MicroBatch b{torch::zeros({P, n}, torch::kInt64), torch::zeros({P}, torch::kInt64),
+               torch::zeros({R, std::max<int64_t>(1, m - 1)}, torch::kInt64), torch::zeros({R}, torch::kInt64),
+               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32)};
+  for (int64_t p = 0; p < P; ++p) {
+    std::copy_n(firsts[p]->tokens.begin(), firsts[p]->prompt_len, b.prompts[p].data_ptr<int64_t>());
+    b.prompt_lengths[p] = firsts[p]->prompt_len;
+  }
+  for (int64_t i = 0; i < R; ++i) {
+    const Rollout& r = *rows[i];
+    const auto completion = r.tokens.begin() + r.prompt_len;
+    std::copy_n(completion, r.completion_len, b.targets[i].data_ptr<int64_t>());
+    std::copy_n(completion, std::min(r.completion_len, b.completions.size(1)), b.completions[i].data_ptr<int64_t>());
+    b.group[i] = prompt_row.at(r.group);
+    if (!r.masked) b.mask[i].narrow(0, 0, r.completion_len).fill_(1.0);
+  }
+  if (!share_prompts(sharing, P, n, R, b.completions.size(1), L)) {
+    b.rows = torch::zeros({R, L}, torch::kInt64);
+    for (int64_t i = 0; i < R; ++i)
+      std::copy_n(rows[i]->tokens.begin(), std::min<int64_t>(L, rows[i]->tokens.size()), b.rows[i].data_ptr<int64_t>());
+  }
+  return b;
+}
+
+// Log-probs [R, m] of each rollout's completion tokens at `temperature`, and the entropy of each
+// position's distribution (for logging), through the shared-prefix forward. With bf16 the model
+// runs under autocast; the log-softmax stays fp32.
+std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, const MicroBatch& b,
+                                                            double temperature, bool bf16, torch::Device device) {
+  const int64_t m = b.targets.size(1);
+  const auto group = b.group.to(device), lengths = b.prompt_lengths.to(device);
   torch::Tensor logits;
   {
-    AutocastScope autocast(bf16, tokens.device().type());
-    logits = model->logits(model->forward(tokens.narrow(1, 0, L - 1)));
+    AutocastScope autocast(bf16, device.type());
+    if (b.rows.defined()) {  // whole rows: completion token j is predicted at position prompt length - 1 + j
+      const auto h = model->forward(b.rows.to(device));
+      const auto at = (lengths.index_select(0, group).unsqueeze(1) - 1 + torch::arange(m, lengths.options()))
+                          .clamp_max(h.size(1) - 1);  // padding targets: any position, masked
+      logits = model->logits(h.gather(1, at.unsqueeze(-1).expand({-1, -1, h.size(2)})));
+    } else {
+      auto [hp, hc] = model->forward_shared_prefix(b.prompts.to(device), lengths, b.completions.to(device), group);
+      // Completion token 0 is predicted at its prompt's last position, token j at completion position j - 1.
+      const auto last = hp.index({torch::arange(hp.size(0), lengths.options()), lengths - 1});  // [P, H]
+      logits = model->logits(torch::cat({last.index_select(0, group).unsqueeze(1), hc.narrow(1, 0, m - 1)}, 1));
+    }
   }
   logits = logits.to(torch::kFloat32) / temperature;
   auto all = torch::log_softmax(logits, -1);
-  auto picked = all.gather(-1, tokens.narrow(1, 1, L - 1).unsqueeze(-1)).squeeze(-1);
+  auto picked = all.gather(-1, b.targets.to(device).unsqueeze(-1)).squeeze(-1);
   torch::Tensor entropy;
   {
     torch::NoGradGuard no_grad;
@@ -75,22 +143,6 @@ void normalize_component(torch::Tensor& table, const std::vector<WeightedReward>
     table[4 + static_cast<int64_t>(k)].copy_(z);
   }
 }
-
-// A micro-batch as tensors: tokens [b, L] (right-padded) and the mask of completion targets.
-std::pair<torch::Tensor, torch::Tensor> pack(const std::vector<const Rollout*>& rows) {
-  int64_t L = 2;
-  for (const auto* r : rows) L = std::max<int64_t>(L, r->tokens.size());
-  auto tokens = torch::zeros({static_cast<int64_t>(rows.size()), L}, torch::kInt64);
-  auto mask = torch::zeros({static_cast<int64_t>(rows.size()), L - 1}, torch::kFloat32);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::copy(rows[i]->tokens.begin(), rows[i]->tokens.end(), tokens[i].data_ptr<int64_t>());
-    if (rows[i]->masked) continue;
-    // Target t is token t + 1: the completion's tokens are targets prompt_len - 1 ... .
-    mask[i].narrow(0, rows[i]->prompt_len - 1, rows[i]->completion_len).fill_(1.0);
-  }
-  return {tokens, mask};
-}
-
 
 }  // namespace
 
@@ -349,6 +401,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           r.tokens.insert(r.tokens.end(), c.ids.begin(), c.ids.end());
           r.completion_len = static_cast<int64_t>(c.ids.size());
           r.advantage = advantages[i][g];
+          r.group = round * o.prompts_per_step + i;
           r.masked = o.mask_truncated && c.finish_reason == "length";
           rollouts.push_back(std::move(r));
         }
@@ -380,22 +433,34 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       if (!o.skip_zero_advantage || (!rollouts[i].masked && (rollouts[i].advantage != 0 || o.loss.beta > 0)))
         by_length.push_back(i);
     const int64_t trained_n = static_cast<int64_t>(by_length.size());
-    // Micro-batches take the rollouts in order of length, so each pads to rows of similar length
-    // instead of the step's longest (bare and reasoning answers differ 4x in length). Each rollout's
-    // loss term and weight do not depend on which micro-batch it lands in.
+    // Micro-batches are runs of the rollouts in order of length, so each pads to rows of similar
+    // length instead of the step's longest (bare and reasoning answers differ 4x in length), and
+    // --micro-batch bounds a micro-batch's padded tokens (that many rows of the longest rollout)
+    // rather than its rows: the short rollouts go through in fewer, fuller forwards instead of a
+    // few of them padded to a long one's length. Each rollout's loss term and weight do not depend
+    // on which micro-batch it lands in.
     std::stable_sort(by_length.begin(), by_length.end(),
                      [&](int64_t a, int64_t b) { return rollouts[a].tokens.size() < rollouts[b].tokens.size(); });
+    const auto length = [&](int64_t i) { return static_cast<int64_t>(rollouts[by_length[i]].tokens.size()); };
+    std::vector<int64_t> starts;  // micro-batch k is by_length[starts[k] .. starts[k + 1])
+    for (int64_t s = 0; s < trained_n;) {
+      starts.push_back(s);
+      int64_t e = s + 1;
+      while (e < trained_n && (e - s + 1) * length(e) <= o.micro_batch * length(trained_n - 1)) ++e;
+      s = e;
+    }
+    starts.push_back(trained_n);
+    const int64_t micro_batches = static_cast<int64_t>(starts.size()) - 1;
     std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
-    auto micro = [&](int64_t start) {
+    auto micro = [&](int64_t k) {
       std::vector<const Rollout*> rows;
-      for (int64_t i = start; i < std::min(trained_n, start + o.micro_batch); ++i) rows.push_back(&rollouts[by_length[i]]);
+      for (int64_t i = starts[k]; i < starts[k + 1]; ++i) rows.push_back(&rollouts[by_length[i]]);
       return rows;
     };
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
-      for (int64_t s = 0; s < trained_n; s += o.micro_batch) {
-        auto [tokens, mask] = pack(micro(s));
-        old_logp.push_back(token_logprobs_at(policy, tokens.to(device), o.temperature, bf16).first.detach());
+      for (int64_t k = 0; k < micro_batches; ++k) {
+        old_logp.push_back(completion_logprobs(policy, pack(micro(k), o.prompt_sharing), o.temperature, bf16, device).first.detach());
       }
     }
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
@@ -403,16 +468,16 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     loss_options.max_completion_length = o.max_completion_tokens;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
       optimizer.zero_grad();
-      for (int64_t s = 0, k = 0; s < trained_n; s += o.micro_batch, ++k) {
-        const auto rows = micro(s);
-        auto [tokens_cpu, mask_cpu] = pack(rows);
-        const auto tokens = tokens_cpu.to(device);
+      for (int64_t k = 0; k < micro_batches; ++k) {
+        const auto rows = micro(k);
+        const MicroBatch batch = pack(rows, o.prompt_sharing);
+        const auto& mask_cpu = batch.mask;
         const auto mask = mask_cpu.to(device);
-        auto [logp, entropy] = token_logprobs_at(policy, tokens, o.temperature, bf16);
+        auto [logp, entropy] = completion_logprobs(policy, batch, o.temperature, bf16, device);
         torch::Tensor ref;
         if (reference) {
           torch::NoGradGuard no_grad;
-          ref = token_logprobs_at(reference, tokens, o.temperature, bf16).first;
+          ref = completion_logprobs(reference, batch, o.temperature, bf16, device).first;
         }
         std::vector<double> adv;
         for (const auto* r : rows) adv.push_back(r->advantage);

@@ -41,7 +41,7 @@ class Grpo(TempDirCase, unittest.TestCase):
         self.assertGreater(last, 3 * first + 0.05, [round(r["reward"], 3) for r in m])
         for key in ("reward", "reward_std", "reward_external", "accuracy", "zero_variance_groups", "completion_length",
                     "completion_length_min", "completion_length_max", "truncation_rate", "kl", "entropy", "clip_low",
-                    "clip_high", "grad_norm", "lr", "generation_s", "reward_s", "train_s", "tokens_per_s"):
+                    "clip_high", "grad_norm", "lr", "generation_s", "reward_s", "train_s", "tokens_per_s", "rollouts_trained"):
             self.assertIn(key, m[-1])
         # mu = 1 is on-policy: the ratio is exactly 1, nothing is clipped.
         self.assertTrue(all(r["clip_low"] == 0 and r["clip_high"] == 0 for r in m))
@@ -167,6 +167,19 @@ class Grpo(TempDirCase, unittest.TestCase):
                 for key in ("loss", "grad_norm", "clip_low", "clip_high"):
                     self.assertAlmostEqual(x[key], y[key], delta=1e-4 * max(1, abs(y[key])), msg=(loss_agg, key))
             self.assertLess(max(float(abs(w_skip[k] - w_full[k]).max()) for k in w_full), 1e-4, loss_agg)
+            if loss_agg == "token-mean":  # data parallel: each rank skips its own flat groups
+                out = os.path.join(self.tmp, "dp")
+                a = self.args(out, 3, "--loss-agg", loss_agg, "--mu", "2")
+                a[a.index("--micro-batch") + 1] = "8"
+                a[a.index("--reward-command") + 1] = f"{sys.executable} {flat}"
+                subprocess.run([R1, "launch", "--nproc", "2", "--", *a[1:]], check=True, capture_output=True)
+                dp = self.metrics(out)
+                for x, y in zip(dp, full):
+                    self.assertEqual(x["reward"], y["reward"])  # the same samples
+                    self.assertAlmostEqual(x["grad_norm"], y["grad_norm"], delta=1e-4 * max(1, y["grad_norm"]))
+                self.assertEqual([r["rollouts_trained"] for r in dp], [r["rollouts_trained"] for r in skip])
+                w_dp = load_file(os.path.join(out, "model.safetensors"))
+                self.assertLess(max(float(abs(w_dp[k] - w_full[k]).max()) for k in w_full), 1e-4)
         # Every group flat: nothing to train, the step still completes; entropy has no tokens to average.
         const = os.path.join(self.tmp, "const.py")
         with open(const, "w") as f:
@@ -177,6 +190,26 @@ class Grpo(TempDirCase, unittest.TestCase):
         subprocess.run(a, check=True, capture_output=True)
         m = self.metrics(out)[0]
         self.assertEqual((m["zero_variance_groups"], m["rollouts_trained"], m["entropy"]), (1.0, 0.0, None))
+
+    def test_shared_prompt_forward_equals_whole_rows(self):
+        """--prompt-sharing on runs each group's prompt through the training forward once; off runs
+        every prompt + completion row whole. Same rollouts, so the loss, KL to the reference,
+        entropy, gradient norm and weights must agree (mu = 2 and beta > 0 cover the old and
+        reference log-probs too)."""
+        runs = {}
+        for mode in ("on", "off"):
+            out = os.path.join(self.tmp, mode)
+            a = self.args(out, 3, "--prompt-sharing", mode, "--mu", "2", "--beta", "0.04")
+            a[a.index("--micro-batch") + 1] = "8"
+            subprocess.run(a, check=True, capture_output=True)
+            runs[mode] = (self.metrics(out), load_file(os.path.join(out, "model.safetensors")))
+        (on, w_on), (off, w_off) = runs["on"], runs["off"]
+        for x, y in zip(on, off):
+            self.assertEqual(x["reward"], y["reward"])
+            for key in ("loss", "kl", "entropy", "grad_norm"):
+                self.assertAlmostEqual(x[key], y[key], delta=1e-4 * max(1, abs(y[key])), msg=key)
+        self.assertGreater(max(r["kl"] for r in off), 0)  # the reference path ran and the policy moved
+        self.assertLess(max(float(abs(w_on[k] - w_off[k]).max()) for k in w_off), 1e-4)
 
     def test_reads_the_shared_data_sets(self):
         """GSM8K (question / answer), MATH-500 (problem / answer) and HumanEval (gzipped, code prompt +
