@@ -118,7 +118,9 @@ torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const
   auto q = fused::rotary(q_proj(x).view({1, N, heads_, head_dim_}), cos_t, sin_t);
   auto k = fused::rotary(k_proj(x).view({1, N, kv_heads_, head_dim_}), cos_t, sin_t);
   auto v = v_proj(x).view({1, N, kv_heads_, head_dim_});
-  const auto prompt_rows = [&](const torch::Tensor& t) { return t.narrow(1, 0, P * n).view({P, n, -1, head_dim_}).transpose(1, 2); };
+  const auto prompt_rows = [&](const torch::Tensor& t) {
+    return t.narrow(1, 0, P * n).view({P, n, -1, head_dim_}).transpose(1, 2);
+  };
   const auto completion_rows = [&](const torch::Tensor& t) {
     return t.narrow(1, P * n, R * m).view({R, m, -1, head_dim_}).transpose(1, 2);
   };

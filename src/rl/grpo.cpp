@@ -4,8 +4,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <map>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <random>
 
@@ -96,8 +96,8 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
 }
 
 // Log-probs [R, m] of each rollout's completion tokens at `temperature`, and the entropy of each
-// position's distribution (for logging), through the shared-prefix forward. With bf16 the model
-// runs under autocast; the log-softmax stays fp32.
+// position's distribution (for logging), through the shared-prefix forward or, when pack() chose
+// whole rows, the plain one. With bf16 the model runs under autocast; the log-softmax stays fp32.
 std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, const MicroBatch& b,
                                                             double temperature, bool bf16, torch::Device device) {
   const int64_t m = b.targets.size(1);
@@ -459,9 +459,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     };
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
-      for (int64_t k = 0; k < micro_batches; ++k) {
-        old_logp.push_back(completion_logprobs(policy, pack(micro(k), o.prompt_sharing), o.temperature, bf16, device).first.detach());
-      }
+      for (int64_t k = 0; k < micro_batches; ++k)
+        old_logp.push_back(
+            completion_logprobs(policy, pack(micro(k), o.prompt_sharing), o.temperature, bf16, device).first.detach());
     }
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
     GrpoLossOptions loss_options = o.loss;
