@@ -74,7 +74,7 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
   const int64_t P = static_cast<int64_t>(firsts.size()), R = static_cast<int64_t>(rows.size());
   MicroBatch b{torch::zeros({P, n}, torch::kInt64), torch::zeros({P}, torch::kInt64),
                torch::zeros({R, std::max<int64_t>(1, m - 1)}, torch::kInt64), torch::zeros({R}, torch::kInt64),
-               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32)};
+               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32), torch::Tensor()};
   for (int64_t p = 0; p < P; ++p) {
     std::copy_n(firsts[p]->tokens.begin(), firsts[p]->prompt_len, b.prompts[p].data_ptr<int64_t>());
     b.prompt_lengths[p] = firsts[p]->prompt_len;
