@@ -3,7 +3,7 @@
 in the same run (same model directory, prompts, group size, completion length, reward; TRL at its
 defaults and in fp32), from two starting points:
 1. the model at random initialisation: every completion runs to the 80-token limit and every reward
-   is 0, so the step is all work and no signal; r1 trains every rollout (--no-skip-zero-advantage)
+   is 0, so the step is all work and no signal; r1 trains every rollout (--train-zero-advantage)
    as TRL does. Split into generation / reward / forward-backward, r1 as one 2-thread process and
    as 2 data-parallel 1-thread processes (r1 launch), tokens generated per second beside the
    engine's best batched decode throughput on the same model, peak memory.
@@ -31,7 +31,7 @@ def r1_grpo(r1, model, prompts, out, steps, nproc, precision="fp32", skip=True):
             "--reward", "accuracy_math:1", "--steps", str(steps), "--prompts-per-step", str(P), "--group-size", str(G),
             "--micro-batch", "32", "--lr", "1e-4", "--max-completion-tokens", str(MAX_TOKENS), "--beta", "0",
             "--seed", "1", "--threads", str(THREADS // nproc), "--precision", precision,
-            "--skip-zero-advantage" if skip else "--no-skip-zero-advantage"]
+            *([] if skip else ["--train-zero-advantage"])]
     cmd = [r1, *args] if nproc == 1 else [r1, "launch", "--nproc", str(nproc), "--", *args]
     timed = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, check=True)
     rss = int(timed.stderr.strip().splitlines()[-1]) / 1024  # the largest process (launch: one rank)

@@ -57,10 +57,9 @@ void add_grpo_command(CLI::App& app) {
                   "training forward: a group's completions share one pass over its prompt (on), or each row runs whole "
                   "(off); auto: sharing where it saves >= 15% of the positions")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
-  cmd->add_flag("--skip-zero-advantage,!--no-skip-zero-advantage", o.skip_zero_advantage,
-                "skip the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or masked); "
-                "the update is unchanged")
-      ->capture_default_str();
+  cmd->add_flag("--train-zero-advantage", o.train_zero_advantage,
+                "also run the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or "
+                "masked), as TRL does; by default they are skipped, which leaves the update unchanged");
   cmd->add_option("--ref-reset-every", o.ref_reset_every, "iterative GRPO: the reference becomes the policy every K steps")
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "rollout temperature")->capture_default_str();

@@ -427,10 +427,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     // = 0) a rollout whose advantage is exactly 0 (every completion of a group whose rewards are all
     // equal: all right or all wrong, most groups late in a run) adds exactly 0 to the gradient, as
     // does a masked one: skipping them leaves the update unchanged, since the normalisers (N,
-    // total_tokens) still count them. --no-skip-zero-advantage trains every rollout, as TRL does.
+    // total_tokens) still count them. --train-zero-advantage trains every rollout, as TRL does.
     std::vector<int64_t> by_length;
     for (int64_t i = 0; i < local_n; ++i)
-      if (!o.skip_zero_advantage || (!rollouts[i].masked && (rollouts[i].advantage != 0 || o.loss.beta > 0)))
+      if (o.train_zero_advantage || (!rollouts[i].masked && (rollouts[i].advantage != 0 || o.loss.beta > 0)))
         by_length.push_back(i);
     const int64_t trained_n = static_cast<int64_t>(by_length.size());
     // Micro-batches are runs of the rollouts in order of length, so each pads to rows of similar

@@ -37,7 +37,7 @@ struct GrpoOptions {
   int64_t max_resample_rounds = 3;         // ... with at most this many extra generation rounds per step
   bool mask_truncated = false;             // completions that hit the length limit get no gradient
   std::string prompt_sharing = "auto";     // auto | on | off: a group's prompt through the training forward once
-  bool skip_zero_advantage = true;         // no forward/backward for rollouts with no gradient (beta = 0, A = 0)
+  bool train_zero_advantage = false;       // also forward/backward rollouts with no gradient (beta = 0, A = 0)
   int64_t ref_reset_every = 0;             // iterative GRPO: the reference becomes the policy every K steps
   double temperature = 1.0, top_p = 1.0;
   int64_t max_completion_tokens = 256;

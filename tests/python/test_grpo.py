@@ -140,7 +140,7 @@ class Grpo(TempDirCase, unittest.TestCase):
 
     def test_skipping_zero_advantage_rollouts_leaves_the_update_unchanged(self):
         """With beta = 0 the rollouts of a group whose rewards are all equal get advantage 0 and no
-        gradient: r1 skips their forward/backward by default. Against --no-skip-zero-advantage
+        gradient: r1 skips their forward/backward by default. Against --train-zero-advantage
         (every rollout trained, as TRL does) the loss, gradient norm and weights must agree for each
         loss aggregation (their normalisers still count the skipped rollouts) and with mu = 2."""
         flat = os.path.join(self.tmp, "half_flat.py")
@@ -150,14 +150,14 @@ class Grpo(TempDirCase, unittest.TestCase):
                     "print(0.5 if i % 2 == 0 else c.count('a') / max(1, len(c)))\n")
         for loss_agg in ("seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"):
             runs = {}
-            for mode in ("--skip-zero-advantage", "--no-skip-zero-advantage"):
+            for mode in ("skip", "--train-zero-advantage"):
                 out = os.path.join(self.tmp, loss_agg + mode)
-                a = self.args(out, 3, "--loss-agg", loss_agg, "--mu", "2", mode)
+                a = self.args(out, 3, "--loss-agg", loss_agg, "--mu", "2", *([mode] if mode != "skip" else []))
                 a[a.index("--micro-batch") + 1] = "8"
                 a[a.index("--reward-command") + 1] = f"{sys.executable} {flat}"
                 subprocess.run(a, check=True, capture_output=True)
                 runs[mode] = (self.metrics(out), load_file(os.path.join(out, "model.safetensors")))
-            (skip, w_skip), (full, w_full) = runs["--skip-zero-advantage"], runs["--no-skip-zero-advantage"]
+            (skip, w_skip), (full, w_full) = runs["skip"], runs["--train-zero-advantage"]
             self.assertGreater(sum(r["zero_variance_groups"] for r in skip), 0.5, loss_agg)
             for r in skip:  # exactly the flat groups' rollouts were skipped
                 self.assertAlmostEqual(r["rollouts_trained"], 1 - r["zero_variance_groups"], places=9)
