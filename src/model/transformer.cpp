@@ -214,7 +214,8 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
       group.sizes() != torch::IntArrayRef{R} || n < 1 || m < 1)
     throw Error("forward_shared_prefix: prompts [P, n], prompt_lengths [P], completions [R, m] and group [R] required");
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(prompts.device());
-  const auto start = prompt_lengths.to(i64).index_select(0, group.to(i64));  // each completion's first position
+  const auto g = group.to(i64);
+  const auto start = prompt_lengths.to(i64).index_select(0, g);  // each completion's first position
   const auto positions = torch::cat({torch::arange(n, i64).repeat({P}),
                                      (start.unsqueeze(1) + torch::arange(m, i64)).reshape({-1})}).unsqueeze(0);
   auto [cos, sin] = rope_.cos_sin(positions);
@@ -223,7 +224,6 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   const auto sees_own = torch::ones({m, m}, i64.dtype(torch::kBool)).tril().unsqueeze(0).expand({R, m, m});
   const auto mask = torch::cat({sees_prompt, sees_own}, 2).unsqueeze(1);  // [R, 1, m, n + m]
   auto h = model->embed_tokens(torch::cat({prompts.reshape({-1}), completions.reshape({-1})}).unsqueeze(0));
-  const auto g = group.to(i64);
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
     h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask);

@@ -48,6 +48,7 @@ struct MicroBatch {
   torch::Tensor prompts, prompt_lengths;  // [P, n] right-padded, [P]
   torch::Tensor completions, group;       // model input [R, max(1, m - 1)] (a last token predicts nothing), [R]
   torch::Tensor targets, mask;            // [R, m]: completion tokens; 1 where a gradient flows
+  torch::Tensor advantages;               // [R] float32
   torch::Tensor rows;                     // without sharing: prompt + completion rows [R, L] (right-padded)
 };
 
@@ -74,7 +75,8 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
   const int64_t P = static_cast<int64_t>(firsts.size()), R = static_cast<int64_t>(rows.size());
   MicroBatch b{torch::zeros({P, n}, torch::kInt64), torch::zeros({P}, torch::kInt64),
                torch::zeros({R, std::max<int64_t>(1, m - 1)}, torch::kInt64), torch::zeros({R}, torch::kInt64),
-               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32), torch::Tensor()};
+               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32), torch::zeros({R}),
+               torch::Tensor()};
   for (int64_t p = 0; p < P; ++p) {
     std::copy_n(firsts[p]->tokens.begin(), firsts[p]->prompt_len, b.prompts[p].data_ptr<int64_t>());
     b.prompt_lengths[p] = firsts[p]->prompt_len;
@@ -85,6 +87,7 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
     std::copy_n(completion, r.completion_len, b.targets[i].data_ptr<int64_t>());
     std::copy_n(completion, std::min(r.completion_len, b.completions.size(1)), b.completions[i].data_ptr<int64_t>());
     b.group[i] = prompt_row.at(r.group);
+    b.advantages[i] = r.advantage;
     if (!r.masked) b.mask[i].narrow(0, 0, r.completion_len).fill_(1.0);
   }
   if (!share_prompts(sharing, P, n, R, b.completions.size(1), L)) {
@@ -451,17 +454,17 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     }
     starts.push_back(trained_n);
     const int64_t micro_batches = static_cast<int64_t>(starts.size()) - 1;
-    std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
-    auto micro = [&](int64_t k) {
+    std::vector<MicroBatch> batches;  // packed once, for every pass
+    for (int64_t k = 0; k < micro_batches; ++k) {
       std::vector<const Rollout*> rows;
       for (int64_t i = starts[k]; i < starts[k + 1]; ++i) rows.push_back(&rollouts[by_length[i]]);
-      return rows;
-    };
+      batches.push_back(pack(rows, o.prompt_sharing));
+    }
+    std::vector<torch::Tensor> old_logp;  // per micro-batch, for mu > 1
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
-      for (int64_t k = 0; k < micro_batches; ++k)
-        old_logp.push_back(
-            completion_logprobs(policy, pack(micro(k), o.prompt_sharing), o.temperature, bf16, device).first.detach());
+      for (const auto& batch : batches)
+        old_logp.push_back(completion_logprobs(policy, batch, o.temperature, bf16, device).first.detach());
     }
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
     GrpoLossOptions loss_options = o.loss;
@@ -469,24 +472,19 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
       optimizer.zero_grad();
       for (int64_t k = 0; k < micro_batches; ++k) {
-        const auto rows = micro(k);
-        const MicroBatch batch = pack(rows, o.prompt_sharing);
-        const auto& mask_cpu = batch.mask;
-        const auto mask = mask_cpu.to(device);
+        const MicroBatch& batch = batches[k];
+        const auto mask = batch.mask.to(device);
         auto [logp, entropy] = completion_logprobs(policy, batch, o.temperature, bf16, device);
         torch::Tensor ref;
         if (reference) {
           torch::NoGradGuard no_grad;
           ref = completion_logprobs(reference, batch, o.temperature, bf16, device).first;
         }
-        std::vector<double> adv;
-        for (const auto* r : rows) adv.push_back(r->advantage);
         const auto old = o.mu > 1 ? old_logp[k] : logp.detach();
-        const auto terms = grpo_loss(logp, old, ref, torch::tensor(adv, torch::kFloat64).to(device).to(torch::kFloat32),
-                                     mask, loss_options);
+        const auto terms = grpo_loss(logp, old, ref, batch.advantages.to(device), mask, loss_options);
         // Weight the micro-batch so the sum over micro-batches is the loss of the whole batch.
-        const double micro_tokens = mask_cpu.sum().item<double>();
-        const double b = static_cast<double>(rows.size());
+        const double micro_tokens = batch.mask.sum().item<double>();
+        const double b = static_cast<double>(batch.targets.size(0));
         const double weight = o.loss.loss_agg == "token-mean" ? micro_tokens / std::max(total_tokens, 1.0) : b / N;
         (terms.loss * weight).backward();
         loss_sum += terms.loss.item<double>() * weight;
