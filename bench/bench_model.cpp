@@ -3,6 +3,8 @@
 //   r1_bench bandwidth                   memory read GB/s: batch-1 decoding's ceiling
 //   r1_bench train  --preset bench-s     forward + backward + AdamW step, tokens/s and GFLOP/s
 //   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s
+//   r1_bench grpo-pass --preset small    GRPO's training forward + backward over completions of mixed
+//                                        lengths, padding computed (--pad) or skipped (default)
 #include <sys/resource.h>
 
 #include <chrono>
@@ -75,6 +77,46 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
   return {{"tokens_per_s", tps}, {"gflops", tps * c.training_flops_per_token(seq) / 1e9}};
 }
 
+// One micro-batch of GRPO's training pass as src/rl/grpo.cpp runs it: `groups` prompts of `prompt`
+// tokens, each with `batch / groups` completions whose lengths alternate short / long (answers
+// and reasoning differ several-fold), through forward_shared_prefix; log-probs of the real
+// completion tokens, backward. With `pad` every padded position is computed (forward_shared_prefix
+// without completion lengths, logits at every position), as before 2026-11-30.
+nlohmann::json bench_grpo_pass(const r1::ModelConfig& c, int64_t batch, int64_t groups, int64_t prompt,
+                               int64_t shortest, int64_t longest, bool pad, int steps, torch::Device device) {
+  r1::Transformer model(c, torch::TensorOptions().device(device));
+  model->init_weights(0);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  auto prompts = torch::randint(c.vocab_size, {groups, prompt}, i64);
+  auto completions = torch::randint(c.vocab_size, {batch, longest}, i64);
+  auto group = torch::arange(batch, i64).floor_divide(batch / groups);
+  std::vector<int64_t> length_list;  // every fourth completion long, the rest short
+  for (int64_t r = 0; r < batch; ++r) length_list.push_back(r % 4 == 3 ? longest : shortest);
+  const auto lengths = torch::tensor(length_list, i64);
+  const auto real = (torch::arange(longest, i64).unsqueeze(0) < lengths.unsqueeze(1)).reshape({-1}).nonzero().squeeze(1);
+  const auto prompt_lengths = torch::full({groups}, prompt, i64);
+  auto step = [&] {
+    model->zero_grad();
+    auto [hp, hc] = model->forward_shared_prefix(prompts, prompt_lengths, completions.narrow(1, 0, longest - 1), group,
+                                                 pad ? torch::Tensor() : (lengths - 1).clamp_min(0));
+    auto hidden = torch::cat({hp.select(1, prompt - 1).index_select(0, group).unsqueeze(1), hc}, 1)
+                      .reshape({batch * longest, -1});
+    auto targets = completions.reshape({-1});
+    if (!pad) hidden = hidden.index_select(0, real), targets = targets.index_select(0, real);
+    auto logp = torch::log_softmax(model->logits(hidden), -1).gather(-1, targets.unsqueeze(-1));
+    if (pad) logp = logp.squeeze(-1).index_select(0, real);
+    (-logp.mean()).backward();
+  };
+  step();
+  synchronize(device);
+  auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  synchronize(device);
+  const double s = seconds_since(t0) / steps;
+  return {{"pass_s", s}, {"real_tokens", groups * prompt + real.size(0)},
+          {"computed_tokens", pad ? groups * prompt + batch * longest : groups * prompt + real.size(0)}};
+}
+
 nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt, int64_t new_tokens,
                             int64_t prefill_prompt) {
   const int64_t vocab = model->config().vocab_size;
@@ -127,6 +169,17 @@ int main(int argc, char** argv) {
   bandwidth->add_option("--reps", reps)->capture_default_str();
   auto* train = app.add_subcommand("train");
   auto* decode = app.add_subcommand("decode");
+  auto* grpo_pass = app.add_subcommand("grpo-pass");
+  int64_t groups = 4, shortest = 32, longest = 256;
+  bool pad = false;
+  grpo_pass->add_option("--preset", preset)->capture_default_str();
+  grpo_pass->add_option("--batch", batch, "completions in the micro-batch")->capture_default_str();
+  grpo_pass->add_option("--groups", groups, "prompts they continue")->capture_default_str();
+  grpo_pass->add_option("--prompt", prompt)->capture_default_str();
+  grpo_pass->add_option("--shortest", shortest)->capture_default_str();
+  grpo_pass->add_option("--longest", longest)->capture_default_str();
+  grpo_pass->add_option("--steps", steps)->capture_default_str();
+  grpo_pass->add_flag("--pad", pad, "compute the padded positions too");
   for (auto* cmd : {train, decode}) {
     cmd->add_option("--preset", preset)->capture_default_str();
     cmd->add_option("--batch", batch)->capture_default_str();
@@ -147,6 +200,9 @@ int main(int argc, char** argv) {
   if (*matmul) r = bench_matmul(n, reps);
   if (*bandwidth) r = bench_bandwidth(reps);
   if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps, torch::Device(device));
+  if (*grpo_pass)
+    r = bench_grpo_pass(r1::preset_config(preset), batch, groups, prompt, shortest, longest, pad, steps,
+                        torch::Device(device));
   if (*decode) {
     torch::InferenceMode guard;
     r1::Transformer model{nullptr};

@@ -103,14 +103,22 @@ TEST(Transformer, PackedDocumentsEqualSeparateForwards) {
 TEST(Transformer, SharedPrefixEqualsEachPromptPlusCompletionAlone) {
   // Prompts of 3 and 5 tokens (padded to 5), four completions of 1-6 tokens (padded to 6), two per
   // prompt: hidden states and parameter gradients must equal those of forward() on each prompt +
-  // completion row, with the prompt's gradient summed over the completions that share it.
+  // completion row, with the prompt's gradient summed over the completions that share it. Twice:
+  // computing every position, and with completion_lengths, where only attention sees the padding.
+  for (const bool skip_padding : {false, true}) {
+  SCOPED_TRACE(skip_padding ? "padding skipped" : "every position");
   torch::manual_seed(5);
   Transformer m = random_model(tiny_config(4, 2));
   const int64_t V = m->config().vocab_size;
   const std::vector<int64_t> prompt_len = {3, 5}, completion_len = {4, 1, 6, 2}, group = {0, 0, 1, 1};
   const int64_t n = 5, mlen = 6, R = 4;
   auto prompts = torch::randint(V, {2, n}), completions = torch::randint(V, {R, mlen});
-  auto [hp, hc] = m->forward_shared_prefix(prompts, torch::tensor(prompt_len), completions, torch::tensor(group));
+  auto [hp, hc] = m->forward_shared_prefix(prompts, torch::tensor(prompt_len), completions, torch::tensor(group),
+                                           skip_padding ? torch::tensor(completion_len) : torch::Tensor());
+  if (skip_padding) {  // padding's hidden states are documented to be 0
+    EXPECT_EQ(hp[0].narrow(0, 3, 2).abs().max().item<float>(), 0.0f);
+    EXPECT_EQ(hc[1].narrow(0, 1, 5).abs().max().item<float>(), 0.0f);
+  }
   // A loss that touches every real position, through both paths.
   auto weights = torch::randn({m->config().vocab_size});
   const auto f = [&](const torch::Tensor& h) { return (m->logits(h) * weights).sum(); };
@@ -137,6 +145,7 @@ TEST(Transformer, SharedPrefixEqualsEachPromptPlusCompletionAlone) {
   auto [hp2, hc2] = m->forward_shared_prefix(prompts, torch::tensor(std::vector<int64_t>{5, 5}), completions,
                                              torch::tensor(group));
   EXPECT_FALSE(torch::allclose(hc2[0].narrow(0, 0, 4), hc[0].narrow(0, 0, 4), 1e-3, 1e-3));
+  }
 }
 
 TEST(Transformer, CacheOverflowIsAnError) {

@@ -111,13 +111,18 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos,
                                                    const torch::Tensor& sin, int64_t P, int64_t n,
-                                                   const torch::Tensor& group, int64_t m, const torch::Tensor& mask) {
-  const int64_t N = x.size(1), R = group.size(0);
+                                                   const torch::Tensor& group, int64_t m, const torch::Tensor& mask,
+                                                   const torch::Tensor& keep) {
+  const int64_t K = x.size(1), R = group.size(0), N = P * n + R * m;
   const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
-  // Projections and rotary over every token at once (one product per weight), then split.
-  auto q = fused::rotary(q_proj(x).view({1, N, heads_, head_dim_}), cos_t, sin_t);
-  auto k = fused::rotary(k_proj(x).view({1, N, kv_heads_, head_dim_}), cos_t, sin_t);
-  auto v = v_proj(x).view({1, N, kv_heads_, head_dim_});
+  // Projections and rotary over every token at once (one product per weight); with `keep`, the
+  // real tokens are then spread into the padded layout (zeros between) that attention works on.
+  const auto padded = [&](const torch::Tensor& t) {
+    return keep.defined() ? torch::zeros({1, N, t.size(2), head_dim_}, t.options()).index_copy(1, keep, t) : t;
+  };
+  auto q = padded(fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t));
+  auto k = padded(fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t));
+  auto v = padded(v_proj(x).view({1, K, kv_heads_, head_dim_}));
   const auto prompt_rows = [&](const torch::Tensor& t) {
     return t.narrow(1, 0, P * n).view({P, n, -1, head_dim_}).transpose(1, 2);
   };
@@ -131,8 +136,9 @@ torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const
   const auto keys = torch::cat({kp.index_select(0, group), completion_rows(k)}, 2);
   const auto values = torch::cat({vp.index_select(0, group), completion_rows(v)}, 2);
   const auto out_c = attention(completion_rows(q), keys, values, mask);
-  const auto out = torch::cat({out_p.transpose(1, 2).reshape({1, P * n, heads_ * head_dim_}),
-                               out_c.transpose(1, 2).reshape({1, R * m, heads_ * head_dim_})}, 1);
+  auto out = torch::cat({out_p.transpose(1, 2).reshape({1, P * n, heads_ * head_dim_}),
+                         out_c.transpose(1, 2).reshape({1, R * m, heads_ * head_dim_})}, 1);
+  if (keep.defined()) out = out.index_select(1, keep);
   return o_proj(out);
 }
 
@@ -208,28 +214,46 @@ torch::Tensor TransformerImpl::forward_packed(const torch::Tensor& tokens, const
 std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(const torch::Tensor& prompts,
                                                                                const torch::Tensor& prompt_lengths,
                                                                                const torch::Tensor& completions,
-                                                                               const torch::Tensor& group) {
+                                                                               const torch::Tensor& group,
+                                                                               const torch::Tensor& completion_lengths) {
   const int64_t P = prompts.size(0), n = prompts.size(1), R = completions.size(0), m = completions.size(1);
   if (prompts.dim() != 2 || completions.dim() != 2 || prompt_lengths.sizes() != torch::IntArrayRef{P} ||
-      group.sizes() != torch::IntArrayRef{R} || n < 1 || m < 1)
-    throw Error("forward_shared_prefix: prompts [P, n], prompt_lengths [P], completions [R, m] and group [R] required");
+      group.sizes() != torch::IntArrayRef{R} || n < 1 || m < 1 ||
+      (completion_lengths.defined() && completion_lengths.sizes() != torch::IntArrayRef{R}))
+    throw Error("forward_shared_prefix: prompts [P, n], prompt_lengths [P], completions [R, m], group [R] "
+                "(and completion_lengths [R]) required");
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(prompts.device());
-  const auto g = group.to(i64);
-  const auto start = prompt_lengths.to(i64).index_select(0, g);  // each completion's first position
-  const auto positions = torch::cat({torch::arange(n, i64).repeat({P}),
-                                     (start.unsqueeze(1) + torch::arange(m, i64)).reshape({-1})}).unsqueeze(0);
-  auto [cos, sin] = rope_.cos_sin(positions);
+  const auto g = group.to(i64), lengths = prompt_lengths.to(i64);
+  const auto start = lengths.index_select(0, g);  // each completion's first position
+  auto positions = torch::cat({torch::arange(n, i64).repeat({P}),
+                               (start.unsqueeze(1) + torch::arange(m, i64)).reshape({-1})}).unsqueeze(0);
+  auto tokens = torch::cat({prompts.reshape({-1}), completions.reshape({-1})}).to(i64);
   // Completion queries see their prompt's real tokens (not its padding), then their own tokens up to themselves.
   const auto sees_prompt = (torch::arange(n, i64).view({1, 1, n}) < start.view({R, 1, 1})).expand({R, m, n});
   const auto sees_own = torch::ones({m, m}, i64.dtype(torch::kBool)).tril().unsqueeze(0).expand({R, m, m});
   const auto mask = torch::cat({sees_prompt, sees_own}, 2).unsqueeze(1);  // [R, 1, m, n + m]
-  auto h = model->embed_tokens(torch::cat({prompts.reshape({-1}), completions.reshape({-1})}).unsqueeze(0));
+  // The real positions, when padding is to be skipped (and there is some).
+  torch::Tensor keep;
+  if (completion_lengths.defined()) {
+    const auto real = torch::cat({(torch::arange(n, i64).unsqueeze(0) < lengths.unsqueeze(1)).reshape({-1}),
+                                  (torch::arange(m, i64).unsqueeze(0) < completion_lengths.to(i64).unsqueeze(1))
+                                      .reshape({-1})});
+    keep = real.nonzero().squeeze(1);
+    if (keep.size(0) == real.size(0)) keep = torch::Tensor();
+  }
+  if (keep.defined()) {
+    tokens = tokens.index_select(0, keep);
+    positions = positions.index_select(1, keep);
+  }
+  auto [cos, sin] = rope_.cos_sin(positions);
+  auto h = model->embed_tokens(tokens.unsqueeze(0));
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
-    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask);
+    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask, keep);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
   }
   h = model->norm(h);
+  if (keep.defined()) h = torch::zeros({1, P * n + R * m, h.size(2)}, h.options()).index_copy(1, keep, h);
   return {h.narrow(1, 0, P * n).view({P, n, -1}), h.narrow(1, P * n, R * m).view({R, m, -1})};
 }
 

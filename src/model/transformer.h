@@ -72,10 +72,12 @@ class AttentionImpl : public torch::nn::Module {
   // TransformerImpl::forward_shared_prefix's attention. x [1, P*n + R*m, H]: the P prompt rows of
   // n tokens, then the R completion rows of m tokens, flat; cos/sin [1, 1, P*n + R*m, D]. Prompts
   // attend causally to themselves; completion r attends to the keys of prompt group[r] that `mask`
-  // [R, 1, m, n + m] lets it see, then causally to its own.
+  // [R, 1, m, n + m] lets it see, then causally to its own. With `keep` (int64 [K]), x and cos/sin
+  // hold only those of the P*n + R*m positions (the real tokens, padding left out): projections run
+  // on them alone and only the attention sees the padded layout. Returns [1, positions of x, H].
   torch::Tensor forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                       int64_t P, int64_t n, const torch::Tensor& group, int64_t m,
-                                      const torch::Tensor& mask);
+                                      const torch::Tensor& mask, const torch::Tensor& keep = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -129,11 +131,15 @@ class TransformerImpl : public torch::nn::Module {
   // completion continues. Each prompt's tokens go through the model once instead of once per
   // completion; completion r's token j sits at position prompt_lengths[group[r]] + j. Returns the
   // hidden states of the prompts [P, n, H] and of the completions [R, m, H]: those of forward() on
-  // each prompt + completion row (at real positions; padding holds garbage).
+  // each prompt + completion row (at real positions; padding holds garbage). With completion_lengths
+  // [R] (the real tokens of each completion row) every position past a row's length is padding that
+  // no layer computes (all but attention run on the real tokens only) and whose hidden state is 0:
+  // GRPO's completions differ several-fold in length, so padding was a third of the positions.
   std::pair<torch::Tensor, torch::Tensor> forward_shared_prefix(const torch::Tensor& prompts,
                                                                 const torch::Tensor& prompt_lengths,
                                                                 const torch::Tensor& completions,
-                                                                const torch::Tensor& group);
+                                                                const torch::Tensor& group,
+                                                                const torch::Tensor& completion_lengths = {});
   // tokens [B, S] appended to `cache` rows first_row..first_row+B-1; sequence b's first new
   // token is at position start[b] (its row holds positions 0..start[b]-1). Returns hidden
   // states [B, S, H].

@@ -35,6 +35,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // One completion ready for training.
 struct Rollout {
   std::vector<int64_t> tokens;  // prompt + completion
+  std::vector<float> sampled_logprobs;  // the engine's log-prob of each completion token (at the rollout temperature)
   int64_t prompt_len = 0, completion_len = 0;
   int64_t group = 0;  // which prompt of the step it answers (its group's rollouts share the prompt's forward)
   double advantage = 0;
@@ -47,27 +48,32 @@ struct Rollout {
 struct MicroBatch {
   torch::Tensor prompts, prompt_lengths;  // [P, n] right-padded, [P]
   torch::Tensor completions, group;       // model input [R, max(1, m - 1)] (a last token predicts nothing), [R]
+  torch::Tensor lengths;                  // [R] int64: completion tokens of each rollout (the rest is padding)
   torch::Tensor targets, mask;            // [R, m]: completion tokens; 1 where a gradient flows
   torch::Tensor advantages;               // [R] float32
+  torch::Tensor sampled_logprobs;         // [R, m] float32: the engine's, 0 at padding
   torch::Tensor rows;                     // without sharing: prompt + completion rows [R, L] (right-padded)
 };
 
-// Whether a micro-batch goes through the shared-prefix forward: "auto" when it runs fewer token
-// positions than the rows would by at least 15% (long prompts, or short completions). The margin
-// pays for its attention, masked rather than causal, so it costs more per position: with the
-// demo's 8-token prompts and 70-token completions sharing saves 5% of the positions and was
-// slower; with its 20-token answers it saves ~35% (docs/grpo.md#speed).
-bool share_prompts(const std::string& mode, int64_t P, int64_t n, int64_t R, int64_t width, int64_t row_length) {
+// Whether a micro-batch goes through the shared-prefix forward: "auto" when its real tokens (each
+// prompt once, no padding: all the shared forward computes outside attention) are at most 85% of
+// the padded rows the plain forward would run. The margin pays for the shared forward's attention,
+// masked rather than causal and over the padded layout (docs/grpo.md#speed).
+bool share_prompts(const std::string& mode, int64_t shared_tokens, int64_t row_positions) {
   if (mode != "auto") return mode == "on";
-  return static_cast<double>(P * n + R * width) < 0.85 * static_cast<double>(R * row_length);
+  return static_cast<double>(shared_tokens) <= 0.85 * static_cast<double>(row_positions);
 }
 
 MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& sharing) {
   std::map<int64_t, int64_t> prompt_row;  // group id -> row of `prompts`
   std::vector<const Rollout*> firsts;
-  int64_t n = 1, m = 1, L = 1;
+  int64_t n = 1, m = 1, L = 1, shared_tokens = 0;
   for (const auto* r : rows) {
-    if (prompt_row.emplace(r->group, static_cast<int64_t>(firsts.size())).second) firsts.push_back(r);
+    if (prompt_row.emplace(r->group, static_cast<int64_t>(firsts.size())).second) {
+      firsts.push_back(r);
+      shared_tokens += r->prompt_len;
+    }
+    shared_tokens += std::max<int64_t>(0, r->completion_len - 1);
     n = std::max(n, r->prompt_len);
     m = std::max(m, r->completion_len);
     L = std::max<int64_t>(L, static_cast<int64_t>(r->tokens.size()) - 1);
@@ -75,8 +81,8 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
   const int64_t P = static_cast<int64_t>(firsts.size()), R = static_cast<int64_t>(rows.size());
   MicroBatch b{torch::zeros({P, n}, torch::kInt64), torch::zeros({P}, torch::kInt64),
                torch::zeros({R, std::max<int64_t>(1, m - 1)}, torch::kInt64), torch::zeros({R}, torch::kInt64),
-               torch::zeros({R, m}, torch::kInt64), torch::zeros({R, m}, torch::kFloat32), torch::zeros({R}),
-               torch::Tensor()};
+               torch::zeros({R}, torch::kInt64), torch::zeros({R, m}, torch::kInt64),
+               torch::zeros({R, m}, torch::kFloat32), torch::zeros({R}), torch::zeros({R, m}), torch::Tensor()};
   for (int64_t p = 0; p < P; ++p) {
     std::copy_n(firsts[p]->tokens.begin(), firsts[p]->prompt_len, b.prompts[p].data_ptr<int64_t>());
     b.prompt_lengths[p] = firsts[p]->prompt_len;
@@ -87,10 +93,12 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
     std::copy_n(completion, r.completion_len, b.targets[i].data_ptr<int64_t>());
     std::copy_n(completion, std::min(r.completion_len, b.completions.size(1)), b.completions[i].data_ptr<int64_t>());
     b.group[i] = prompt_row.at(r.group);
+    b.lengths[i] = r.completion_len;
     b.advantages[i] = r.advantage;
+    std::copy(r.sampled_logprobs.begin(), r.sampled_logprobs.end(), b.sampled_logprobs[i].data_ptr<float>());
     if (!r.masked) b.mask[i].narrow(0, 0, r.completion_len).fill_(1.0);
   }
-  if (!share_prompts(sharing, P, n, R, b.completions.size(1), L)) {
+  if (!share_prompts(sharing, shared_tokens, R * L)) {
     b.rows = torch::zeros({R, L}, torch::kInt64);
     for (int64_t i = 0; i < R; ++i)
       std::copy_n(rows[i]->tokens.begin(), std::min<int64_t>(L, rows[i]->tokens.size()), b.rows[i].data_ptr<int64_t>());
@@ -101,32 +109,45 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
 // Log-probs [R, m] of each rollout's completion tokens at `temperature`, and the entropy of each
 // position's distribution (for logging), through the shared-prefix forward or, when pack() chose
 // whole rows, the plain one. With bf16 the model runs under autocast; the log-softmax stays fp32.
-std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, const MicroBatch& b,
+// The distribution is over the first `vocab` ids: the engine samples only the tokenizer's ids (a
+// checkpoint's embedding may be padded past them, as Qwen2's is), so the policy being trained is
+// the one that generated the rollouts, and its log-probs equal the engine's.
+std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, const MicroBatch& b, int64_t vocab,
                                                             double temperature, bool bf16, torch::Device device) {
-  const int64_t m = b.targets.size(1);
+  const int64_t R = b.targets.size(0), m = b.targets.size(1);
   const auto group = b.group.to(device), lengths = b.prompt_lengths.to(device);
-  torch::Tensor logits;
+  // Logits only at the completions' real tokens (a real checkpoint's vocabulary makes them the
+  // largest tensor of the pass); padding gets log-prob and entropy 0, and is masked anyway.
+  const auto real = (torch::arange(m, lengths.options()).unsqueeze(0) < b.lengths.to(device).unsqueeze(1))
+                        .reshape({-1}).nonzero().squeeze(1);
+  torch::Tensor hidden, logits;  // hidden [R, m, H]: the state that predicts each completion token
   {
     AutocastScope autocast(bf16, device.type());
     if (b.rows.defined()) {  // whole rows: completion token j is predicted at position prompt length - 1 + j
       const auto h = model->forward(b.rows.to(device));
       const auto at = (lengths.index_select(0, group).unsqueeze(1) - 1 + torch::arange(m, lengths.options()))
                           .clamp_max(h.size(1) - 1);  // padding targets: any position, masked
-      logits = model->logits(h.gather(1, at.unsqueeze(-1).expand({-1, -1, h.size(2)})));
+      hidden = h.gather(1, at.unsqueeze(-1).expand({-1, -1, h.size(2)}));
     } else {
-      auto [hp, hc] = model->forward_shared_prefix(b.prompts.to(device), lengths, b.completions.to(device), group);
+      auto [hp, hc] = model->forward_shared_prefix(b.prompts.to(device), lengths, b.completions.to(device), group,
+                                                   (b.lengths.to(device) - 1).clamp_min(0));
       // Completion token 0 is predicted at its prompt's last position, token j at completion position j - 1.
       const auto last = hp.index({torch::arange(hp.size(0), lengths.options()), lengths - 1});  // [P, H]
-      logits = model->logits(torch::cat({last.index_select(0, group).unsqueeze(1), hc.narrow(1, 0, m - 1)}, 1));
+      hidden = torch::cat({last.index_select(0, group).unsqueeze(1), hc.narrow(1, 0, m - 1)}, 1);
     }
+    logits = model->logits(hidden.reshape({R * m, -1}).index_select(0, real));
   }
-  logits = logits.to(torch::kFloat32) / temperature;
+  logits = logits.narrow(-1, 0, vocab).to(torch::kFloat32) / temperature;
   auto all = torch::log_softmax(logits, -1);
-  auto picked = all.gather(-1, b.targets.to(device).unsqueeze(-1)).squeeze(-1);
+  const auto targets = b.targets.to(device).reshape({-1}).index_select(0, real);
+  const auto spread = [&](const torch::Tensor& t) {  // [real tokens] -> [R, m], 0 at padding
+    return torch::zeros({R * m}, t.options()).index_copy(0, real, t).view({R, m});
+  };
+  auto picked = spread(all.gather(-1, targets.unsqueeze(-1)).squeeze(-1));
   torch::Tensor entropy;
   {
     torch::NoGradGuard no_grad;
-    entropy = -(all.exp() * all).sum(-1);
+    entropy = spread(-(all.exp() * all).sum(-1));
   }
   return {picked, entropy};
 }
@@ -221,6 +242,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   if (main_rank && !o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
 
   Transformer policy = load_model_dir(source, {device, torch::kFloat32});
+  const int64_t sampled_vocab = std::min<int64_t>(tokenizer.vocab_size(), policy->config().vocab_size);  // the engine's
   Transformer reference{nullptr};
   if (o.loss.beta > 0) {
     const fs::path saved_ref = state_dir / "reference";
@@ -403,6 +425,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           r.prompt_len = static_cast<int64_t>(r.tokens.size());
           r.tokens.insert(r.tokens.end(), c.ids.begin(), c.ids.end());
           r.completion_len = static_cast<int64_t>(c.ids.size());
+          r.sampled_logprobs = c.logprobs;
           r.advantage = advantages[i][g];
           r.group = round * o.prompts_per_step + i;
           r.masked = o.mask_truncated && c.finish_reason == "length";
@@ -464,9 +487,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     if (o.mu > 1) {
       torch::NoGradGuard no_grad;
       for (const auto& batch : batches)
-        old_logp.push_back(completion_logprobs(policy, batch, o.temperature, bf16, device).first.detach());
+        old_logp.push_back(completion_logprobs(policy, batch, sampled_vocab, o.temperature, bf16, device).first.detach());
     }
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
+    double mismatch_sum = 0;  // |training log-prob - engine log-prob| over trained tokens, first pass
     GrpoLossOptions loss_options = o.loss;
     loss_options.max_completion_length = o.max_completion_tokens;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
@@ -474,11 +498,11 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       for (int64_t k = 0; k < micro_batches; ++k) {
         const MicroBatch& batch = batches[k];
         const auto mask = batch.mask.to(device);
-        auto [logp, entropy] = completion_logprobs(policy, batch, o.temperature, bf16, device);
+        auto [logp, entropy] = completion_logprobs(policy, batch, sampled_vocab, o.temperature, bf16, device);
         torch::Tensor ref;
         if (reference) {
           torch::NoGradGuard no_grad;
-          ref = completion_logprobs(reference, batch, o.temperature, bf16, device).first;
+          ref = completion_logprobs(reference, batch, sampled_vocab, o.temperature, bf16, device).first;
         }
         const auto old = o.mu > 1 ? old_logp[k] : logp.detach();
         const auto terms = grpo_loss(logp, old, ref, batch.advantages.to(device), mask, loss_options);
@@ -494,6 +518,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           clip_high += terms.clip_high * micro_tokens;
           entropy_sum += (entropy * mask).sum().item<double>();
           entropy_tokens += micro_tokens;
+          mismatch_sum += ((logp.detach() - batch.sampled_logprobs.to(device)).abs() * mask).sum().item<double>();
         }
       }
       // Nothing trained here (no rollouts on this rank, or all skipped): the gradient is 0, and AdamW
@@ -512,7 +537,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     double trained_all = static_cast<double>(trained_n);  // rollouts trained on, over all ranks
     if (group) {  // the training statistics, and whether any rank was asked to stop (all stop at one step)
       auto shared = torch::tensor({loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
-                                   entropy_tokens, static_cast<double>(trained_n)},
+                                   entropy_tokens, static_cast<double>(trained_n), mismatch_sum},
                                   torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
       shared = shared.cpu();
@@ -524,6 +549,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       stopping = shared[5].item<double>() > 0;
       entropy_tokens = shared[6].item<double>();
       trained_all = shared[7].item<double>();
+      mismatch_sum = shared[8].item<double>();
     }
     ++step;
     std::optional<RmUpdateStats> rm_update;
@@ -565,6 +591,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                    // entropy: over the tokens trained on (null when every rollout was skipped)
                    {"entropy", entropy_tokens > 0 ? json(entropy_sum / entropy_tokens) : json(nullptr)},
                    {"rollouts_trained", trained_all / std::max<double>(N, 1)},
+                   {"rollout_logprob_diff", entropy_tokens > 0 ? json(mismatch_sum / entropy_tokens) : json(nullptr)},
                    {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
                    {"grad_norm", grad_norm}, {"lr", lr}, {"generation_s", gen_s}, {"reward_s", reward_s},
                    {"train_s", train_s}, {"step_s", seconds}, {"tokens_per_s", generated / seconds}};

@@ -41,8 +41,12 @@ class Grpo(TempDirCase, unittest.TestCase):
         self.assertGreater(last, 3 * first + 0.05, [round(r["reward"], 3) for r in m])
         for key in ("reward", "reward_std", "reward_external", "accuracy", "zero_variance_groups", "completion_length",
                     "completion_length_min", "completion_length_max", "truncation_rate", "kl", "entropy", "clip_low",
-                    "clip_high", "grad_norm", "lr", "generation_s", "reward_s", "train_s", "tokens_per_s", "rollouts_trained"):
+                    "clip_high", "grad_norm", "lr", "generation_s", "reward_s", "train_s", "tokens_per_s", "rollouts_trained",
+                    "rollout_logprob_diff"):
             self.assertIn(key, m[-1])
+        # The training forward (prompts shared, padding skipped, logits at real tokens only) gives
+        # every completion token the log-prob the engine sampled it with, through its KV cache.
+        self.assertTrue(all(r["rollout_logprob_diff"] < 1e-4 for r in m), [r["rollout_logprob_diff"] for r in m])
         # mu = 1 is on-policy: the ratio is exactly 1, nothing is clipped.
         self.assertTrue(all(r["clip_low"] == 0 and r["clip_high"] == 0 for r in m))
         with open(os.path.join(out, "samples.jsonl")) as f:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import unittest
 
+import numpy as np
 from safetensors.numpy import load_file
 
 from r1test import R1, TempDirCase, r1, tiny_policy
@@ -138,9 +139,15 @@ class GrpoRewardModel(TempDirCase, unittest.TestCase):
         sd = (sum((x - mean) ** 2 for x in raw) / len(raw)) ** 0.5
         for s, x in zip(samples, raw):
             self.assertAlmostEqual(s["reward"], (x - mean) / (sd + 1e-6), delta=1e-3)
+        # The two runs' weight updates agree to float noise, which Adam amplifies where a gradient
+        # entry nearly cancels: compared per tensor as the norm of their difference over the norm of
+        # the update (~1e-4 here; z-scores over half the step change updates at order 1).
         a = load_file(os.path.join(one, "model.safetensors"))
         b = load_file(os.path.join(two, "model.safetensors"))
-        self.assertLess(max(float(abs(a[k] - b[k]).max()) for k in a), 1e-4)
+        base = load_file(os.path.join(self.base, "model.safetensors"))
+        for k in a:
+            update = float(np.linalg.norm((a[k] - base[k]).ravel()))
+            self.assertLess(float(np.linalg.norm((a[k] - b[k]).ravel())), 2e-3 * update + 1e-7, k)
 
     def test_bad_combinations(self):
         out = os.path.join(self.tmp, "bad")
