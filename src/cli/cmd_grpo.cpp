@@ -55,11 +55,15 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_flag("--mask-truncated", o.mask_truncated, "no gradient from completions that hit the length limit");
   cmd->add_option("--prompt-sharing", o.prompt_sharing,
                   "training forward: a group's completions share one pass over its prompt (on), or each row runs whole "
-                  "(off); auto: sharing where it saves >= 15% of the positions")
+                  "(off); auto: sharing where it computes <= 85% of the rows' positions")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   cmd->add_flag("--train-zero-advantage", o.train_zero_advantage,
                 "also run the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or "
                 "masked), as TRL does; by default they are skipped, which leaves the update unchanged");
+  cmd->add_option("--rank-balance", o.rank_balance,
+                  "data parallel: tokens pools the step's rollouts and deals them out so every rank trains as many "
+                  "tokens; none trains each rank on its own prompts' rollouts")
+      ->capture_default_str()->check(CLI::IsMember({"tokens", "none"}));
   cmd->add_option("--ref-reset-every", o.ref_reset_every, "iterative GRPO: the reference becomes the policy every K steps")
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "rollout temperature")->capture_default_str();

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,7 @@
 #include "infer/engine.h"
 #include "io/model_dir.h"
 #include "rl/prompts.h"
+#include "rl/rank_balance.h"
 #include "rm/reward_model.h"
 #include "tokenizer/chat_template.h"
 #include "train/autocast.h"
@@ -41,6 +43,57 @@ struct Rollout {
   double advantage = 0;
   bool masked = false;  // truncated with --mask-truncated
 };
+
+// Whether a rollout gets a forward and backward. Without the KL term (beta = 0) a rollout whose
+// advantage is exactly 0 (every completion of a group whose rewards are all equal: all right or
+// all wrong, most groups late in a run) adds exactly 0 to the gradient, as does a masked one:
+// skipping them leaves the update unchanged, since the normalisers (N, total_tokens) still count
+// them. --train-zero-advantage trains every rollout, as TRL does.
+bool trains(const Rollout& r, const GrpoOptions& o) {
+  return o.train_zero_advantage || (!r.masked && (r.advantage != 0 || o.loss.beta > 0));
+}
+
+// Data parallel (--rank-balance tokens): every rank's rollouts go to every rank (a byte
+// all-gather), and each keeps those balance_ranks deals it by trained tokens (rank_balance.h).
+std::vector<Rollout> deal_rollouts(const std::vector<Rollout>& mine, ProcessGroup& group, const GrpoOptions& o) {
+  std::string bytes;
+  const auto put = [&](const void* p, size_t n) { bytes.append(static_cast<const char*>(p), n); };
+  for (const Rollout& r : mine) {
+    const int64_t head[6] = {static_cast<int64_t>(r.tokens.size()), static_cast<int64_t>(r.sampled_logprobs.size()),
+                             r.prompt_len, r.completion_len, r.group, r.masked};
+    put(head, sizeof head);
+    put(&r.advantage, sizeof r.advantage);
+    put(r.tokens.data(), r.tokens.size() * sizeof(int64_t));
+    put(r.sampled_logprobs.data(), r.sampled_logprobs.size() * sizeof(float));
+  }
+  std::vector<Rollout> all;
+  for (const std::string& from : group.all_gather_strings(bytes)) {
+    for (size_t at = 0; at < from.size();) {
+      const auto take = [&](void* p, size_t n) {
+        if (at + n > from.size()) throw Error("GRPO: a rank sent a truncated rollout list");
+        std::memcpy(p, from.data() + at, n);
+        at += n;
+      };
+      int64_t head[6];
+      take(head, sizeof head);
+      Rollout r;
+      take(&r.advantage, sizeof r.advantage);
+      r.tokens.resize(static_cast<size_t>(head[0]));
+      r.sampled_logprobs.resize(static_cast<size_t>(head[1]));
+      take(r.tokens.data(), r.tokens.size() * sizeof(int64_t));
+      take(r.sampled_logprobs.data(), r.sampled_logprobs.size() * sizeof(float));
+      r.prompt_len = head[2], r.completion_len = head[3], r.group = head[4], r.masked = head[5] != 0;
+      all.push_back(std::move(r));
+    }
+  }
+  std::vector<int64_t> costs;
+  for (const Rollout& r : all) costs.push_back(trains(r, o) ? static_cast<int64_t>(r.tokens.size()) : 0);
+  const auto owner = balance_ranks(costs, group.size());
+  std::vector<Rollout> kept;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (owner[i] == group.rank()) kept.push_back(std::move(all[i]));
+  return kept;
+}
 
 // A micro-batch of rollouts as the shared-prefix forward takes it: each distinct prompt once
 // (the G completions of a group share theirs), the completions, and per completion its tokens as
@@ -178,6 +231,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   if (!(o.temperature > 0)) throw Error("--temperature must be > 0 for GRPO rollouts");
   if (o.scale_rewards != "group" && o.scale_rewards != "batch" && o.scale_rewards != "none")
     throw Error("--scale-rewards '" + o.scale_rewards + "': expected group, batch or none");
+  if (o.rank_balance != "tokens" && o.rank_balance != "none")
+    throw Error("--rank-balance '" + o.rank_balance + "': expected tokens or none");
   if ((o.prompts_per_step * o.group_size) % o.micro_batch != 0)
     throw Error("--prompts-per-step x --group-size (" + std::to_string(o.prompts_per_step * o.group_size) +
                 ") must be a multiple of --micro-batch (" + std::to_string(o.micro_batch) + ")");
@@ -438,6 +493,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
 
     // 2. Optimisation: mu passes, one AdamW step each, over micro-batches.
     const auto t1 = Clock::now();
+    if (group && o.rank_balance == "tokens") rollouts = deal_rollouts(rollouts, *group, o);
     policy->train();
     const int64_t local_n = static_cast<int64_t>(rollouts.size());
     double total_tokens = 0;  // completion tokens with a gradient, over all ranks
@@ -449,15 +505,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       N = static_cast<int64_t>(counts[0].item<double>());
       total_tokens = counts[1].item<double>();
     }
-    // Only rollouts that can move the weights get a forward and backward. Without the KL term (beta
-    // = 0) a rollout whose advantage is exactly 0 (every completion of a group whose rewards are all
-    // equal: all right or all wrong, most groups late in a run) adds exactly 0 to the gradient, as
-    // does a masked one: skipping them leaves the update unchanged, since the normalisers (N,
-    // total_tokens) still count them. --train-zero-advantage trains every rollout, as TRL does.
+    // Only rollouts that can move the weights get a forward and backward (trains()).
     std::vector<int64_t> by_length;
     for (int64_t i = 0; i < local_n; ++i)
-      if (o.train_zero_advantage || (!rollouts[i].masked && (rollouts[i].advantage != 0 || o.loss.beta > 0)))
-        by_length.push_back(i);
+      if (trains(rollouts[i], o)) by_length.push_back(i);
     const int64_t trained_n = static_cast<int64_t>(by_length.size());
     // Micro-batches are runs of the rollouts in order of length, so each pads to rows of similar
     // length instead of the step's longest (bare and reasoning answers differ 4x in length), and
@@ -535,10 +586,15 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     }
     bool stopping = stop && stop->load();
     double trained_all = static_cast<double>(trained_n);  // rollouts trained on, over all ranks
+    double rank_imbalance = 1;  // the busiest rank's trained tokens over the ranks' mean
     if (group) {  // the training statistics, and whether any rank was asked to stop (all stop at one step)
-      auto shared = torch::tensor({loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
-                                   entropy_tokens, static_cast<double>(trained_n), mismatch_sum},
-                                  torch::kFloat64).to(device);
+      double trained_tokens = 0;
+      for (int64_t i : by_length) trained_tokens += static_cast<double>(rollouts[i].tokens.size());
+      std::vector<double> stats = {loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
+                                   entropy_tokens, static_cast<double>(trained_n), mismatch_sum};
+      stats.resize(stats.size() + group->size(), 0.0);  // then each rank's trained tokens, in its own slot
+      stats[stats.size() - group->size() + group->rank()] = trained_tokens;
+      auto shared = torch::tensor(stats, torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
       shared = shared.cpu();
       loss_sum = shared[0].item<double>();
@@ -550,6 +606,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       entropy_tokens = shared[6].item<double>();
       trained_all = shared[7].item<double>();
       mismatch_sum = shared[8].item<double>();
+      const auto per_rank = shared.narrow(0, 9, group->size());
+      const double mean_tokens = per_rank.mean().item<double>();
+      rank_imbalance = mean_tokens > 0 ? per_rank.max().item<double>() / mean_tokens : 1.0;
     }
     ++step;
     std::optional<RmUpdateStats> rm_update;
@@ -591,6 +650,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                    // entropy: over the tokens trained on (null when every rollout was skipped)
                    {"entropy", entropy_tokens > 0 ? json(entropy_sum / entropy_tokens) : json(nullptr)},
                    {"rollouts_trained", trained_all / std::max<double>(N, 1)},
+                   {"rank_imbalance", rank_imbalance},
                    {"rollout_logprob_diff", entropy_tokens > 0 ? json(mismatch_sum / entropy_tokens) : json(nullptr)},
                    {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
                    {"grad_norm", grad_norm}, {"lr", lr}, {"generation_s", gen_s}, {"reward_s", reward_s},

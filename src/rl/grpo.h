@@ -38,6 +38,7 @@ struct GrpoOptions {
   bool mask_truncated = false;             // completions that hit the length limit get no gradient
   std::string prompt_sharing = "auto";     // auto | on | off: a group's prompt through the training forward once
   bool train_zero_advantage = false;       // also forward/backward rollouts with no gradient (beta = 0, A = 0)
+  std::string rank_balance = "tokens";     // data parallel: tokens (rollouts dealt out by length) | none (own prompts')
   int64_t ref_reset_every = 0;             // iterative GRPO: the reference becomes the policy every K steps
   double temperature = 1.0, top_p = 1.0;
   int64_t max_completion_tokens = 256;
