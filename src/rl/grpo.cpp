@@ -148,7 +148,8 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
     b.group[i] = prompt_row.at(r.group);
     b.lengths[i] = r.completion_len;
     b.advantages[i] = r.advantage;
-    std::copy(r.sampled_logprobs.begin(), r.sampled_logprobs.end(), b.sampled_logprobs[i].data_ptr<float>());
+    std::copy_n(r.sampled_logprobs.begin(), std::min<int64_t>(r.completion_len, r.sampled_logprobs.size()),
+                b.sampled_logprobs[i].data_ptr<float>());
     if (!r.masked) b.mask[i].narrow(0, 0, r.completion_len).fill_(1.0);
   }
   if (!share_prompts(sharing, shared_tokens, R * L)) {
