@@ -110,8 +110,11 @@ void add_generate_command(CLI::App& app) {
     std::vector<PromptInput> inputs;
     for (const auto& t : a->prompt_texts) inputs.push_back(PromptInput{t, {}, {}, false, false});
     for (const auto& p : a->prompt_ids) inputs.push_back(PromptInput{"", parse_id_list(p), {}, true, false});
-    if (!a->prompts_file.empty())
-      for (auto& p : read_prompt_file(a->prompts_file)) inputs.push_back(std::move(p));
+    if (!a->prompts_file.empty()) {
+      auto from_file = read_prompt_file(a->prompts_file);
+      if (from_file.empty()) throw Error(a->prompts_file + ": no prompts");
+      for (auto& p : from_file) inputs.push_back(std::move(p));
+    }
     if (inputs.empty()) throw Error("give --prompt, --prompt-ids or --prompts");
     LoadedModel m = load_for_generation(a->flags);
     std::vector<Request> requests;

@@ -25,20 +25,23 @@ std::vector<PromptRow> read_prompts(const std::string& path, const std::string& 
     PromptRow row;
     row.metadata = j;
     std::vector<ChatMessage> messages;
-    if (j.contains("messages")) {
+    // TRL's conversational format: "prompt" holds the messages.
+    const bool prompt_is_conversation = j.contains("prompt") && j["prompt"].is_array();
+    if (j.contains("messages") || prompt_is_conversation) {
       try {
-        messages = parse_messages(j);
+        messages = parse_messages(prompt_is_conversation ? json{{"messages", j["prompt"]}} : j);
       } catch (const Error& e) {
         throw Error(where + ": " + e.what());
       }
     } else {
       std::string question;
       for (const char* key : {"prompt", "problem", "question"})
-        if (j.contains(key) && j[key].is_string()) {
+        if (j.contains(key)) {
+          if (!j[key].is_string()) throw Error(where + ": '" + key + "' must be a string");
           question = j[key].get<std::string>();
           break;
         }
-      if (question.empty()) throw Error(where + ": needs 'prompt', 'problem', 'question' or 'messages'");
+      if (question.empty()) throw Error(where + ": needs a non-empty 'prompt', 'problem', 'question' or 'messages'");
       messages = {{"user", question}};
     }
     if (format) {

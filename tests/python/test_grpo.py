@@ -109,6 +109,43 @@ class Grpo(TempDirCase, unittest.TestCase):
         args[args.index("external")] = "accuracy_mathh"
         self.assertIn("unknown reward", subprocess.run(args, capture_output=True, text=True).stderr)
 
+    def test_prompt_file_forms(self):
+        """A prompt row is a text (`prompt` / `problem` / `question`), `messages`, or TRL's
+        conversational `prompt` (a list of messages): the last two render the same chat prompt. Rows
+        of the wrong shape are errors naming the file, line and field."""
+        user = "item 3:"
+        forms = {"messages": {"messages": [{"role": "user", "content": user}]},
+                 "conversational": {"prompt": [{"role": "user", "content": user}]}}
+        rendered = {}
+        for name, row in forms.items():
+            prompts, out = os.path.join(self.tmp, name + ".jsonl"), os.path.join(self.tmp, name)
+            with open(prompts, "w") as f:
+                f.write(json.dumps(row) + "\n")
+            args = self.args(out, 1, "--chat-template", "r1-zero")
+            args[args.index("--prompt-template") + 1] = "chat"
+            args[args.index("--prompts") + 1] = prompts
+            args[args.index("--prompts-per-step") + 1] = "1"
+            args[args.index("--micro-batch") + 1] = "8"
+            subprocess.run(args, check=True, capture_output=True)
+            with open(os.path.join(out, "samples.jsonl")) as f:
+                rendered[name] = {json.loads(line)["prompt"] for line in f}
+        self.assertEqual(len(rendered["messages"]), 1)
+        text = next(iter(rendered["messages"]))
+        self.assertIn(user, text)
+        self.assertIn("<think>", text)  # the R1-Zero template's instructions around the user's text
+        self.assertEqual(rendered["messages"], rendered["conversational"])
+        for row, needle in (({"prompt": 5}, ":1: 'prompt' must be a string"),
+                            ({"prompt": [{"role": "user"}]}, ":1: message 0 needs string 'role' and 'content'"),
+                            ({"answer": "2"}, ":1: needs a non-empty 'prompt'")):
+            prompts = os.path.join(self.tmp, "bad.jsonl")
+            with open(prompts, "w") as f:
+                f.write(json.dumps(row) + "\n")
+            args = self.args(os.path.join(self.tmp, "bad"), 1)
+            args[args.index("--prompts") + 1] = prompts
+            proc = subprocess.run(args, capture_output=True, text=True)
+            self.assertNotEqual(proc.returncode, 0, row)
+            self.assertIn(needle, proc.stderr, row)
+
     def test_two_processes_equal_one(self):
         """Data-parallel GRPO through `r1 launch`: each rank generates and scores half of the prompts
         with their global seeds, so 2 processes sample the same completions, and end with the same
