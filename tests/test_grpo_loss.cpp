@@ -113,6 +113,53 @@ TEST(GrpoLoss, K3KlIsZeroAtTheReferenceAndAddsBetaTimesIt) {
   expect_error([&] { grpo_loss(e.logp, e.logp, {}, e.adv, e.mask, o); }, "reference log-probs");
 }
 
+TEST(GrpoLoss, RolloutCorrectionWeightsByHand) {
+  // Trained minus sampled log-probs per token: ln 3, ln 0.5, 0 (row 0); ln 1.5, ln 4, padding (row 1).
+  const auto old = t2({{std::log(3.0), std::log(0.5), 0}, {std::log(1.5), std::log(4.0), 7}});
+  const auto sampled = torch::zeros({2, 3}, torch::kFloat64);
+  const auto mask = t2({{1, 1, 1}, {1, 1, 0}});
+  GrpoLossOptions o;
+  EXPECT_FALSE(rollout_correction(old, sampled, mask, o).defined());  // "none"
+  o.rollout_correction_max = 2;
+  const auto w = [&](const char* mode, double min = 0) {
+    o.rollout_correction = mode;
+    o.rollout_correction_min = min;
+    return rollout_correction(old, sampled, mask, o);
+  };
+  // Padding counts as a log-ratio of 0: weight 1 (and the loss masks it anyway).
+  EXPECT_TRUE(torch::allclose(w("token-truncate"), t2({{2, 0.5, 1}, {1.5, 2, 1}})));
+  EXPECT_TRUE(torch::allclose(w("token-truncate", 0.6), t2({{2, 0.6, 1}, {1.5, 2, 1}})));
+  EXPECT_TRUE(torch::allclose(w("token-mask"), t2({{0, 0.5, 1}, {1.5, 0, 1}})));
+  EXPECT_TRUE(torch::allclose(w("token-mask", 0.6), t2({{0, 0, 1}, {1.5, 0, 1}})));
+  // Per sequence: exp of the summed log-ratios, 3 x 0.5 x 1 = 1.5 and 1.5 x 4 = 6.
+  EXPECT_TRUE(torch::allclose(w("sequence-truncate"), t2({{1.5, 1.5, 1.5}, {2, 2, 2}})));
+  EXPECT_TRUE(torch::allclose(w("sequence-mask"), t2({{1.5, 1.5, 1.5}, {0, 0, 0}})));
+  o.rollout_correction = "tokens";
+  expect_error([&] { rollout_correction(old, sampled, mask, o); }, "--rollout-correction");
+  o.rollout_correction = "token-mask";
+  o.rollout_correction_min = 3;
+  expect_error([&] { rollout_correction(old, sampled, mask, o); }, "min < max");
+}
+
+TEST(GrpoLoss, RolloutWeightScalesTheSurrogateNotTheKl) {
+  Example e;
+  const auto ref = t2({{-1.2, -2.1, -2.8}, {-0.9, -1.2, 0}});
+  const auto weight = t2({{2, 0.5, 1}, {0, 3, 1}});
+  GrpoLossOptions o;
+  o.loss_agg = "token-mean";
+  o.beta = 0.1;
+  const double k3[2][3] = {{std::exp(-0.2) + 0.2 - 1, std::exp(-0.1) + 0.1 - 1, std::exp(0.2) - 0.2 - 1},
+                           {std::exp(0.1) - 0.1 - 1, std::exp(-0.2) + 0.2 - 1, 0}};
+  double expected = 0;
+  const double lp[2][3] = {{-1, -2, -3}, {-1, -1, 0}}, od[2][3] = {{-1.1, -2, -2.5}, {-1, -1.5, 0}};
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < (b == 0 ? 3 : 2); ++t)
+      expected += weight[b][t].item<double>() * token_loss(lp[b][t], od[b][t], b == 0 ? 1 : -1, 0.2, 0.2) +
+                  0.1 * k3[b][t];
+  EXPECT_NEAR(grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o, weight).loss.item<double>(), expected / 5, 1e-12);
+  expect_error([&] { grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o, weight.narrow(1, 0, 2)); }, "rollout_weight");
+}
+
 TEST(GrpoLoss, OnPolicyGradientIsReinforceWithTheGroupBaseline) {
   // mu = 1: old = logp (detached), ratio exactly 1, and d loss / d logp_t = -A_i / n_i / B.
   Example e;

@@ -45,6 +45,16 @@ void add_grpo_command(CLI::App& app) {
                 "KL term x importance ratio: the unbiased KL gradient of DeepSeek-V3.2 (TRL's default)");
   cmd->add_option("--epsilon", o.loss.epsilon, "clip range low")->capture_default_str();
   cmd->add_option("--epsilon-high", o.loss.epsilon_high, "clip range high (DAPO clip-higher: 0.28)")->capture_default_str();
+  cmd->add_option("--rollout-correction", o.loss.rollout_correction,
+                  "reweight the surrogate by exp(trained - sampled log-prob) when the sampler differs from the trained "
+                  "policy (top-p, bf16 training): none, token-truncate, token-mask, sequence-truncate, sequence-mask "
+                  "(TRL's vllm_importance_sampling_correction)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "token-truncate", "token-mask", "sequence-truncate", "sequence-mask"}));
+  cmd->add_option("--rollout-correction-min", o.loss.rollout_correction_min, "weights below: clipped up / zeroed (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--rollout-correction-max", o.loss.rollout_correction_max, "weights above: clipped / zeroed")
+      ->capture_default_str();
   cmd->add_option("--loss-agg", o.loss.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)")
       ->capture_default_str();
   cmd->add_option("--scale-rewards", o.scale_rewards, "group, batch, none (Dr. GRPO)")->capture_default_str();

@@ -15,6 +15,29 @@ void GrpoLossOptions::validate() const {
   if (!(epsilon > 0)) throw Error("--epsilon must be > 0");
   if (!(epsilon_high > 0)) throw Error("--epsilon-high must be > 0");
   if (!(beta >= 0)) throw Error("--beta must be >= 0");
+  if (rollout_correction != "none" && rollout_correction != "token-truncate" && rollout_correction != "token-mask" &&
+      rollout_correction != "sequence-truncate" && rollout_correction != "sequence-mask")
+    throw Error("--rollout-correction '" + rollout_correction +
+                "': expected none, token-truncate, token-mask, sequence-truncate or sequence-mask");
+  if (!(rollout_correction_min >= 0) || !(rollout_correction_max > rollout_correction_min))
+    throw Error("--rollout-correction-min/max: need 0 <= min < max");
+}
+
+torch::Tensor rollout_correction(const torch::Tensor& old_logp, const torch::Tensor& sampled_logp,
+                                 const torch::Tensor& mask, const GrpoLossOptions& o) {
+  o.validate();
+  if (o.rollout_correction == "none") return {};
+  if (old_logp.dim() != 2 || sampled_logp.sizes() != old_logp.sizes() || mask.sizes() != old_logp.sizes())
+    throw Error("rollout_correction: old_logp, sampled_logp and mask must be [B, T]");
+  torch::NoGradGuard no_grad;
+  auto diff = (old_logp.detach() - sampled_logp) * mask.to(old_logp.scalar_type());
+  const bool sequence = o.rollout_correction.rfind("sequence", 0) == 0;
+  auto w = (sequence ? diff.sum(1, /*keepdim=*/true) : diff).exp();
+  if (o.rollout_correction.find("truncate") != std::string::npos)
+    w = w.clamp(o.rollout_correction_min, o.rollout_correction_max);
+  else
+    w = w.masked_fill((w < o.rollout_correction_min).logical_or(w > o.rollout_correction_max), 0.0);
+  return w.expand_as(old_logp).contiguous();
 }
 
 torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& scale) {
@@ -31,8 +54,11 @@ torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& 
 }
 
 GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
-                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& o) {
+                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& o,
+                        const torch::Tensor& rollout_weight) {
   o.validate();
+  if (rollout_weight.defined() && rollout_weight.sizes() != logp.sizes())
+    throw Error("grpo_loss: rollout_weight must be [B, T] like logp");
   if (logp.dim() != 2 || old_logp.sizes() != logp.sizes() || mask.sizes() != logp.sizes() ||
       advantages.dim() != 1 || advantages.size(0) != logp.size(0))
     throw Error("grpo_loss: logp, old_logp and mask must be [B, T] and advantages [B]");
@@ -51,6 +77,7 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   const auto a = advantages.to(logp.scalar_type()).unsqueeze(1);
   const auto clipped = ratio.clamp(1.0 - o.epsilon, 1.0 + o.epsilon_high);
   auto per_token = -torch::min(ratio * a, clipped * a);
+  if (rollout_weight.defined()) per_token = per_token * rollout_weight.to(per_token.scalar_type());
   GrpoLossTerms out;
   if (ref_logp.defined()) {
     const auto d = (ref_logp - logp);

@@ -9,6 +9,8 @@
 //   surrogate   l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)   (eps_high > eps_low: DAPO clip-higher)
 //   KL (k3)     kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1, added as beta * kl_t
 //               (x rho_t with kl_bias_correction, DeepSeek-V3.2's unbiased KL gradient)
+//   rollout     w_t = exp(old_t - sampled_t), or per sequence exp(sum_t(old_t - sampled_t)), truncated to
+//   correction  [min, max] or zeroed outside it; multiplies l_t (TRL's vllm_importance_sampling_correction)
 //   aggregation "seq-mean-token-mean" (GRPO): mean over sequences of the token mean
 //               "token-mean" (DAPO): sum over all tokens / number of tokens
 //               "seq-mean-token-sum-norm" (Dr. GRPO): sum over all tokens / (sequences x max length)
@@ -29,6 +31,10 @@ struct GrpoLossOptions {
   // gradient is the unbiased reverse-KL gradient off-policy. TRL's default since 1.x; off in DeepSeekMath/R1.
   bool kl_bias_correction = false;
   int64_t max_completion_length = 0;  // Dr. GRPO's normaliser (0: the mask's width)
+  // Rollout correction: none | token-truncate | token-mask | sequence-truncate | sequence-mask, with
+  // bounds on the importance weight between the trained policy and the sampler (min 0: none).
+  std::string rollout_correction = "none";
+  double rollout_correction_min = 0.0, rollout_correction_max = 3.0;
 
   void validate() const;  // throws r1::Error naming the bad option
 };
@@ -47,8 +53,18 @@ struct GrpoLossTerms {
 
 // logp, old_logp, ref_logp: [B, T] per-token log-probs of the completion tokens (ref_logp may be
 // undefined when beta = 0); advantages [B]; mask [B, T] (1 for real completion tokens; 0 for
-// padding and for tokens of truncated completions when those are masked).
+// padding and for tokens of truncated completions when those are masked); rollout_weight [B, T]
+// (rollout_correction(); undefined: none) multiplies each token's surrogate, not its KL term.
 GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
-                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& options);
+                        const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& options,
+                        const torch::Tensor& rollout_weight = {});
+
+// The rollout correction's weights [B, T] (no gradient) from the trained policy's log-probs at the
+// start of the step (old_logp) and those the engine sampled with (sampled_logp), as TRL computes its
+// importance_sampling_ratio: when the sampler differs from the trained policy (top-p truncation,
+// bf16 training, a different kernel), the rollouts are off-policy and this reweights them.
+// Undefined when options.rollout_correction is "none".
+torch::Tensor rollout_correction(const torch::Tensor& old_logp, const torch::Tensor& sampled_logp,
+                                 const torch::Tensor& mask, const GrpoLossOptions& options);
 
 }  // namespace r1

@@ -109,6 +109,25 @@ class Grpo(TempDirCase, unittest.TestCase):
         args[args.index("external")] = "accuracy_mathh"
         self.assertIn("unknown reward", subprocess.run(args, capture_output=True, text=True).stderr)
 
+    def test_rollout_correction_when_the_sampler_differs(self):
+        """Top-p rollouts come from a truncated distribution whose log-probs exceed the policy's, so
+        rollout_logprob_diff shows the mismatch and --rollout-correction weights those tokens below 1;
+        without the flag no weights are logged."""
+        runs = {}
+        for mode in ("none", "token-truncate"):
+            out = os.path.join(self.tmp, mode)
+            subprocess.run(self.args(out, 2, "--top-p", "0.5", "--rollout-correction", mode), check=True,
+                           capture_output=True)
+            runs[mode] = self.metrics(out)
+        self.assertTrue(all(r["rollout_weight"] is None for r in runs["none"]))
+        for r in runs["token-truncate"]:
+            self.assertGreater(r["rollout_logprob_diff"], 0.05)
+            self.assertLess(r["rollout_weight"], 0.99)
+            self.assertGreater(r["rollout_weight"], 0)
+        # The same rollouts (same seeds), a different update.
+        self.assertEqual(runs["none"][0]["reward"], runs["token-truncate"][0]["reward"])
+        self.assertNotAlmostEqual(runs["none"][0]["grad_norm"], runs["token-truncate"][0]["grad_norm"], places=6)
+
     def test_prompt_file_forms(self):
         """A prompt row is a text (`prompt` / `problem` / `question`), `messages`, or TRL's
         conversational `prompt` (a list of messages): the last two render the same chat prompt. Rows

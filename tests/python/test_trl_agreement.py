@@ -4,7 +4,10 @@ _generate_and_score_completions (a real trainer on a tiny model, the reward func
 test's rewards), and the per-token log-probs, old and reference log-probs and masks through its
 _compute_loss. Loss values and d loss / d logp must agree for every loss type both implement
 (grpo, bnpo = token-level, dr_grpo, dapo), each reward scaling, clip-higher, sequence-level
-importance (GSPO), beta > 0 and the KL bias correction (on and off)."""
+importance (GSPO), beta > 0 and the KL bias correction (on and off). The rollout correction's weights
+(--rollout-correction, TRL's vllm_importance_sampling_correction) come out of TRL's own
+_generate_and_score_completions, given the same sampled and trained log-probs through a stand-in
+generator, in each of its four modes, and then weight the same loss."""
 import os
 import subprocess
 import tempfile
@@ -81,11 +84,11 @@ class TrlAgreement(unittest.TestCase):
         ref = old + torch.randn(P * G, T, generator=g, dtype=torch.float64) * 0.2
         return {"rewards": rewards, "logp": logp, "old_logp": old, "ref_logp": ref, "mask": mask}
 
-    def r1(self, t, loss_agg, scale, importance, beta, eps, eps_high, correction):
+    def r1(self, t, loss_agg, scale, importance, beta, eps, eps_high, correction, rollout=()):
         src, dst = os.path.join(self.tmp, "in.safetensors"), os.path.join(self.tmp, "out.safetensors")
         save_file({k: v.contiguous() for k, v in t.items()}, src)
         subprocess.run([PROBE, src, dst, loss_agg, scale, importance, str(beta), str(eps), str(eps_high), str(T),
-                        str(int(correction))],
+                        str(int(correction)), *map(str, rollout)],
                        check=True)
         return load_file(dst)
 
@@ -97,7 +100,33 @@ class TrlAgreement(unittest.TestCase):
             warnings.simplefilter("ignore")
             return tr._generate_and_score_completions(tr.rows)["advantages"].to(torch.float64)
 
-    def trl_loss(self, t, advantages, loss_type, importance, beta, eps, eps_high, correction):
+    def trl_rollout_weights(self, t, mode, clip_min, clip_max):
+        """TRL's importance_sampling_ratio, computed by _generate_and_score_completions itself: a
+        stand-in generator returns completions of the mask's lengths with the sampled log-probs, and the
+        trained log-probs stand in for its forward."""
+        tr = self.trainer
+        lengths = t["mask"].sum(1).long().tolist()
+        saved = tr._generate, tr._get_per_token_logps_and_entropies, tr.use_vllm
+        tr._generate = lambda prompts: ([[1, 2]] * len(prompts), [[5] * n for n in lengths], None,
+                                        ["x"] * len(prompts),
+                                        [t["sampled_logp"][i, :n].tolist() for i, n in enumerate(lengths)], {}, None,
+                                        None)
+        tr._get_per_token_logps_and_entropies = lambda *a, **k: (t["old_logp"].clone(), None, None)
+        tr.use_vllm, tr.vllm_importance_sampling_correction = True, True
+        tr.vllm_importance_sampling_mode = mode
+        tr.vllm_importance_sampling_clip_min, tr.vllm_importance_sampling_clip_max = clip_min, clip_max
+        tr.scale_rewards, tr.beta = "group", 0.0
+        tr.holder["rewards"] = t["rewards"].flatten().tolist()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = tr._generate_and_score_completions(tr.rows)
+        finally:
+            tr._generate, tr._get_per_token_logps_and_entropies, tr.use_vllm = saved
+        self.assertTrue(torch.equal(out["completion_mask"].to(torch.float64), t["mask"]))
+        return out["importance_sampling_ratio"].to(torch.float64).expand(P * G, T)
+
+    def trl_loss(self, t, advantages, loss_type, importance, beta, eps, eps_high, correction, rollout_weight=None):
         tr = self.trainer
         tr.loss_type, tr.beta, tr.epsilon_low, tr.epsilon_high = loss_type, beta, eps, eps_high
         tr.importance_sampling_level, tr.max_completion_length = importance, T
@@ -108,7 +137,14 @@ class TrlAgreement(unittest.TestCase):
                   "completion_ids": torch.zeros(P * G, T, dtype=torch.long), "completion_mask": t["mask"],
                   "advantages": advantages, "old_per_token_logps": t["old_logp"],
                   "ref_per_token_logps": t["ref_logp"], "num_items_in_batch": t["mask"].sum()}
-        loss = tr._compute_loss(tr.model, inputs)
+        tr.use_vllm = rollout_weight is not None  # what makes _compute_loss apply the weights
+        tr.vllm_importance_sampling_correction = True
+        if rollout_weight is not None:
+            inputs["importance_sampling_ratio"] = rollout_weight
+        try:
+            loss = tr._compute_loss(tr.model, inputs)
+        finally:
+            tr.use_vllm = False
         loss.backward()
         return loss.detach(), logp.grad
 
@@ -142,6 +178,29 @@ class TrlAgreement(unittest.TestCase):
         for importance in ("token", "sequence"):
             self.check("grpo", beta=0.04, importance=importance, correction=True, seed=6)
             self.check("bnpo", beta=0.001, importance=importance, correction=True, seed=7)
+
+    def test_rollout_correction(self):
+        for mode, clip_min, clip_max, loss_type in (("token_truncate", None, 2.0, "grpo"), ("token_mask", 0.5, 2.0, "bnpo"),
+                                                    ("sequence_truncate", 0.8, 3.0, "dr_grpo"),
+                                                    ("sequence_mask", None, 3.0, "grpo")):
+            t = self.tensors(8)
+            g = torch.Generator().manual_seed(9)
+            # The sampler's log-probs, as float32 like TRL's list -> tensor conversion makes them.
+            t["sampled_logp"] = (t["old_logp"] + torch.randn(P * G, T, generator=g, dtype=torch.float64) * 0.4
+                                 ).float().double()
+            rollout = (mode.replace("_", "-"), clip_min or 0.0, clip_max)
+            ours = self.r1(t, LOSS_TYPES[loss_type], "group", "token", 0.04, 0.2, 0.28, False, rollout)
+            theirs = self.trl_rollout_weights(t, mode, clip_min, clip_max)
+            m = t["mask"].bool()
+            torch.testing.assert_close(ours["rollout_weight"][m], theirs[m], rtol=1e-9, atol=1e-12, msg=mode)
+            # The bounds bind somewhere (else the modes would not be told apart), and weights in between vary.
+            bound = (theirs[m] == 0) if mode.endswith("mask") else (theirs[m] == clip_max) | (theirs[m] == (clip_min or 0))
+            self.assertTrue(bound.any(), mode)
+            self.assertTrue(((theirs[m] != 1) & ~bound).any(), mode)
+            loss, grad = self.trl_loss(t, ours["advantages"], loss_type, "token", 0.04, 0.2, 0.28, False,
+                                       rollout_weight=theirs)
+            torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg=mode)
+            torch.testing.assert_close(ours["grad_logp"], grad, rtol=1e-6, atol=1e-12, msg=mode)
 
     def test_sequence_level_importance(self):
         self.check("grpo", importance="sequence", eps=3e-4, eps_high=4e-4, seed=4)
