@@ -1,9 +1,9 @@
 // Test helper for tests/python/test_trl_agreement.py: runs r1's GRPO advantages and loss on tensors
 // from a safetensors file so the same tensors can go through TRL's GRPOTrainer.
 //   grpo_loss_probe IN.safetensors OUT.safetensors loss-agg scale-rewards importance beta eps eps-high max-len
-//                   kl-bias-correction(0|1) [rollout-correction min max]
+//                   kl-bias-correction(0|1) [rollout-correction min max [off-policy-mask]]
 // IN: rewards [P, G], logp / old_logp / ref_logp / mask [P*G, T] (float64); with a rollout correction
-// other than none, sampled_logp [P*G, T] too.
+// other than none or an off-policy mask, sampled_logp [P*G, T] too.
 // OUT: advantages [P*G], loss [1], grad_logp [P*G, T] (d loss / d logp), rollout_weight [P*G, T] (all 1
 // without a correction), all float64.
 #include <cstdio>
@@ -14,9 +14,9 @@
 #include "rl/grpo_loss.h"
 
 int main(int argc, char** argv) {
-  if (argc != 11 && argc != 14) {
+  if (argc != 11 && argc != 14 && argc != 15) {
     std::fprintf(stderr, "usage: %s IN OUT loss-agg scale importance beta eps eps-high max-len kl-bias-correction "
-                 "[rollout-correction min max]\n", argv[0]);
+                 "[rollout-correction min max [off-policy-mask]]\n", argv[0]);
     return 2;
   }
   try {
@@ -30,17 +30,20 @@ int main(int argc, char** argv) {
     o.epsilon_high = std::stod(argv[8]);
     o.max_completion_length = std::stoll(argv[9]);
     o.kl_bias_correction = std::string(argv[10]) == "1";
-    if (argc == 14) {
+    if (argc >= 14) {
       o.rollout_correction = argv[11];
       o.rollout_correction_min = std::stod(argv[12]);
       o.rollout_correction_max = std::stod(argv[13]);
     }
+    if (argc == 15) o.off_policy_mask = std::stod(argv[14]);
+    const bool sampled = o.rollout_correction != "none" || o.off_policy_mask > 0;
     const auto advantages = r1::group_advantages(get("rewards"), argv[4]).flatten().contiguous();
     const auto logp = get("logp").requires_grad_(true);
     const auto weight = o.rollout_correction == "none"
                             ? torch::Tensor()
                             : r1::rollout_correction(get("old_logp"), get("sampled_logp"), get("mask"), o);
-    const auto terms = r1::grpo_loss(logp, get("old_logp"), get("ref_logp"), advantages, get("mask"), o, weight);
+    const auto terms = r1::grpo_loss(logp, get("old_logp"), get("ref_logp"), advantages, get("mask"), o, weight,
+                                     sampled ? get("sampled_logp") : torch::Tensor());
     terms.loss.backward();
     const auto loss = terms.loss.detach().reshape({1}).contiguous();
     const auto grad = logp.grad().contiguous();

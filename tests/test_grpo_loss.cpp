@@ -158,6 +158,10 @@ TEST(GrpoLoss, RolloutWeightScalesTheSurrogateNotTheKl) {
                   0.1 * k3[b][t];
   EXPECT_NEAR(grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o, weight).loss.item<double>(), expected / 5, 1e-12);
   expect_error([&] { grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o, weight.narrow(1, 0, 2)); }, "rollout_weight");
+  o.off_policy_mask = 0.1;  // needs the sampler's log-probs
+  expect_error([&] { grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o); }, "sampler's log-probs");
+  o.off_policy_mask = -1;
+  expect_error([&] { grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o); }, "--off-policy-mask");
 }
 
 TEST(GrpoLoss, OnPolicyGradientIsReinforceWithTheGroupBaseline) {

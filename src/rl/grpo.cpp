@@ -544,6 +544,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     double kl_sum = 0, clip_low = 0, clip_high = 0, entropy_sum = 0, entropy_tokens = 0, grad_norm = 0, loss_sum = 0;
     double mismatch_sum = 0;  // |training log-prob - engine log-prob| over trained tokens, first pass
     double rollout_weight_sum = 0;  // --rollout-correction's weights over the same tokens
+    double off_policy_masked = 0;   // rollouts the off-policy mask dropped, first pass
     GrpoLossOptions loss_options = o.loss;
     loss_options.max_completion_length = o.max_completion_tokens;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
@@ -560,7 +561,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         const auto old = o.mu > 1 ? old_logp[k] : logp.detach();
         const auto sampled = batch.sampled_logprobs.to(device);
         const auto rollout_weight = rollout_correction(old, sampled, mask, loss_options);
-        const auto terms = grpo_loss(logp, old, ref, batch.advantages.to(device), mask, loss_options, rollout_weight);
+        const auto terms =
+            grpo_loss(logp, old, ref, batch.advantages.to(device), mask, loss_options, rollout_weight, sampled);
         // Weight the micro-batch so the sum over micro-batches is the loss of the whole batch.
         const double micro_tokens = batch.mask.sum().item<double>();
         const double b = static_cast<double>(batch.targets.size(0));
@@ -575,6 +577,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
           entropy_tokens += micro_tokens;
           mismatch_sum += ((old - sampled).abs() * mask).sum().item<double>();
           if (rollout_weight.defined()) rollout_weight_sum += (rollout_weight * mask).sum().item<double>();
+          off_policy_masked += terms.off_policy_masked * b;
         }
       }
       // Nothing trained here (no rollouts on this rank, or all skipped): the gradient is 0, and AdamW
@@ -596,7 +599,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       double trained_tokens = 0;
       for (int64_t i : by_length) trained_tokens += static_cast<double>(rollouts[i].tokens.size());
       std::vector<double> stats = {loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
-                                   entropy_tokens, static_cast<double>(trained_n), mismatch_sum, rollout_weight_sum};
+                                   entropy_tokens, static_cast<double>(trained_n), mismatch_sum, rollout_weight_sum,
+                                   off_policy_masked};
       stats.resize(stats.size() + group->size(), 0.0);  // then each rank's trained tokens, in its own slot
       stats[stats.size() - group->size() + group->rank()] = trained_tokens;
       auto shared = torch::tensor(stats, torch::kFloat64).to(device);
@@ -612,7 +616,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       trained_all = shared[7].item<double>();
       mismatch_sum = shared[8].item<double>();
       rollout_weight_sum = shared[9].item<double>();
-      const auto per_rank = shared.narrow(0, 10, group->size());
+      off_policy_masked = shared[10].item<double>();
+      const auto per_rank = shared.narrow(0, 11, group->size());
       const double mean_tokens = per_rank.mean().item<double>();
       rank_imbalance = mean_tokens > 0 ? per_rank.max().item<double>() / mean_tokens : 1.0;
     }
@@ -660,6 +665,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                    {"rollout_logprob_diff", entropy_tokens > 0 ? json(mismatch_sum / entropy_tokens) : json(nullptr)},
                    {"rollout_weight", o.loss.rollout_correction != "none" && entropy_tokens > 0
                                           ? json(rollout_weight_sum / entropy_tokens) : json(nullptr)},
+                   {"off_policy_masked", o.loss.off_policy_mask > 0 && trained_all > 0
+                                             ? json(off_policy_masked / trained_all) : json(nullptr)},
                    {"clip_low", clip_low / tokens}, {"clip_high", clip_high / tokens},
                    {"grad_norm", grad_norm}, {"lr", lr}, {"generation_s", gen_s}, {"reward_s", reward_s},
                    {"train_s", train_s}, {"step_s", seconds}, {"tokens_per_s", generated / seconds}};

@@ -21,6 +21,7 @@ void GrpoLossOptions::validate() const {
                 "': expected none, token-truncate, token-mask, sequence-truncate or sequence-mask");
   if (!(rollout_correction_min >= 0) || !(rollout_correction_max > rollout_correction_min))
     throw Error("--rollout-correction-min/max: need 0 <= min < max");
+  if (!(off_policy_mask >= 0)) throw Error("--off-policy-mask must be >= 0 (0: off)");
 }
 
 torch::Tensor rollout_correction(const torch::Tensor& old_logp, const torch::Tensor& sampled_logp,
@@ -55,10 +56,12 @@ torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& 
 
 GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
                         const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& o,
-                        const torch::Tensor& rollout_weight) {
+                        const torch::Tensor& rollout_weight, const torch::Tensor& sampled_logp) {
   o.validate();
   if (rollout_weight.defined() && rollout_weight.sizes() != logp.sizes())
     throw Error("grpo_loss: rollout_weight must be [B, T] like logp");
+  if (o.off_policy_mask > 0 && (!sampled_logp.defined() || sampled_logp.sizes() != logp.sizes()))
+    throw Error("grpo_loss: --off-policy-mask needs the sampler's log-probs [B, T]");
   if (logp.dim() != 2 || old_logp.sizes() != logp.sizes() || mask.sizes() != logp.sizes() ||
       advantages.dim() != 1 || advantages.size(0) != logp.size(0))
     throw Error("grpo_loss: logp, old_logp and mask must be [B, T] and advantages [B]");
@@ -77,6 +80,13 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   const auto a = advantages.to(logp.scalar_type()).unsqueeze(1);
   const auto clipped = ratio.clamp(1.0 - o.epsilon, 1.0 + o.epsilon_high);
   auto per_token = -torch::min(ratio * a, clipped * a);
+  torch::Tensor keep;  // [B, 1]: the off-policy mask
+  if (o.off_policy_mask > 0) {
+    const auto drift = ((sampled_logp.to(logp.scalar_type()) - logp.detach()) * m).sum(1, true) /
+                       m.sum(1, true).clamp_min(1.0);
+    keep = (a >= 0).logical_or(drift <= o.off_policy_mask).to(logp.scalar_type());
+    per_token = per_token * keep;
+  }
   if (rollout_weight.defined()) per_token = per_token * rollout_weight.to(per_token.scalar_type());
   GrpoLossTerms out;
   if (ref_logp.defined()) {
@@ -100,6 +110,7 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   out.clip_low = (low.sum() / tokens).item<double>();
   out.clip_high = (high.sum() / tokens).item<double>();
   out.ratio_mean = ((ratio * m).sum() / tokens).item<double>();
+  if (keep.defined()) out.off_policy_masked = 1.0 - keep.mean().item<double>();
   return out;
 }
 

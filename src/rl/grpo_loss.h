@@ -11,6 +11,8 @@
 //               (x rho_t with kl_bias_correction, DeepSeek-V3.2's unbiased KL gradient)
 //   rollout     w_t = exp(old_t - sampled_t), or per sequence exp(sum_t(old_t - sampled_t)), truncated to
 //   correction  [min, max] or zeroed outside it; multiplies l_t (TRL's vllm_importance_sampling_correction)
+//   off-policy  a sequence with A < 0 whose mean_t(sampled_t - logp_t) > delta gets no surrogate
+//   mask        (DeepSeek-V3.2's off-policy sequence masking; TRL's off_policy_mask_threshold)
 //   aggregation "seq-mean-token-mean" (GRPO): mean over sequences of the token mean
 //               "token-mean" (DAPO): sum over all tokens / number of tokens
 //               "seq-mean-token-sum-norm" (Dr. GRPO): sum over all tokens / (sequences x max length)
@@ -35,6 +37,10 @@ struct GrpoLossOptions {
   // bounds on the importance weight between the trained policy and the sampler (min 0: none).
   std::string rollout_correction = "none";
   double rollout_correction_min = 0.0, rollout_correction_max = 3.0;
+  // DeepSeek-V3.2 (arXiv 2512.02556) off-policy sequence masking: delta > 0 drops the surrogate of
+  // sequences with a negative advantage that the current policy has drifted from by more than delta
+  // (mean per-token log-ratio of sampler over policy); 0: off.
+  double off_policy_mask = 0.0;
 
   void validate() const;  // throws r1::Error naming the bad option
 };
@@ -49,15 +55,17 @@ struct GrpoLossTerms {
   double clip_low = 0;          // share of tokens clipped at 1 - eps_low with A < 0
   double clip_high = 0;         // share clipped at 1 + eps_high with A > 0
   double ratio_mean = 0;
+  double off_policy_masked = 0;  // share of sequences the off-policy mask dropped
 };
 
 // logp, old_logp, ref_logp: [B, T] per-token log-probs of the completion tokens (ref_logp may be
 // undefined when beta = 0); advantages [B]; mask [B, T] (1 for real completion tokens; 0 for
 // padding and for tokens of truncated completions when those are masked); rollout_weight [B, T]
-// (rollout_correction(); undefined: none) multiplies each token's surrogate, not its KL term.
+// (rollout_correction(); undefined: none) multiplies each token's surrogate, not its KL term;
+// sampled_logp [B, T], the sampler's log-probs, is needed with options.off_policy_mask > 0.
 GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp, const torch::Tensor& ref_logp,
                         const torch::Tensor& advantages, const torch::Tensor& mask, const GrpoLossOptions& options,
-                        const torch::Tensor& rollout_weight = {});
+                        const torch::Tensor& rollout_weight = {}, const torch::Tensor& sampled_logp = {});
 
 // The rollout correction's weights [B, T] (no gradient) from the trained policy's log-probs at the
 // start of the step (old_logp) and those the engine sampled with (sampled_logp), as TRL computes its

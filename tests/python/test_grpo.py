@@ -127,6 +127,13 @@ class Grpo(TempDirCase, unittest.TestCase):
         # The same rollouts (same seeds), a different update.
         self.assertEqual(runs["none"][0]["reward"], runs["token-truncate"][0]["reward"])
         self.assertNotAlmostEqual(runs["none"][0]["grad_norm"], runs["token-truncate"][0]["grad_norm"], places=6)
+        # DeepSeek-V3.2's off-policy sequence mask: with the top-p drift above the threshold, it drops the
+        # negative-advantage completions (about half of those trained), logged as off_policy_masked.
+        out = os.path.join(self.tmp, "opsm")
+        subprocess.run(self.args(out, 2, "--top-p", "0.5", "--off-policy-mask", "0.01"), check=True, capture_output=True)
+        masked = [r["off_policy_masked"] for r in self.metrics(out)]
+        self.assertTrue(all(0.2 < x < 0.8 for x in masked), masked)
+        self.assertTrue(all(r["off_policy_masked"] is None for r in runs["none"]))
 
     def test_prompt_file_forms(self):
         """A prompt row is a text (`prompt` / `problem` / `question`), `messages`, or TRL's

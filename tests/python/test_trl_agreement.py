@@ -126,8 +126,10 @@ class TrlAgreement(unittest.TestCase):
         self.assertTrue(torch.equal(out["completion_mask"].to(torch.float64), t["mask"]))
         return out["importance_sampling_ratio"].to(torch.float64).expand(P * G, T)
 
-    def trl_loss(self, t, advantages, loss_type, importance, beta, eps, eps_high, correction, rollout_weight=None):
+    def trl_loss(self, t, advantages, loss_type, importance, beta, eps, eps_high, correction, rollout_weight=None,
+                 off_policy=None):
         tr = self.trainer
+        tr.off_policy_mask_threshold = off_policy
         tr.loss_type, tr.beta, tr.epsilon_low, tr.epsilon_high = loss_type, beta, eps, eps_high
         tr.importance_sampling_level, tr.max_completion_length = importance, T
         tr.args.use_bias_correction_kl = correction
@@ -141,6 +143,8 @@ class TrlAgreement(unittest.TestCase):
         tr.vllm_importance_sampling_correction = True
         if rollout_weight is not None:
             inputs["importance_sampling_ratio"] = rollout_weight
+        if off_policy is not None:
+            inputs["sampling_per_token_logps"] = t["sampled_logp"]
         try:
             loss = tr._compute_loss(tr.model, inputs)
         finally:
@@ -201,6 +205,21 @@ class TrlAgreement(unittest.TestCase):
                                        rollout_weight=theirs)
             torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg=mode)
             torch.testing.assert_close(ours["grad_logp"], grad, rtol=1e-6, atol=1e-12, msg=mode)
+
+    def test_off_policy_sequence_mask(self):  # DeepSeek-V3.2, TRL's off_policy_mask_threshold
+        for loss_type, delta, importance in (("grpo", 0.15, "token"), ("bnpo", 0.18, "sequence")):
+            t = self.tensors(10)
+            g = torch.Generator().manual_seed(11)
+            t["sampled_logp"] = t["logp"] + torch.randn(P * G, T, generator=g, dtype=torch.float64).abs() * 0.2
+            ours = self.r1(t, LOSS_TYPES[loss_type], "group", importance, 0.04, 0.2, 0.2, False, ("none", 0, 3, delta))
+            loss, grad = self.trl_loss(t, ours["advantages"], loss_type, importance, 0.04, 0.2, 0.2, False,
+                                       off_policy=delta)
+            torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg=loss_type)
+            torch.testing.assert_close(ours["grad_logp"], grad, rtol=1e-6, atol=1e-12, msg=loss_type)
+            # Some negative-advantage rows dropped (no surrogate gradient, only the KL's), others kept.
+            drift = ((t["sampled_logp"] - t["logp"]) * t["mask"]).sum(1) / t["mask"].sum(1)
+            dropped = (ours["advantages"] < 0) & (drift > delta)
+            self.assertTrue(dropped.any() and ((ours["advantages"] < 0) & ~dropped).any(), loss_type)
 
     def test_sequence_level_importance(self):
         self.check("grpo", importance="sequence", eps=3e-4, eps_high=4e-4, seed=4)
