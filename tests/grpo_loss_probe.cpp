@@ -1,7 +1,8 @@
 // Test helper for tests/python/test_trl_agreement.py: runs r1's GRPO advantages and loss on tensors
 // from a safetensors file so the same tensors can go through TRL's GRPOTrainer.
 //   grpo_loss_probe IN.safetensors OUT.safetensors loss-agg scale-rewards importance beta eps eps-high max-len
-//                   kl-bias-correction(0|1) [rollout-correction min max [off-policy-mask]]
+//                   kl-bias-correction(0|1) [KEY=VALUE ...]
+// KEYs: rollout-correction, rollout-min, rollout-max, off-policy-mask, delta, surrogate (GrpoLossOptions).
 // IN: rewards [P, G], logp / old_logp / ref_logp / mask [P*G, T] (float64); with a rollout correction
 // other than none or an off-policy mask, sampled_logp [P*G, T] too.
 // OUT: advantages [P*G], loss [1], grad_logp [P*G, T] (d loss / d logp), rollout_weight [P*G, T] (all 1
@@ -14,9 +15,9 @@
 #include "rl/grpo_loss.h"
 
 int main(int argc, char** argv) {
-  if (argc != 11 && argc != 14 && argc != 15) {
+  if (argc < 11) {
     std::fprintf(stderr, "usage: %s IN OUT loss-agg scale importance beta eps eps-high max-len kl-bias-correction "
-                 "[rollout-correction min max [off-policy-mask]]\n", argv[0]);
+                 "[KEY=VALUE ...]\n", argv[0]);
     return 2;
   }
   try {
@@ -30,12 +31,16 @@ int main(int argc, char** argv) {
     o.epsilon_high = std::stod(argv[8]);
     o.max_completion_length = std::stoll(argv[9]);
     o.kl_bias_correction = std::string(argv[10]) == "1";
-    if (argc >= 14) {
-      o.rollout_correction = argv[11];
-      o.rollout_correction_min = std::stod(argv[12]);
-      o.rollout_correction_max = std::stod(argv[13]);
+    for (int i = 11; i < argc; ++i) {
+      const std::string arg = argv[i], key = arg.substr(0, arg.find('=')), value = arg.substr(arg.find('=') + 1);
+      if (key == "rollout-correction") o.rollout_correction = value;
+      else if (key == "rollout-min") o.rollout_correction_min = std::stod(value);
+      else if (key == "rollout-max") o.rollout_correction_max = std::stod(value);
+      else if (key == "off-policy-mask") o.off_policy_mask = std::stod(value);
+      else if (key == "delta") o.delta = std::stod(value);
+      else if (key == "surrogate") o.surrogate = value;
+      else throw std::runtime_error("unknown option " + arg);
     }
-    if (argc == 15) o.off_policy_mask = std::stod(argv[14]);
     const bool sampled = o.rollout_correction != "none" || o.off_policy_mask > 0;
     const auto advantages = r1::group_advantages(get("rewards"), argv[4]).flatten().contiguous();
     const auto logp = get("logp").requires_grad_(true);

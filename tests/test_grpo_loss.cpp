@@ -164,6 +164,39 @@ TEST(GrpoLoss, RolloutWeightScalesTheSurrogateNotTheKl) {
   expect_error([&] { grpo_loss(e.logp, e.old, ref, e.adv, e.mask, o); }, "--off-policy-mask");
 }
 
+TEST(GrpoLoss, TwoSidedClipAndCispoByHand) {
+  Example e;  // token (0, 2): ratio exp(-0.5) with A = 1; token (1, 1): ratio exp(0.5) = 1.65 with A = -1
+  GrpoLossOptions o;
+  o.loss_agg = "token-mean";
+  o.delta = 1.5;  // caps the unclipped 1.65 of the negative-advantage token: -min(1.5 x -1, 1.2 x -1) = 1.5
+  const double base = token_loss(-1, -1.1, 1, 0.2, 0.2) + token_loss(-2, -2, 1, 0.2, 0.2) +
+                      token_loss(-3, -2.5, 1, 0.2, 0.2) + token_loss(-1, -1, -1, 0.2, 0.2);
+  EXPECT_NEAR(grpo_loss(e.logp, e.old, {}, e.adv, e.mask, o).loss.item<double>(), (base + 1.5) / 5, 1e-12);
+  // CISPO: -min(ratio, eps_high) x A x logp, the weight without gradient: d/d logp = -min(ratio, eps_high) x A.
+  o.delta = 0;
+  o.surrogate = "cispo";
+  o.epsilon_high = 1.5;
+  const auto logp = e.logp.clone().requires_grad_(true);
+  const auto loss = grpo_loss(logp, e.old, {}, e.adv, e.mask, o).loss;
+  loss.backward();
+  const double r[2][3] = {{std::exp(0.1), 1, std::exp(-0.5)}, {1, std::min(std::exp(0.5), 1.5), 0}};
+  const double lp[2][3] = {{-1, -2, -3}, {-1, -1, 0}};
+  double expected = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int t = 0; t < (b == 0 ? 3 : 2); ++t) {
+      const double a = b == 0 ? 1 : -1;
+      expected += -r[b][t] * a * lp[b][t];
+      EXPECT_NEAR(logp.grad()[b][t].item<double>(), -r[b][t] * a / 5, 1e-12) << b << "," << t;
+    }
+  EXPECT_NEAR(loss.item<double>(), expected / 5, 1e-12);
+  o.surrogate = "clip";
+  o.delta = 1.1;  // not above 1 + eps_high
+  expect_error([&] { grpo_loss(e.logp, e.old, {}, e.adv, e.mask, o); }, "--delta must exceed");
+  o.delta = 0;
+  o.surrogate = "ppo";
+  expect_error([&] { grpo_loss(e.logp, e.old, {}, e.adv, e.mask, o); }, "--surrogate");
+}
+
 TEST(GrpoLoss, OnPolicyGradientIsReinforceWithTheGroupBaseline) {
   // mu = 1: old = logp (detached), ratio exactly 1, and d loss / d logp_t = -A_i / n_i / B.
   Example e;

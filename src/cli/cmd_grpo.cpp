@@ -45,6 +45,13 @@ void add_grpo_command(CLI::App& app) {
                 "KL term x importance ratio: the unbiased KL gradient of DeepSeek-V3.2 (TRL's default)");
   cmd->add_option("--epsilon", o.loss.epsilon, "clip range low")->capture_default_str();
   cmd->add_option("--epsilon-high", o.loss.epsilon_high, "clip range high (DAPO clip-higher: 0.28)")->capture_default_str();
+  cmd->add_option("--delta", o.loss.delta,
+                  "two-sided clipping (INTELLECT-2): cap the unclipped ratio at delta, > 1 + eps-high (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--surrogate", o.loss.surrogate,
+                  "clip (PPO/GRPO) or cispo (MiniMax-M1: the IS weight capped at --epsilon-high, e.g. 5, without "
+                  "gradient, times the advantage and the log-prob)")
+      ->capture_default_str()->check(CLI::IsMember({"clip", "cispo"}));
   cmd->add_option("--rollout-correction", o.loss.rollout_correction,
                   "reweight the surrogate by exp(trained - sampled log-prob) when the sampler differs from the trained "
                   "policy (top-p, bf16 training): none, token-truncate, token-mask, sequence-truncate, sequence-mask "

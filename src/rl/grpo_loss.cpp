@@ -15,6 +15,12 @@ void GrpoLossOptions::validate() const {
   if (!(epsilon > 0)) throw Error("--epsilon must be > 0");
   if (!(epsilon_high > 0)) throw Error("--epsilon-high must be > 0");
   if (!(beta >= 0)) throw Error("--beta must be >= 0");
+  if (!(delta >= 0)) throw Error("--delta must be >= 0 (0: off)");
+  if (delta > 0 && delta <= 1 + epsilon_high)
+    throw Error("--delta must exceed 1 + --epsilon-high (it caps the ratios the clip lets through)");
+  if (surrogate != "clip" && surrogate != "cispo")
+    throw Error("--surrogate '" + surrogate + "': expected clip or cispo (MiniMax-M1)");
+  if (surrogate == "cispo" && delta > 0) throw Error("--delta applies to the clip surrogate, not cispo");
   if (rollout_correction != "none" && rollout_correction != "token-truncate" && rollout_correction != "token-mask" &&
       rollout_correction != "sequence-truncate" && rollout_correction != "sequence-mask")
     throw Error("--rollout-correction '" + rollout_correction +
@@ -78,8 +84,14 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
     ratio = log_ratio.exp();
   }
   const auto a = advantages.to(logp.scalar_type()).unsqueeze(1);
-  const auto clipped = ratio.clamp(1.0 - o.epsilon, 1.0 + o.epsilon_high);
-  auto per_token = -torch::min(ratio * a, clipped * a);
+  torch::Tensor per_token;
+  if (o.surrogate == "cispo") {  // the IS weight, capped and without gradient, times A times the log-prob
+    per_token = -ratio.clamp_max(o.epsilon_high).detach() * a * logp;
+  } else {
+    const auto clipped = ratio.clamp(1.0 - o.epsilon, 1.0 + o.epsilon_high);
+    const auto unclipped = o.delta > 0 ? ratio.clamp_max(o.delta) : ratio;
+    per_token = -torch::min(unclipped * a, clipped * a);
+  }
   torch::Tensor keep;  // [B, 1]: the off-policy mask
   if (o.off_policy_mask > 0) {
     const auto drift = ((sampled_logp.to(logp.scalar_type()) - logp.detach()) * m).sum(1, true) /
@@ -105,8 +117,11 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
     out.loss = per_token.sum() / static_cast<double>(logp.size(0) * L);
   }
   torch::NoGradGuard no_grad;
-  const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m;
-  const auto high = (ratio > 1.0 + o.epsilon_high).logical_and(a > 0).to(m.scalar_type()) * m;
+  const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m *
+                   (o.surrogate == "cispo" ? 0.0 : 1.0);  // cispo clips nothing from below
+  // cispo: the share whose IS weight was capped (TRL's cispo_clip_ratio)
+  const double high_bound = o.surrogate == "cispo" ? o.epsilon_high : 1.0 + o.epsilon_high;
+  const auto high = (ratio > high_bound).logical_and(a > 0).to(m.scalar_type()) * m;
   out.clip_low = (low.sum() / tokens).item<double>();
   out.clip_high = (high.sum() / tokens).item<double>();
   out.ratio_mean = ((ratio * m).sum() / tokens).item<double>();

@@ -7,6 +7,8 @@
 //   ratio       rho_t = exp(logp_t - logp_old_t)                         importance "token"
 //               rho   = exp(mean_t(logp_t - logp_old_t)) per sequence    importance "sequence" (GSPO)
 //   surrogate   l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)   (eps_high > eps_low: DAPO clip-higher)
+//               with delta > 0: -min(min(rho, delta) A, ...)                  (INTELLECT-2 two-sided clip)
+//               "cispo": l_t = -sg(min(rho, eps_high)) A logp_t              (MiniMax-M1: clip the IS weight)
 //   KL (k3)     kl_t = exp(ref_t - logp_t) - (ref_t - logp_t) - 1, added as beta * kl_t
 //               (x rho_t with kl_bias_correction, DeepSeek-V3.2's unbiased KL gradient)
 //   rollout     w_t = exp(old_t - sampled_t), or per sequence exp(sum_t(old_t - sampled_t)), truncated to
@@ -29,6 +31,8 @@ struct GrpoLossOptions {
   double epsilon = 0.2;       // eps_low
   double epsilon_high = 0.2;  // eps_high (DAPO: 0.28)
   double beta = 0.0;          // k3 KL coefficient; 0 = no reference model
+  double delta = 0.0;         // INTELLECT-2 two-sided clipping: the unclipped ratio capped at delta (0: off)
+  std::string surrogate = "clip";  // clip (PPO/GRPO) | cispo (MiniMax-M1: eps_high caps the IS weight, e.g. 5)
   // DeepSeek-V3.2 (arXiv 2512.02556): multiply the k3 term by the (differentiable) importance ratio so its
   // gradient is the unbiased reverse-KL gradient off-policy. TRL's default since 1.x; off in DeepSeekMath/R1.
   bool kl_bias_correction = false;

@@ -84,13 +84,14 @@ class TrlAgreement(unittest.TestCase):
         ref = old + torch.randn(P * G, T, generator=g, dtype=torch.float64) * 0.2
         return {"rewards": rewards, "logp": logp, "old_logp": old, "ref_logp": ref, "mask": mask}
 
-    def r1(self, t, loss_agg, scale, importance, beta, eps, eps_high, correction, rollout=()):
+    def r1(self, t, loss_agg, scale, importance, beta, eps, eps_high, correction, **extra):
         src, dst = os.path.join(self.tmp, "in.safetensors"), os.path.join(self.tmp, "out.safetensors")
         save_file({k: v.contiguous() for k, v in t.items()}, src)
         subprocess.run([PROBE, src, dst, loss_agg, scale, importance, str(beta), str(eps), str(eps_high), str(T),
-                        str(int(correction)), *map(str, rollout)],
+                        str(int(correction)), *(f"{k.replace('_', '-')}={v}" for k, v in extra.items())],
                        check=True)
-        return load_file(dst)
+        # Copies: the next probe run rewrites the same file, and the loaded tensors may still map it.
+        return {k: v.clone() for k, v in load_file(dst).items()}
 
     def trl_advantages(self, t, scale):
         tr = self.trainer
@@ -127,9 +128,9 @@ class TrlAgreement(unittest.TestCase):
         return out["importance_sampling_ratio"].to(torch.float64).expand(P * G, T)
 
     def trl_loss(self, t, advantages, loss_type, importance, beta, eps, eps_high, correction, rollout_weight=None,
-                 off_policy=None):
+                 off_policy=None, delta=None):
         tr = self.trainer
-        tr.off_policy_mask_threshold = off_policy
+        tr.off_policy_mask_threshold, tr.args.delta = off_policy, delta
         tr.loss_type, tr.beta, tr.epsilon_low, tr.epsilon_high = loss_type, beta, eps, eps_high
         tr.importance_sampling_level, tr.max_completion_length = importance, T
         tr.args.use_bias_correction_kl = correction
@@ -192,8 +193,8 @@ class TrlAgreement(unittest.TestCase):
             # The sampler's log-probs, as float32 like TRL's list -> tensor conversion makes them.
             t["sampled_logp"] = (t["old_logp"] + torch.randn(P * G, T, generator=g, dtype=torch.float64) * 0.4
                                  ).float().double()
-            rollout = (mode.replace("_", "-"), clip_min or 0.0, clip_max)
-            ours = self.r1(t, LOSS_TYPES[loss_type], "group", "token", 0.04, 0.2, 0.28, False, rollout)
+            ours = self.r1(t, LOSS_TYPES[loss_type], "group", "token", 0.04, 0.2, 0.28, False,
+                           rollout_correction=mode.replace("_", "-"), rollout_min=clip_min or 0.0, rollout_max=clip_max)
             theirs = self.trl_rollout_weights(t, mode, clip_min, clip_max)
             m = t["mask"].bool()
             torch.testing.assert_close(ours["rollout_weight"][m], theirs[m], rtol=1e-9, atol=1e-12, msg=mode)
@@ -211,7 +212,7 @@ class TrlAgreement(unittest.TestCase):
             t = self.tensors(10)
             g = torch.Generator().manual_seed(11)
             t["sampled_logp"] = t["logp"] + torch.randn(P * G, T, generator=g, dtype=torch.float64).abs() * 0.2
-            ours = self.r1(t, LOSS_TYPES[loss_type], "group", importance, 0.04, 0.2, 0.2, False, ("none", 0, 3, delta))
+            ours = self.r1(t, LOSS_TYPES[loss_type], "group", importance, 0.04, 0.2, 0.2, False, off_policy_mask=delta)
             loss, grad = self.trl_loss(t, ours["advantages"], loss_type, importance, 0.04, 0.2, 0.2, False,
                                        off_policy=delta)
             torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg=loss_type)
@@ -220,6 +221,24 @@ class TrlAgreement(unittest.TestCase):
             drift = ((t["sampled_logp"] - t["logp"]) * t["mask"]).sum(1) / t["mask"].sum(1)
             dropped = (ours["advantages"] < 0) & (drift > delta)
             self.assertTrue(dropped.any() and ((ours["advantages"] < 0) & ~dropped).any(), loss_type)
+
+    def test_two_sided_clip_and_cispo(self):
+        for loss_type in ("grpo", "bnpo"):  # INTELLECT-2: the unclipped ratio capped at delta
+            t = self.tensors(12)
+            ours = self.r1(t, LOSS_TYPES[loss_type], "group", "token", 0.0, 0.2, 0.2, False, delta=1.25)
+            loss, grad = self.trl_loss(t, ours["advantages"], loss_type, "token", 0.0, 0.2, 0.2, False, delta=1.25)
+            torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg=loss_type)
+            torch.testing.assert_close(ours["grad_logp"], grad, rtol=1e-6, atol=1e-12, msg=loss_type)
+            plain = self.r1(t, LOSS_TYPES[loss_type], "group", "token", 0.0, 0.2, 0.2, False)
+            self.assertFalse(torch.allclose(plain["grad_logp"], ours["grad_logp"]), loss_type)  # delta binds
+        # MiniMax-M1's CISPO (token-level aggregation, as TRL's cispo), the IS weight capped at 1.2 here
+        # so that the cap binds on these tensors.
+        t = self.tensors(13)
+        ours = self.r1(t, "token-mean", "group", "token", 0.04, 0.2, 1.2, False, surrogate="cispo")
+        loss, grad = self.trl_loss(t, ours["advantages"], "cispo", "token", 0.04, 0.2, 1.2, False)
+        torch.testing.assert_close(ours["loss"][0], loss, rtol=1e-6, atol=1e-12, msg="cispo")
+        torch.testing.assert_close(ours["grad_logp"], grad, rtol=1e-6, atol=1e-12, msg="cispo")
+        self.assertTrue(((t["logp"] - t["old_logp"]).exp()[t["mask"].bool()] > 1.2).any())
 
     def test_sequence_level_importance(self):
         self.check("grpo", importance="sequence", eps=3e-4, eps_high=4e-4, seed=4)
