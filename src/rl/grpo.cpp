@@ -601,8 +601,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       std::vector<double> stats = {loss_sum, kl_sum, clip_low, clip_high, entropy_sum, stopping ? 1.0 : 0.0,
                                    entropy_tokens, static_cast<double>(trained_n), mismatch_sum, rollout_weight_sum,
                                    off_policy_masked};
-      stats.resize(stats.size() + group->size(), 0.0);  // then each rank's trained tokens, in its own slot
-      stats[stats.size() - group->size() + group->rank()] = trained_tokens;
+      const int64_t rank_slots = static_cast<int64_t>(stats.size());  // then each rank's trained tokens, in its own slot
+      stats.resize(stats.size() + group->size(), 0.0);
+      stats[rank_slots + group->rank()] = trained_tokens;
       auto shared = torch::tensor(stats, torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
       shared = shared.cpu();
@@ -617,7 +618,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       mismatch_sum = shared[8].item<double>();
       rollout_weight_sum = shared[9].item<double>();
       off_policy_masked = shared[10].item<double>();
-      const auto per_rank = shared.narrow(0, 11, group->size());
+      const auto per_rank = shared.narrow(0, rank_slots, group->size());
       const double mean_tokens = per_rank.mean().item<double>();
       rank_imbalance = mean_tokens > 0 ? per_rank.max().item<double>() / mean_tokens : 1.0;
     }
