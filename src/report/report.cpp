@@ -95,7 +95,9 @@ std::string render_run_report(const std::string& run_dir) {
   const bool rl = stage == "grpo";
   const std::vector<std::string> series =
       rl ? std::vector<std::string>{"reward", "accuracy", "format_rate", "completion_length", "truncation_rate", "kl",
-                                    "entropy", "clip_low", "clip_high", "zero_variance_groups", "rollouts_trained", "grad_norm", "lr"}
+                                    "entropy", "clip_low", "clip_high", "zero_variance_groups", "rollouts_trained",
+                                    "rollout_logprob_diff", "rollout_weight", "off_policy_masked", "rank_imbalance",
+                                    "grad_norm", "lr"}
          : std::vector<std::string>{"loss", "val_loss", "val_bpb", "lr", "grad_norm", "tokens_per_s", "mfu"};
   std::string html =
       "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>r1 report: " + escape(run_dir) +
