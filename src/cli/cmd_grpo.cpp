@@ -89,6 +89,10 @@ void add_grpo_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--temperature", o.temperature, "rollout temperature")->capture_default_str();
   cmd->add_option("--top-p", o.top_p, "rollout top-p")->capture_default_str();
+  cmd->add_option("--top-k", o.top_k, "rollout top-k (0: off)")->capture_default_str();
+  cmd->add_option("--min-p", o.min_p, "rollout min-p (0: off)")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o.repetition_penalty, "rollout repetition penalty (1: off)")
+      ->capture_default_str();
   cmd->add_option("--max-completion-tokens", o.max_completion_tokens, "rollout length limit")->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--reward", o.reward, "weighted rewards, e.g. accuracy_math:1,format_think:0.5")->capture_default_str();

@@ -299,6 +299,12 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
 
   Transformer policy = load_model_dir(source, {device, torch::kFloat32});
   const int64_t sampled_vocab = std::min<int64_t>(tokenizer.vocab_size(), policy->config().vocab_size);  // the engine's
+  {  // the rollout sampling options, checked before any work
+    SamplingParams p;
+    p.temperature = o.temperature, p.top_p = o.top_p, p.top_k = o.top_k, p.min_p = o.min_p;
+    p.repetition_penalty = o.repetition_penalty;
+    p.validate(policy->config().vocab_size);
+  }
   Transformer reference{nullptr};
   if (o.loss.beta > 0) {
     const fs::path saved_ref = state_dir / "reference";
@@ -393,6 +399,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         r.n = static_cast<int>(o.group_size);
         r.params.temperature = o.temperature;
         r.params.top_p = o.top_p;
+        r.params.top_k = o.top_k;
+        r.params.min_p = o.min_p;
+        r.params.repetition_penalty = o.repetition_penalty;
         r.params.max_new_tokens = o.max_completion_tokens;
         r.params.seed = splitmix64(splitmix64(o.seed) ^ splitmix64(static_cast<uint64_t>(step) * 1000003 + round * 10007 + i));
         requests.push_back(std::move(r));

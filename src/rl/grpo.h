@@ -41,6 +41,8 @@ struct GrpoOptions {
   std::string rank_balance = "tokens";     // data parallel: tokens (rollouts dealt out by length) | none (own prompts')
   int64_t ref_reset_every = 0;             // iterative GRPO: the reference becomes the policy every K steps
   double temperature = 1.0, top_p = 1.0;
+  int64_t top_k = 0;                       // rollout sampling, as the engine takes them (0 / 0 / 1: off)
+  double min_p = 0.0, repetition_penalty = 1.0;
   int64_t max_completion_tokens = 256;
   std::string reward = "accuracy_math:1,format_think:0.5";
   RewardOptions reward_options;

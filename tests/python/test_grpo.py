@@ -96,7 +96,10 @@ class Grpo(TempDirCase, unittest.TestCase):
         out = os.path.join(self.tmp, "bad")
         for (flag, value), needle in ((("--group-size", "1"), "at least 2"),
                                       (("--micro-batch", "5"), "multiple of --micro-batch"),
-                                      (("--loss-agg", "sum"), "--loss-agg"), (("--scale-rewards", "x"), "--scale-rewards")):
+                                      (("--loss-agg", "sum"), "--loss-agg"), (("--scale-rewards", "x"), "--scale-rewards"),
+                                      (("--top-k", "-1"), "top_k must be"), (("--min-p", "2"), "min_p must be"),
+                                      (("--delta", "1.1"), "--delta must exceed"),
+                                      (("--rollout-correction-max", "0"), "min < max")):
             args = self.args(out, 2)
             if flag in args:
                 args[args.index(flag) + 1] = value
