@@ -60,11 +60,11 @@ void add_grpo_command(CLI::App& app) {
       ->check(CLI::IsMember({"none", "token-truncate", "token-mask", "sequence-truncate", "sequence-mask"}));
   cmd->add_option("--rollout-correction-min", o.loss.rollout_correction_min, "weights below: clipped up / zeroed (0: none)")
       ->capture_default_str();
+  cmd->add_option("--rollout-correction-max", o.loss.rollout_correction_max, "weights above: clipped / zeroed")
+      ->capture_default_str();
   cmd->add_option("--off-policy-mask", o.loss.off_policy_mask,
                   "DeepSeek-V3.2 off-policy sequence masking: drop the surrogate of negative-advantage completions "
                   "whose mean log-ratio sampler/policy exceeds this (0: off)")
-      ->capture_default_str();
-  cmd->add_option("--rollout-correction-max", o.loss.rollout_correction_max, "weights above: clipped / zeroed")
       ->capture_default_str();
   cmd->add_option("--loss-agg", o.loss.loss_agg, "seq-mean-token-mean (GRPO), token-mean (DAPO), seq-mean-token-sum-norm (Dr. GRPO)")
       ->capture_default_str();

@@ -239,11 +239,12 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
                                   (torch::arange(m, i64).unsqueeze(0) < completion_lengths.to(i64).unsqueeze(1))
                                       .reshape({-1})});
     keep = real.nonzero().squeeze(1);
-    if (keep.size(0) == real.size(0)) keep = torch::Tensor();
-  }
-  if (keep.defined()) {
-    tokens = tokens.index_select(0, keep);
-    positions = positions.index_select(1, keep);
+    if (keep.size(0) < real.size(0)) {
+      tokens = tokens.index_select(0, keep);
+      positions = positions.index_select(1, keep);
+    } else {
+      keep = torch::Tensor();  // no padding: nothing to skip
+    }
   }
   auto [cos, sin] = rope_.cos_sin(positions);
   auto h = model->embed_tokens(tokens.unsqueeze(0));

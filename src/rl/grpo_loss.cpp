@@ -117,12 +117,14 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
     out.loss = per_token.sum() / static_cast<double>(logp.size(0) * L);
   }
   torch::NoGradGuard no_grad;
-  const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m *
-                   (o.surrogate == "cispo" ? 0.0 : 1.0);  // cispo clips nothing from below
-  // cispo: the share whose IS weight was capped (TRL's cispo_clip_ratio)
-  const double high_bound = o.surrogate == "cispo" ? o.epsilon_high : 1.0 + o.epsilon_high;
-  const auto high = (ratio > high_bound).logical_and(a > 0).to(m.scalar_type()) * m;
-  out.clip_low = (low.sum() / tokens).item<double>();
+  // cispo clips nothing from below, and above counts the tokens whose IS weight was capped (TRL's
+  // cispo_clip_ratio).
+  const bool cispo = o.surrogate == "cispo";
+  const auto high = (ratio > (cispo ? o.epsilon_high : 1.0 + o.epsilon_high)).logical_and(a > 0).to(m.scalar_type()) * m;
+  if (!cispo) {
+    const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m;
+    out.clip_low = (low.sum() / tokens).item<double>();
+  }
   out.clip_high = (high.sum() / tokens).item<double>();
   out.ratio_mean = ((ratio * m).sum() / tokens).item<double>();
   if (keep.defined()) out.off_policy_masked = 1.0 - keep.mean().item<double>();

@@ -76,6 +76,17 @@ def tiny_policy(tmp):
     return base, prompts
 
 
+def assert_same_update(test, a, b, start, what=""):
+    """Two runs that should take the same update (one process vs data parallel) end with weights a and
+    b from `start` (dicts of numpy arrays). They differ by float noise in the order of sums, which
+    Adam amplifies where a gradient entry nearly cancels, so each tensor's difference is compared
+    with 0.2% of its update's norm (~1e-4 relative in practice; a wrong update differs at order 1)."""
+    import numpy as np
+    for k in a:
+        update = float(np.linalg.norm((a[k] - start[k]).ravel()))
+        test.assertLess(float(np.linalg.norm((a[k] - b[k]).ravel())), 2e-3 * update + 1e-7, f"{what} {k}")
+
+
 def wait_for_checkpoint(state_path, step, timeout=120):
     """Waits until a run's trainer_state/state.json reports at least `step` (a run to kill mid-way)."""
     import time
