@@ -6,6 +6,7 @@
 #include <limits>
 #include <random>
 
+#include "model/packed_matmul.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -181,6 +182,8 @@ void Engine::ensure_cache() {
 
 bool Engine::step() {
   torch::InferenceMode inference;
+  // Decode steps multiply a few rows by every weight: from copies packed once (packed_matmul.h).
+  CpuPackedMatmulScope packed_weights(options_.packed_weights);
   std::vector<uint64_t> cancelled;
   std::vector<std::unique_ptr<Pending>> dropped;
   {

@@ -29,6 +29,9 @@ namespace r1 {
 struct EngineOptions {
   int64_t max_batch = 32;    // sequences decoded together (KV cache rows)
   int64_t max_context = 0;   // prompt + generated tokens per sequence; 0 = the model's max_position_embeddings
+  // CPU float32 decoding multiplies by copies of the weights packed once for MKL (faster products
+  // for 2-256 rows; the weights' size again in memory). model/packed_matmul.h.
+  bool packed_weights = true;
 };
 
 struct Completion {

@@ -10,6 +10,8 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "model/packed_matmul.h"
+
 namespace r1 {
 
 // While alive on this thread, model linear layers on CPU float32 tensors multiply in bf16.
@@ -25,7 +27,8 @@ class CpuBf16MatmulScope {
 };
 
 // x [..., K] @ weight [N, K]^T + bias: in bf16 inside a CpuBf16MatmulScope for CPU float32
-// tensors, else libtorch's linear.
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+// tensors; through `packed` inside a CpuPackedMatmulScope (packed_matmul.h); else libtorch's linear.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},
+                     PackedWeight* packed = nullptr);
 
 }  // namespace r1

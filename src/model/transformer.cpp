@@ -296,7 +296,7 @@ torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   if (config_.sequence_classification)
     throw Error("a reward model (" + config_.architecture_name() + ") has no language-model head: it scores, it does not generate");
-  return lm_head ? lm_head(hidden) : r1::linear(hidden, model->embed_tokens->weight);
+  return lm_head ? lm_head(hidden) : r1::linear(hidden, model->embed_tokens->weight, {}, &tied_head_packed_);
 }
 
 torch::Tensor TransformerImpl::token_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets, int64_t chunk) {

@@ -33,8 +33,9 @@ struct KvCache {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x) { return r1::linear(x, weight, bias); }
+  torch::Tensor forward(const torch::Tensor& x) { return r1::linear(x, weight, bias, &packed); }
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
+  PackedWeight packed;         // decoding's packed copy of weight (packed_matmul.h)
 };
 TORCH_MODULE(Linear);
 
@@ -164,6 +165,7 @@ class TransformerImpl : public torch::nn::Module {
   Linear score{nullptr};    // the reward model's head [1, H] (config.sequence_classification)
 
  private:
+  PackedWeight tied_head_packed_;  // decoding's packed copy of the embedding when it is the head
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
                            const torch::Tensor& mask, int64_t used);
   ModelConfig config_;

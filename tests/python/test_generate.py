@@ -71,6 +71,14 @@ class Generate(TempDirCase, unittest.TestCase):
                 want = torch.log_softmax(scores, -1)[0, token].item()
                 self.assertGreater(want, -1e9, "r1 sampled a token transformers' filters remove")
                 self.assertAlmostEqual(lp, want, delta=2e-4)
+        # The 4 samples decode through the packed weights (2-256 rows); without them, the same draws.
+        plain = self.rows("--prompt-ids", ",".join(map(str, prompt)), "--max-new-tokens", 16, "--n", 4, "--seed", 3,
+                          "--ignore-eos", "--no-packed-weights",
+                          *[x for k, v in flags.items() for x in ("--" + k.replace("_", "-"), v)])
+        self.assertEqual([r["ids"] for r in plain], [r["ids"] for r in rows])
+        for a, b in zip(plain, rows):
+            for x, y in zip(a["logprobs"], b["logprobs"]):
+                self.assertAlmostEqual(x, y, delta=1e-4)
 
     def test_chat_cli_streams_keeps_history_and_ctrl_c_stops_an_answer(self):
         import pty

@@ -1,0 +1,112 @@
+#include "model/packed_matmul.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
+namespace r1 {
+namespace {
+
+thread_local bool t_packed_matmul = false;
+
+// CBLAS's enumerations (mkl_cblas.h; libtorch ships no MKL headers).
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
+// Rows the weight is packed for. MKL's packed layout of B (size, contents) measured the same for
+// any row count, and one copy serves every batch size (continuous batching changes it nearly every
+// step); PackedMatmul.OneCopyServesEveryRowCount checks products of 1..300 rows against libtorch's.
+constexpr int kPackRows = 64;
+// Products this many rows or fewer go through the packed copy. One row is a matrix-vector product
+// that libtorch does not re-pack anyway (the packed path measured 5-15% slower on tiny at batch 1);
+// past a few hundred rows the re-packing is amortised (no gain, and prefill of 16k rows on tiny was
+// ~10% slower).
+constexpr int64_t kMinRows = 2, kMaxRows = 256;
+
+using GetSizeFn = size_t (*)(int identifier, int m, int n, int k);
+using PackFn = void (*)(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                        int ld, float* dest);
+using ComputeFn = void (*)(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                           const float* b, int ldb, float beta, float* c, int ldc);
+
+struct Mkl {
+  GetSizeFn get_size = nullptr;
+  PackFn pack = nullptr;
+  ComputeFn compute = nullptr;
+  bool usable() const { return get_size && pack && compute; }
+};
+
+// Resolved once from the process's loaded libraries (libtorch_cpu exports MKL's CBLAS).
+const Mkl& mkl() {
+  static const Mkl functions = [] {
+    Mkl f;
+    const char* off = std::getenv("R1_NO_PACKED_GEMM");
+    if (off && *off && std::string(off) != "0") return f;
+    f.get_size = reinterpret_cast<GetSizeFn>(dlsym(RTLD_DEFAULT, "cblas_sgemm_pack_get_size"));
+    f.pack = reinterpret_cast<PackFn>(dlsym(RTLD_DEFAULT, "cblas_sgemm_pack"));
+    f.compute = reinterpret_cast<ComputeFn>(dlsym(RTLD_DEFAULT, "cblas_sgemm_compute"));
+    return f;
+  }();
+  return functions;
+}
+
+}  // namespace
+
+CpuPackedMatmulScope::CpuPackedMatmulScope(bool enabled) : previous_(t_packed_matmul) { t_packed_matmul = enabled; }
+CpuPackedMatmulScope::~CpuPackedMatmulScope() { t_packed_matmul = previous_; }
+
+bool packed_matmul_available() { return mkl().usable(); }
+
+PackedWeight& PackedWeight::operator=(const PackedWeight&) {
+  clear();
+  return *this;
+}
+
+void PackedWeight::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  packed_ = torch::Tensor();
+  source_ = nullptr;
+}
+
+torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (!t_packed_matmul || !mkl().usable()) return {};
+  if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 ||
+      !weight.device().is_cpu() || weight.dim() != 2 || !weight.is_contiguous() ||
+      (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu())))
+    return {};
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() ||
+                                        (bias.defined() && bias.requires_grad())))
+    return {};
+  const int64_t N = weight.size(0), K = weight.size(1);
+  if (x.size(-1) != K || N * K > std::numeric_limits<int>::max()) return {};
+  const int64_t M = x.numel() / K;
+  if (M < kMinRows || M > kMaxRows) return {};
+  const auto a = x.reshape({M, K}).contiguous();
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  const int64_t version = weight.is_inference() ? -1 : static_cast<int64_t>(weight._version());
+  if (!packed_.defined() || source_ != weight.data_ptr() || rows_ != N || cols_ != K || version_ != version) {
+    const size_t bytes = mkl().get_size(kBMatrix, kPackRows, static_cast<int>(N), static_cast<int>(K));
+    packed_ = torch::Tensor();  // free the stale copy before allocating the new one
+    packed_ = torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8);
+    // W [N, K] row-major is B^T: packed as op(B) = W^T, as ATen's _mkl_reorder_linear_weight does.
+    mkl().pack(kRowMajor, kBMatrix, kTrans, kPackRows, static_cast<int>(N), static_cast<int>(K), 1.0f,
+               weight.data_ptr<float>(), static_cast<int>(K), reinterpret_cast<float*>(packed_.data_ptr()));
+    source_ = weight.data_ptr();
+    rows_ = N;
+    cols_ = K;
+    version_ = version;
+  }
+
+  auto sizes = x.sizes().vec();
+  sizes.back() = N;
+  auto out = torch::empty({M, N}, x.options());
+  if (bias.defined()) out.copy_(bias.view({1, N}).expand({M, N}));
+  mkl().compute(kRowMajor, kNoTrans, kPacked, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+                a.data_ptr<float>(), static_cast<int>(K), reinterpret_cast<const float*>(packed_.data_ptr()),
+                static_cast<int>(K), bias.defined() ? 1.0f : 0.0f, out.data_ptr<float>(), static_cast<int>(N));
+  return out.view(sizes);
+}
+
+}  // namespace r1
