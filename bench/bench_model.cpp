@@ -5,6 +5,8 @@
 //   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s
 //   r1_bench grpo-pass --preset small    GRPO's training forward + backward over completions of mixed
 //                                        lengths, padding computed (--pad) or skipped (default)
+//   r1_bench attention --preset bench-m --batch 64 --prefix 80   the fused CPU decode attention alone
+//                                        (one layer's call), calls/s and KV-cache GB/s
 #include <sys/resource.h>
 
 #include <chrono>
@@ -15,6 +17,7 @@
 
 #include "infer/engine.h"
 #include "io/model_dir.h"
+#include "model/decode_attention.h"
 #include "model/presets.h"
 #include "model/transformer.h"
 #include "util/memory.h"
@@ -150,6 +153,30 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   return {{"tokens_per_s", produced / s}, {"prefill_tokens_per_s", batch * prefill_prompt / p}};
 }
 
+// One layer's decode attention for `batch` sequences whose prefixes hold `prefix` positions: the
+// fused CPU kernel alone, over caches too large to stay in the CPU's caches between calls (as in a
+// model, where each layer's cache is read once per step).
+nlohmann::json bench_attention(const r1::ModelConfig& c, int64_t batch, int64_t prefix, int reps,
+                               torch::ScalarType dtype) {
+  torch::InferenceMode guard;
+  const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads, D = c.head_dim;
+  const int64_t layers = std::max<int64_t>(1, (512LL << 20) / (2 * batch * KV * (prefix + 1) * D * 4));
+  std::vector<torch::Tensor> k, v;
+  for (int64_t l = 0; l < layers; ++l) {
+    k.push_back(torch::randn({batch, KV, prefix + 1, D}).to(dtype));
+    v.push_back(torch::randn({batch, KV, prefix + 1, D}).to(dtype));
+  }
+  const auto q = torch::randn({batch, H, 1, D}), kn = torch::randn({batch, KV, 1, D}), vn = torch::randn({batch, KV, 1, D});
+  const auto positions = torch::full({batch}, prefix, torch::kInt64);
+  for (int64_t l = 0; l < layers; ++l) r1::fused::decode_attention(q, kn, vn, k[l], v[l], positions);  // warm-up
+  const auto t0 = Clock::now();
+  for (int i = 0; i < reps; ++i)
+    for (int64_t l = 0; l < layers; ++l) r1::fused::decode_attention(q, kn, vn, k[l], v[l], positions);
+  const double s = seconds_since(t0) / (static_cast<double>(reps) * layers);
+  const double bytes = 2.0 * batch * KV * (prefix + 1) * D * torch::elementSize(dtype);
+  return {{"calls_per_s", 1.0 / s}, {"ms_per_call", s * 1e3}, {"cache_gb_per_s", bytes / s / 1e9}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -170,6 +197,13 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train");
   auto* decode = app.add_subcommand("decode");
   auto* grpo_pass = app.add_subcommand("grpo-pass");
+  auto* attention = app.add_subcommand("attention");
+  int64_t prefix = 80;
+  attention->add_option("--preset", preset)->capture_default_str();
+  attention->add_option("--batch", batch)->capture_default_str();
+  attention->add_option("--prefix", prefix, "positions already in each sequence's cache")->capture_default_str();
+  attention->add_option("--reps", reps)->capture_default_str();
+  attention->add_option("--dtype", dtype, "KV cache dtype")->capture_default_str();
   int64_t groups = 4, shortest = 32, longest = 256;
   bool pad = false;
   grpo_pass->add_option("--preset", preset)->capture_default_str();
@@ -203,6 +237,7 @@ int main(int argc, char** argv) {
   if (*grpo_pass)
     r = bench_grpo_pass(r1::preset_config(preset), batch, groups, prompt, shortest, longest, pad, steps,
                         torch::Device(device));
+  if (*attention) r = bench_attention(r1::preset_config(preset), batch, prefix, reps, r1::torch_dtype_from_name(dtype));
   if (*decode) {
     torch::InferenceMode guard;
     r1::Transformer model{nullptr};
