@@ -2,7 +2,7 @@
 //   r1_bench matmul --n 1024             fp32 matmul GFLOP/s: the machine's ceiling, same run
 //   r1_bench bandwidth                   memory read GB/s: batch-1 decoding's ceiling
 //   r1_bench train  --preset bench-s     forward + backward + AdamW step, tokens/s and GFLOP/s
-//   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s
+//   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s (greedy, or --temperature T)
 //   r1_bench grpo-pass --preset small    GRPO's training forward + backward over completions of mixed
 //                                        lengths, padding computed (--pad) or skipped (default)
 //   r1_bench attention --preset bench-m --batch 64 --prefix 80   the fused CPU decode attention alone
@@ -121,14 +121,15 @@ nlohmann::json bench_grpo_pass(const r1::ModelConfig& c, int64_t batch, int64_t 
 }
 
 nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt, int64_t new_tokens,
-                            int64_t prefill_prompt) {
+                            int64_t prefill_prompt, double temperature) {
   const int64_t vocab = model->config().vocab_size;
   auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens) {
     auto ids = torch::randint(vocab, {rows, length}, torch::kInt64);
     std::vector<r1::Request> requests(rows);
     for (int64_t b = 0; b < rows; ++b) {
       requests[b].prompt.assign(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + length);
-      requests[b].params.temperature = 0;
+      requests[b].params.temperature = temperature;
+      requests[b].params.seed = static_cast<uint64_t>(b);
       requests[b].params.max_new_tokens = tokens;
       requests[b].params.ignore_eos = true;  // every sequence decodes new_tokens
     }
@@ -225,6 +226,8 @@ int main(int argc, char** argv) {
   decode->add_option("--dtype", dtype, "weights and KV cache dtype")->capture_default_str();
   decode->add_option("--model", model_dir, "model directory (default: random weights of --preset)");
   decode->add_option("--prefill-prompt", prefill_prompt, "prompt length of the prefill measurement")->capture_default_str();
+  double temperature = 0;
+  decode->add_option("--temperature", temperature, "0 = greedy; GRPO's rollouts sample at 1")->capture_default_str();
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
@@ -248,7 +251,7 @@ int main(int argc, char** argv) {
                               torch::TensorOptions().device(device).dtype(r1::torch_dtype_from_name(dtype)));
       model->init_weights(0);
     }
-    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt);
+    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt, temperature);
     r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();

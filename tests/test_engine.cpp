@@ -8,6 +8,9 @@
 #include <mutex>
 #include <thread>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/DistributionsHelper.h>
+
 #include "expect_error.h"
 #include "infer/engine.h"
 #include "test_helpers.h"
@@ -187,6 +190,34 @@ TEST(Sampling, DrawsFollowTheDistributionAndNeverPickRemovedTokens) {
   EXPECT_EQ(counts[4], 0);
   p.temperature = 0;
   EXPECT_EQ(sample_token(logprobs.data_ptr<float>(), 5, p, gen), 0);
+}
+
+TEST(Sampling, DrawsOverALargeVocabularyAreTheInverseCdfOfTheUniformNumber) {
+  // A 5,000-token vocabulary (several of the vectorised pass's chunks and a tail), every 7th token
+  // removed: each draw must be the token a plain double-precision inverse-CDF walk picks for the
+  // same uniform number (drawn from a twin generator).
+  const int64_t V = 5000;
+  torch::manual_seed(7);
+  auto logits = torch::randn({V}) * 3;
+  logits.index_put_({torch::arange(0, V, 7)}, -std::numeric_limits<float>::infinity());
+  const auto logprobs = torch::log_softmax(logits, 0).contiguous();
+  const float* lp = logprobs.data_ptr<float>();
+  SamplingParams p;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11), twin = at::make_generator<at::CPUGeneratorImpl>(11);
+  double total = 0;
+  for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(lp[i]));
+  for (int draw = 0; draw < 2000; ++draw) {
+    const double u = at::uniform_real_distribution<double>(0.0, 1.0)(twin.get<at::CPUGeneratorImpl>());
+    int64_t want = -1;
+    double cumulative = 0;
+    for (int64_t i = 0; i < V && want < 0; ++i) {
+      cumulative += std::exp(static_cast<double>(lp[i]));
+      if (cumulative > u * total) want = i;
+    }
+    const int64_t got = sample_token(lp, V, p, gen);
+    ASSERT_EQ(got, want) << "draw " << draw << ", u " << u;
+    ASSERT_NE(got % 7, 0) << "a removed token";
+  }
 }
 
 TEST(Sampling, PenaltiesAndBiasChangeTheRightLogits) {

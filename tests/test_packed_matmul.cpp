@@ -79,6 +79,7 @@ TEST(PackedMatmul, PacksAgainWhenTheWeightChanges) {
 }
 
 TEST(PackedMatmul, OnlyInsideAScopeForCpuFloat32WithoutAutograd) {
+  torch::manual_seed(5);
   const auto w = torch::randn({32, 16});
   const auto x = torch::randn({4, 16});
   PackedWeight packed;
@@ -93,7 +94,8 @@ TEST(PackedMatmul, OnlyInsideAScopeForCpuFloat32WithoutAutograd) {
   auto y = linear(xg, w, {}, &packed);
   y.sum().backward();
   ASSERT_TRUE(xg.grad().defined());
-  EXPECT_TRUE(torch::allclose(xg.grad(), w.sum(0).expand({4, 16})));
+  // (Summation order varies with the threads MKL uses: a tolerance, not allclose's 1e-8 near zero.)
+  EXPECT_LT((xg.grad() - w.sum(0).expand({4, 16})).abs().max().item<double>(), 1e-5);
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(packed.linear(xg, w, {}).defined()) << "no autograd recording under NoGradGuard";
 }

@@ -1,5 +1,7 @@
 #include "infer/engine.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -330,18 +332,26 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
     if (is_plain(p) && p.temperature > 0) inverse_t[i] = static_cast<float>(1.0 / p.temperature);
   }
   const torch::Tensor plain = torch::log_softmax(logits * torch::tensor(inverse_t).unsqueeze(1), 1).contiguous();
-  // Plain rows read their log-probs in place (a tensor per row costs more than sampling it).
+  // Plain rows read their log-probs in place (a tensor per row costs more than sampling it);
+  // the others get theirs from the filters, here, on this thread (torch ops).
   const float* plain_rows = plain.data_ptr<float>();
   const float* raw_rows = any_raw ? raw.data_ptr<float>() : nullptr;
+  std::vector<torch::Tensor> filtered(static_cast<size_t>(R));
+  std::vector<const float*> row_logprobs(static_cast<size_t>(R));
   for (int64_t i = 0; i < R; ++i) {
     Sequence& s = *rows[i];
     const SamplingParams& p = s.request->params;
-    torch::Tensor lp;
-    if (!is_plain(p)) lp = sampling_logprobs(logits[i], p, {&s.request->prompt, &s.out.ids});
-    const float* row = is_plain(p) ? plain_rows + i * V : lp.data_ptr<float>();
-    const int64_t id = sample_token(row, V, p, s.generator);
-    consume(s, id, row[id], raw_rows ? raw_rows[i * V + id] : 0.0f);
+    if (!is_plain(p)) filtered[i] = sampling_logprobs(logits[i], p, {&s.request->prompt, &s.out.ids});
+    row_logprobs[i] = is_plain(p) ? plain_rows + i * V : filtered[i].data_ptr<float>();
   }
+  // The draws, rows in parallel (each row has its own generator): a draw walks the whole
+  // vocabulary, 150k tokens for Qwen2. Rows of small vocabularies stay on one thread.
+  std::vector<int64_t> ids(static_cast<size_t>(R));
+  at::parallel_for(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) ids[i] = sample_token(row_logprobs[i], V, rows[i]->request->params, rows[i]->generator);
+  });
+  for (int64_t i = 0; i < R; ++i)
+    consume(*rows[i], ids[i], row_logprobs[i][ids[i]], raw_rows ? raw_rows[i * V + ids[i]] : 0.0f);
 }
 
 void Engine::consume(Sequence& s, int64_t id, float logprob, float raw_logprob) {

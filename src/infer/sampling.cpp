@@ -4,10 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
+#include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/DistributionsHelper.h>
 
+#include "model/simd_math.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -82,6 +84,28 @@ bool is_plain(const SamplingParams& p) {
          (p.temperature == 0 || (p.top_k == 0 && p.top_p >= 1.0 && p.min_p == 0));
 }
 
+namespace {
+
+// probs[i] = exp(logprobs[i]) (0 for removed tokens) in float, vectorised; returns their sum
+// (16-lane partial sums in float, totalled in double every 256 tokens). libm's double exp over
+// the whole vocabulary, twice per draw, made sampling at temperature 1 cost 11% of a bench-m
+// decode step at batch 64 and 30% on tiny (vocabularies of 32,000 and 4,096).
+R1_CLONES double exponentiate(const float* logprobs, int64_t V, float* probs) {
+  constexpr float kRemoved = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < V; ++i) probs[i] = logprobs[i] == kRemoved ? 0.0f : fused::exp_vec(logprobs[i]);
+  double total = 0;
+  int64_t i = 0;
+  for (; i + 256 <= V; i += 256) {
+    fused::Lanes acc = {};
+    for (int64_t j = i; j < i + 256; j += 16) acc += fused::load_lanes(probs + j);
+    total += fused::sum_lanes(acc);
+  }
+  for (; i < V; ++i) total += probs[i];
+  return total;
+}
+
+}  // namespace
+
 int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& p, at::Generator& generator) {
   if (p.temperature == 0) return std::max_element(logprobs, logprobs + V) - logprobs;
   double u;
@@ -89,16 +113,16 @@ int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& p, 
     std::lock_guard<std::mutex> lock(generator.mutex());
     u = at::uniform_real_distribution<double>(0.0, 1.0)(generator.get<at::CPUGeneratorImpl>());
   }
+  thread_local std::vector<float> probs;
+  probs.resize(static_cast<size_t>(V));
+  const double target = u * exponentiate(logprobs, V, probs.data());
   // Walk the CDF in double: removed tokens (-inf) add nothing, and the last kept token takes
   // whatever rounding leaves at the top.
-  double total = 0;
-  for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(logprobs[i]));
-  const double target = u * total;
   double cumulative = 0;
   int64_t last_kept = 0;
   for (int64_t i = 0; i < V; ++i) {
     if (logprobs[i] == -std::numeric_limits<float>::infinity()) continue;
-    cumulative += std::exp(static_cast<double>(logprobs[i]));
+    cumulative += probs[i];
     last_kept = i;
     if (cumulative > target) return i;
   }

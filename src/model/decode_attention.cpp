@@ -15,31 +15,6 @@
 namespace r1::fused {
 namespace {
 
-// 16 floats as one value: GCC's vector extension, compiled to one AVX-512 register in the avx512f
-// clone and to two AVX2 / four SSE registers in the others.
-// Helpers taking or returning Lanes are always inlined into their (cloned) caller, so no call
-// passes a vector across the ABI boundary GCC's -Wpsabi warns about.
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float Lanes __attribute__((vector_size(64)));
-typedef int32_t LaneIndex __attribute__((vector_size(64)));
-
-__attribute__((always_inline)) inline Lanes load_lanes(const float* p) {
-  Lanes v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// The sum of the 16 lanes by a tree of shuffles. (A reduction loop left GCC spilling the vector to
-// the stack and adding 16 scalars in a chain: on bench-m at batch 64 that chain made the score loop
-// a third of decode attention's time.)
-__attribute__((always_inline)) inline float sum_lanes(Lanes v) {
-  v += __builtin_shuffle(v, LaneIndex{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
-  v += __builtin_shuffle(v, LaneIndex{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
-  v += __builtin_shuffle(v, LaneIndex{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
-  v += __builtin_shuffle(v, LaneIndex{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
-  return v[0];
-}
-
 // Attention of G query heads q [G, D] over L keys/values (rows k_stride / v_stride floats apart), unnormalised
 // as in flash decoding: per head the largest score m, sum = sum_l exp(s_l - m) and
 // out = sum_l exp(s_l - m) v_l, so pieces of one prefix combine exactly. scores [G, L] is scratch.

@@ -1,4 +1,4 @@
-// Helpers shared by the fused CPU kernels (fused_ops.cpp, decode_attention.cpp).
+// Helpers shared by the fused CPU kernels (fused_ops.cpp, decode_attention.cpp) and sampling.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -32,6 +32,32 @@ inline float exp_vec(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
+}
+
+// Helpers taking or returning Lanes are always inlined into their (cloned) callers, so no call
+// passes a vector across the ABI boundary GCC's -Wpsabi warns about. The note is emitted where
+// they are used, so this silences it for the including file.
+#pragma GCC diagnostic ignored "-Wpsabi"
+// 16 floats as one value: GCC's vector extension, compiled to one AVX-512 register in the avx512f
+// clone and to two AVX2 / four SSE registers in the others.
+typedef float Lanes __attribute__((vector_size(64)));
+typedef int32_t LaneIndex __attribute__((vector_size(64)));
+
+__attribute__((always_inline)) inline Lanes load_lanes(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The sum of the 16 lanes by a tree of shuffles. (A reduction loop left GCC spilling the vector to
+// the stack and adding 16 scalars in a chain: in decode attention's dot products that chain cost
+// more than the loads.)
+__attribute__((always_inline)) inline float sum_lanes(Lanes v) {
+  v += __builtin_shuffle(v, LaneIndex{8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+  v += __builtin_shuffle(v, LaneIndex{4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+  v += __builtin_shuffle(v, LaneIndex{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  v += __builtin_shuffle(v, LaneIndex{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return v[0];
 }
 
 }  // namespace r1::fused
