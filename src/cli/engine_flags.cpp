@@ -39,8 +39,8 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_sampling, bool model_required)
   cmd->add_option("--max-context", engine.max_context, "tokens per sequence, prompt included (0 = the model's maximum)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_flag_callback("--no-packed-weights", [this] { engine.packed_weights = false; },
-                         "CPU float32: multiply by the weights as they are, not by a copy packed for MKL (saves the weights' "
-                "size in memory; decoding several sequences is slower)");
+                         "CPU float32: multiply by the weights as they are, not by a copy packed for MKL "
+                         "(saves the weights' size in memory; decoding several sequences is slower)");
   rt.add_to(cmd);
   if (!with_sampling) return;
   auto& s = sampling;

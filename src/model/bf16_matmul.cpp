@@ -36,13 +36,13 @@ CpuBf16MatmulScope::~CpuBf16MatmulScope() { t_bf16_matmul = previous_; }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      PackedWeight* packed) {
+  if (t_bf16_matmul && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+      weight.scalar_type() == torch::kFloat32)
+    return bias.defined() ? Bf16LinearFn::apply(x, weight) + bias : Bf16LinearFn::apply(x, weight);
   if (packed) {
     auto y = packed->linear(x, weight, bias);
     if (y.defined()) return y;
   }
-  if (t_bf16_matmul && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
-      weight.scalar_type() == torch::kFloat32)
-    return bias.defined() ? Bf16LinearFn::apply(x, weight) + bias : Bf16LinearFn::apply(x, weight);
   return torch::nn::functional::linear(x, weight, bias);
 }
 

@@ -27,7 +27,7 @@ class CpuBf16MatmulScope {
 };
 
 // x [..., K] @ weight [N, K]^T + bias: in bf16 inside a CpuBf16MatmulScope for CPU float32
-// tensors; through `packed` inside a CpuPackedMatmulScope (packed_matmul.h); else libtorch's linear.
+// tensors; else through `packed` inside a CpuPackedMatmulScope (packed_matmul.h); else libtorch's linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},
                      PackedWeight* packed = nullptr);
 
