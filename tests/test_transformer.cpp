@@ -103,12 +103,16 @@ TEST(Transformer, PackedDocumentsEqualSeparateForwards) {
 TEST(Transformer, SharedPrefixEqualsEachPromptPlusCompletionAlone) {
   // Prompts of 3 and 5 tokens (padded to 5), four completions of 1-6 tokens (padded to 6), two per
   // prompt: hidden states and parameter gradients must equal those of forward() on each prompt +
-  // completion row, with the prompt's gradient summed over the completions that share it. Twice:
-  // computing every position, and with completion_lengths, where only attention sees the padding.
+  // completion row, with the prompt's gradient summed over the completions that share it. Computing
+  // every position, and with completion_lengths, where only attention sees the padding; in float32
+  // (the CPU's fused attention, model/prefix_attention.h) and float64 (SDPA over a padded layout,
+  // the path of other devices and dtypes).
+  for (const auto dtype : {torch::kFloat32, torch::kFloat64})
   for (const bool skip_padding : {false, true}) {
-  SCOPED_TRACE(skip_padding ? "padding skipped" : "every position");
+  SCOPED_TRACE(std::string(skip_padding ? "padding skipped" : "every position") + (dtype == torch::kFloat64 ? ", float64" : ""));
   torch::manual_seed(5);
   Transformer m = random_model(tiny_config(4, 2));
+  m->to(dtype);
   const int64_t V = m->config().vocab_size;
   const std::vector<int64_t> prompt_len = {3, 5}, completion_len = {4, 1, 6, 2}, group = {0, 0, 1, 1};
   const int64_t n = 5, mlen = 6, R = 4;

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "model/decode_attention.h"
 #include "model/fused_ops.h"
+#include "model/prefix_attention.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -112,9 +114,16 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
 torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos,
                                                    const torch::Tensor& sin, int64_t P, int64_t n,
                                                    const torch::Tensor& group, int64_t m, const torch::Tensor& mask,
-                                                   const torch::Tensor& keep) {
+                                                   const torch::Tensor& keep, const fused::PrefixLayout* layout) {
   const int64_t K = x.size(1), R = group.size(0), N = P * n + R * m;
   const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
+  if (layout != nullptr) {
+    const auto q = fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t);
+    const auto k = fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t);
+    const auto v = v_proj(x).view({1, K, kv_heads_, head_dim_});
+    const auto out = fused::prefix_attention(q.squeeze(0), k.squeeze(0), v.squeeze(0), *layout);
+    return o_proj(out.view({1, K, heads_ * head_dim_}));
+  }
   // Projections and rotary over every token at once (one product per weight); with `keep`, the
   // real tokens are then spread into the padded layout (zeros between) that attention works on.
   const auto padded = [&](const torch::Tensor& t) {
@@ -248,9 +257,33 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   }
   auto [cos, sin] = rope_.cos_sin(positions);
   auto h = model->embed_tokens(tokens.unsqueeze(0));
+  // On the CPU in float32 the fused kernel attends over the tokens as they lie: each prompt's
+  // tokens (its real ones when padding is skipped), then each completion's.
+  std::optional<fused::PrefixLayout> layout;
+  if (fused::prefix_attention_applies(h)) {
+    layout.emplace();
+    const bool skipped = keep.defined();  // then x holds real tokens only, and completion_lengths is defined
+    const auto prompt_len = lengths.cpu(), group_cpu = g.cpu();
+    const auto completion_len = skipped ? completion_lengths.to(torch::kCPU, torch::kInt64) : torch::full({R}, m, i64);
+    const auto pl = prompt_len.accessor<int64_t, 1>(), gr = group_cpu.accessor<int64_t, 1>();
+    const auto cl = completion_len.accessor<int64_t, 1>();
+    for (int64_t p = 0; p < P; ++p) {
+      layout->prompt_start.push_back(layout->tokens);
+      layout->prompt_visible.push_back(pl[p]);
+      layout->prompt_len.push_back(skipped ? pl[p] : n);
+      layout->tokens += layout->prompt_len.back();
+    }
+    for (int64_t r = 0; r < R; ++r) {
+      layout->completion_start.push_back(layout->tokens);
+      layout->completion_len.push_back(cl[r]);
+      layout->group.push_back(gr[r]);
+      layout->tokens += layout->completion_len.back();
+    }
+  }
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
-    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask, keep);
+    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask, keep,
+                                                    layout ? &*layout : nullptr);
     h = h + layer->mlp(layer->post_attention_layernorm(h));
   }
   h = model->norm(h);

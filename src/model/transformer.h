@@ -16,6 +16,9 @@
 #include "model/rope.h"
 
 namespace r1 {
+namespace fused {
+struct PrefixLayout;  // model/prefix_attention.h
+}
 
 // Keys and values of every layer for a batch of sequences: [B, kv_heads, capacity, head_dim].
 // Each sequence's length is tracked by the caller (the `start` passed to forward_cached).
@@ -75,10 +78,13 @@ class AttentionImpl : public torch::nn::Module {
   // attend causally to themselves; completion r attends to the keys of prompt group[r] that `mask`
   // [R, 1, m, n + m] lets it see, then causally to its own. With `keep` (int64 [K]), x and cos/sin
   // hold only those of the P*n + R*m positions (the real tokens, padding left out): projections run
-  // on them alone and only the attention sees the padded layout. Returns [1, positions of x, H].
+  // on them alone and only the attention sees the padded layout. With `layout` (CPU float32) the
+  // fused kernel of model/prefix_attention.h attends over x's tokens where they lie, with no padded
+  // layout, mask or keep. Returns [1, positions of x, H].
   torch::Tensor forward_shared_prefix(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                       int64_t P, int64_t n, const torch::Tensor& group, int64_t m,
-                                      const torch::Tensor& mask, const torch::Tensor& keep = {});
+                                      const torch::Tensor& mask, const torch::Tensor& keep = {},
+                                      const fused::PrefixLayout* layout = nullptr);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
