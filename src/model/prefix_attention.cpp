@@ -235,6 +235,17 @@ bool prefix_attention_applies(const torch::Tensor& q) {
   return !disabled && q.device().is_cpu() && q.scalar_type() == torch::kFloat32;
 }
 
+bool prefix_attention_pays(const PrefixLayout& l) {
+  constexpr double kMaxMeanKeys = 32;
+  double visits = 0;  // query-key pairs: t + 1 within a segment, plus the prompt a completion sees
+  for (int64_t n : l.prompt_len) visits += 0.5 * static_cast<double>(n) * static_cast<double>(n + 1);
+  for (size_t r = 0; r < l.group.size(); ++r) {
+    const double n = static_cast<double>(l.completion_len[r]);
+    visits += 0.5 * n * (n + 1) + n * static_cast<double>(l.prompt_visible[l.group[r]]);
+  }
+  return visits <= kMaxMeanKeys * static_cast<double>(std::max<int64_t>(l.tokens, 1));
+}
+
 torch::Tensor prefix_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const PrefixLayout& layout) {
   check(q, k, v, layout);

@@ -258,7 +258,8 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   auto [cos, sin] = rope_.cos_sin(positions);
   auto h = model->embed_tokens(tokens.unsqueeze(0));
   // On the CPU in float32 the fused kernel attends over the tokens as they lie: each prompt's
-  // tokens (its real ones when padding is skipped), then each completion's.
+  // tokens (its real ones when padding is skipped), then each completion's; where its queries see
+  // few keys (prefix_attention_pays), else SDPA over the padded layout.
   std::optional<fused::PrefixLayout> layout;
   if (fused::prefix_attention_applies(h)) {
     layout.emplace();
@@ -279,6 +280,7 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
       layout->group.push_back(gr[r]);
       layout->tokens += layout->completion_len.back();
     }
+    if (!fused::prefix_attention_pays(*layout)) layout.reset();
   }
   for (size_t i = 0; i < model->layers->size(); ++i) {
     auto* layer = model->layers[i]->as<DecoderLayerImpl>();
