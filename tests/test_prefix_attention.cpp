@@ -98,6 +98,16 @@ TEST(PrefixAttention, EqualsMaskedAttentionAndItsGradients) {
   check({{5, 5, 5}, {2, 5, 4}, {3, 3, 7, 2, 5}, {2, 0, 1, 0, 2}, 6, 3, 20, 2});
 }
 
+TEST(PrefixAttention, PaysForFewKeysPerQueryOnly) {
+  // The demo: 12-token prompts, 8 answers of ~20 tokens (~22 keys a query on average).
+  EXPECT_TRUE(fused::prefix_attention_pays(make_layout({12}, {12}, std::vector<int64_t>(8, 20), std::vector<int64_t>(8, 0))));
+  // The R1-Zero template: a 300-token prompt seen by every answer token.
+  EXPECT_FALSE(fused::prefix_attention_pays(make_layout({300}, {300}, std::vector<int64_t>(8, 77), std::vector<int64_t>(8, 0))));
+  // Long answers alone (~40 keys a query) do not pay either; empty layouts do not divide by zero.
+  EXPECT_FALSE(fused::prefix_attention_pays(make_layout({8}, {8}, std::vector<int64_t>(8, 72), std::vector<int64_t>(8, 0))));
+  EXPECT_TRUE(fused::prefix_attention_pays(PrefixLayout{}));
+}
+
 TEST(PrefixAttention, ALayoutThatDoesNotTileTheTokensIsAnError) {
   const auto q = torch::randn({7, 2, 8}), kv = torch::randn({7, 1, 8});
   EXPECT_NO_THROW(fused::prefix_attention(q, kv, kv, make_layout({3}, {3}, {4}, {0})));
