@@ -39,17 +39,7 @@ R1_CLONES void attend(const float* q, const float* k, int64_t k_stride, const fl
     }
   }
   for (int64_t g = 0; g < G; ++g) {
-    float* s = scores + g * L;
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t l = 0; l < L; ++l) m = s[l] > m ? s[l] : m;
-    float sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t l = 0; l < L; ++l) {
-      s[l] = exp_vec(s[l] - m);
-      sum += s[l];
-    }
-    m_out[g] = m;
-    sum_out[g] = sum;
+    sum_out[g] = exp_shifted(scores + g * L, L, m_out + g);
   }
   for (int64_t i = 0; i < G * D; ++i) out[i] = 0;
   for (int64_t l = 0; l < L; ++l) {

@@ -74,14 +74,8 @@ R1_CLONES void forward_item(const Shape& s, const std::vector<Query>& queries, i
       for (int run = 0; run < x.runs; ++run)
         for (int64_t j = x.start[run]; j < x.start[run] + x.count[run]; ++j)
           score[n++] = s.scale * dot(qi, k + (j * s.KV + hk) * D, D);
-      float best = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) best = score[j] > best ? score[j] : best;
-      float total = 0;
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < n; ++j) {
-        score[j] = exp_vec(score[j] - best);
-        total += score[j];
-      }
+      float best;
+      const float total = exp_shifted(score, n, &best);
       float* o = out + (x.i * s.H + h) * D;
       std::fill(o, o + D, 0.0f);
       const float inverse = 1.0f / total;

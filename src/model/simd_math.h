@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 // Row loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time, so the
 // binary stays portable and still vectorises like libtorch's own kernels.
@@ -32,6 +33,23 @@ inline float exp_vec(float x) {
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);
   return p * scale;
+}
+
+// The softmax's numerator in place: s[0..n) <- exp(s - max(s)). Returns the sum and writes the
+// max to *max_out (the attention kernels keep both to combine or invert the softmax later).
+__attribute__((always_inline)) inline float exp_shifted(float* s, int64_t n, float* max_out) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < n; ++j) m = s[j] > m ? s[j] : m;
+  float sum = 0;
+#ifdef _OPENMP  // the kernels' files build with -fopenmp; others include this header without it
+#pragma omp simd reduction(+ : sum)
+#endif
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = exp_vec(s[j] - m);
+    sum += s[j];
+  }
+  *max_out = m;
+  return sum;
 }
 
 // Helpers taking or returning Lanes are always inlined into their (cloned) callers, so no call
