@@ -348,7 +348,10 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
     const auto& p = rows[i]->request->params;
     if (is_plain(p) && p.temperature > 0) inverse_t[i] = static_cast<float>(1.0 / p.temperature);
   }
-  const torch::Tensor plain = torch::log_softmax(logits * torch::tensor(inverse_t).unsqueeze(1), 1).contiguous();
+  // (At temperature 1 or greedy, the common cases, no scaling pass over the logits.)
+  const bool unscaled = std::all_of(inverse_t.begin(), inverse_t.end(), [](float t) { return t == 1.0f; });
+  const torch::Tensor plain =
+      torch::log_softmax(unscaled ? logits : logits * torch::tensor(inverse_t).unsqueeze(1), 1).contiguous();
   // Plain rows read their log-probs in place (a tensor per row costs more than sampling it);
   // the others get theirs from the filters, here, on this thread (torch ops).
   const float* plain_rows = plain.data_ptr<float>();
