@@ -183,8 +183,9 @@ namespace {
 // Copies cache positions [0, length) of rows from[i] into rows to[i], every layer at once (all
 // sources are read before any row is written). One gather and one scatter per layer tensor
 // instead of a copy per row and layer: GRPO's rollouts start 7 samples per prompt and retire
-// 128 rows per step, and the demo model's per-row copies were ~10% of its generation time. Positions
-// past a row's own length may receive stale entries: they are overwritten before they are read.
+// 128 rows per step (~1,900 small copies a step on the demo model; generation 2-3% faster without
+// them). Positions past a row's own length may receive stale entries: they are overwritten before
+// they are read.
 void copy_cache_rows(KvCache& cache, const std::vector<int64_t>& from, const std::vector<int64_t>& to, int64_t length) {
   if (from.empty() || length <= 0) return;
   const auto device = cache.k[0].device();

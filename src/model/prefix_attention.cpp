@@ -18,7 +18,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// The shapes one work item needs: H query heads over KV kv heads of D, and the layout's arrays.
+// H query heads over KV kv heads of D, and the softmax scale 1/sqrt(D).
 struct Shape {
   int64_t H, KV, D;
   float scale;
