@@ -220,6 +220,23 @@ TEST(Sampling, DrawsOverALargeVocabularyAreTheInverseCdfOfTheUniformNumber) {
   }
 }
 
+TEST(Sampling, GreedyTokenIsTheFirstArgmaxWithItsLogSoftmax) {
+  // Vocabularies below one 16-lane vector, with a tail, and over several 256-token chunks; the
+  // largest logit placed twice (the first wins, as std::max_element), and every 7th token removed.
+  for (const int64_t V : {5, 17, 300, 5000}) {
+    SCOPED_TRACE("V=" + std::to_string(V));
+    torch::manual_seed(V);
+    auto logits = torch::randn({V}) * 4;
+    logits.index_put_({torch::arange(0, V, 7)}, -std::numeric_limits<float>::infinity());
+    const int64_t first = V / 2 + (V / 2 % 7 == 0), second = V - 1 - ((V - 1) % 7 == 0);
+    logits[first] = 20.0f;
+    if (second != first) logits[second] = 20.0f;
+    float logprob = 0;
+    EXPECT_EQ(greedy_token(logits.data_ptr<float>(), V, &logprob), first);
+    EXPECT_NEAR(logprob, torch::log_softmax(logits.to(torch::kFloat64), 0)[first].item<double>(), 1e-6);
+  }
+}
+
 TEST(Sampling, PenaltiesAndBiasChangeTheRightLogits) {
   auto logits = torch::tensor({2.0f, -2.0f, 1.0f, 0.5f}, torch::kFloat32);
   SamplingParams p;

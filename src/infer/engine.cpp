@@ -343,6 +343,21 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
     logits = logits.clone();
     logits.narrow(1, tokenizer_->vocab_size(), V - tokenizer_->vocab_size()).fill_(-std::numeric_limits<float>::infinity());
   }
+  // A batch of plain greedy rows (evaluation, greedy generation): argmax and its log-prob straight
+  // from the logits, rows in parallel, without writing the batch's log-softmax.
+  const bool all_greedy = !any_raw && std::all_of(rows.begin(), rows.end(), [](const Sequence* s) {
+    return s->request->params.temperature == 0 && is_plain(s->request->params);
+  });
+  if (all_greedy) {
+    std::vector<int64_t> ids(static_cast<size_t>(R));
+    std::vector<float> logprobs(static_cast<size_t>(R));
+    const float* row0 = logits.data_ptr<float>();
+    at::parallel_for(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) ids[i] = greedy_token(row0 + i * V, V, &logprobs[i]);
+    });
+    for (int64_t i = 0; i < R; ++i) consume(*rows[i], ids[i], logprobs[i], 0.0f);
+    return;
+  }
   // Rows with plain parameters: one batched log-softmax at their temperatures (1 for greedy).
   std::vector<float> inverse_t(R, 1.0f);
   for (int64_t i = 0; i < R; ++i) {

@@ -104,7 +104,46 @@ R1_CLONES double exponentiate(const float* logprobs, int64_t V, float* probs) {
   return total;
 }
 
+// max(x[0..V)) in 16 lanes (NaN-free rows: the caller's logits).
+R1_CLONES float row_max(const float* x, int64_t V) {
+  float m = -std::numeric_limits<float>::infinity();
+  int64_t i = 0;
+  if (V >= 16) {
+    fused::Lanes acc = fused::load_lanes(x);
+    for (i = 16; i + 16 <= V; i += 16) {
+      const fused::Lanes v = fused::load_lanes(x + i);
+      acc = acc > v ? acc : v;
+    }
+    for (int l = 0; l < 16; ++l) m = acc[l] > m ? acc[l] : m;
+  }
+  for (; i < V; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+// sum exp(x - m) over x[0..V), float lanes totalled in double every 256 tokens (as exponentiate).
+R1_CLONES double sum_exp_shifted(const float* x, int64_t V, float m) {
+  double total = 0;
+  int64_t i = 0;
+  for (; i + 256 <= V; i += 256) {
+    fused::Lanes acc = {};
+    for (int64_t j = i; j < i + 256; j += 16) {
+      fused::Lanes e;
+      for (int l = 0; l < 16; ++l) e[l] = fused::exp_vec(x[j + l] - m);
+      acc += e;
+    }
+    total += fused::sum_lanes(acc);
+  }
+  for (; i < V; ++i) total += fused::exp_vec(x[i] - m);
+  return total;
+}
+
 }  // namespace
+
+int64_t greedy_token(const float* logits, int64_t V, float* logprob) {
+  const float m = row_max(logits, V);
+  *logprob = static_cast<float>(-std::log(sum_exp_shifted(logits, V, m)));
+  return std::find(logits, logits + V, m) - logits;
+}
 
 int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& p, at::Generator& generator) {
   if (p.temperature == 0) return std::max_element(logprobs, logprobs + V) - logprobs;

@@ -53,4 +53,10 @@ bool is_plain(const SamplingParams& params);
 // was processed alone or in a batch, so a seed gives the same tokens either way).
 int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& params, at::Generator& generator);
 
+// Greedy decoding straight from raw logits [V] (contiguous fp32 CPU): the first largest logit's id,
+// and in *logprob its log-softmax (-log sum exp(logits - max)), without writing the log-softmax
+// of the whole row: what sample_token at temperature 0 picks from sampling_logprobs, in two
+// vectorised reads of the row.
+int64_t greedy_token(const float* logits, int64_t V, float* logprob);
+
 }  // namespace r1
