@@ -14,20 +14,7 @@ using fused::PrefixLayout;
 
 PrefixLayout make_layout(const std::vector<int64_t>& prompt_len, const std::vector<int64_t>& visible,
                          const std::vector<int64_t>& completion_len, const std::vector<int64_t>& group) {
-  PrefixLayout l;
-  for (size_t p = 0; p < prompt_len.size(); ++p) {
-    l.prompt_start.push_back(l.tokens);
-    l.prompt_len.push_back(prompt_len[p]);
-    l.prompt_visible.push_back(visible[p]);
-    l.tokens += prompt_len[p];
-  }
-  for (size_t r = 0; r < completion_len.size(); ++r) {
-    l.completion_start.push_back(l.tokens);
-    l.completion_len.push_back(completion_len[r]);
-    l.group.push_back(group[r]);
-    l.tokens += completion_len[r];
-  }
-  return l;
+  return PrefixLayout::of(prompt_len, visible, completion_len, group);
 }
 
 // mask [T, T]: may query i see key j.

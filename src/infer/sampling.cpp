@@ -86,21 +86,27 @@ bool is_plain(const SamplingParams& p) {
 
 namespace {
 
-// probs[i] = exp(logprobs[i]) (0 for removed tokens) in float, vectorised; returns their sum
-// (16-lane partial sums in float, totalled in double every 256 tokens). libm's double exp over
-// the whole vocabulary, twice per draw, made sampling at temperature 1 cost 11% of a bench-m
-// decode step at batch 64 and 30% on tiny (vocabularies of 32,000 and 4,096).
-R1_CLONES double exponentiate(const float* logprobs, int64_t V, float* probs) {
+// The sum of exp(x[i] - shift) over x[0..V), 0 for removed tokens (-inf), each term also written
+// to out[i] when out is given: computed in float, vectorised, 16-lane partial sums totalled in
+// double every 256 tokens. libm's double exp over the whole vocabulary, twice per draw, made
+// sampling at temperature 1 cost 11% of a bench-m decode step at batch 64 and 30% on tiny
+// (vocabularies of 32,000 and 4,096).
+R1_CLONES double sum_exp(const float* x, int64_t V, float shift, float* out) {
   constexpr float kRemoved = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < V; ++i) probs[i] = logprobs[i] == kRemoved ? 0.0f : fused::exp_vec(logprobs[i]);
+  float chunk[256];
   double total = 0;
-  int64_t i = 0;
-  for (; i + 256 <= V; i += 256) {
-    fused::Lanes acc = {};
-    for (int64_t j = i; j < i + 256; j += 16) acc += fused::load_lanes(probs + j);
-    total += fused::sum_lanes(acc);
+  for (int64_t i = 0; i < V; i += 256) {
+    const int64_t n = std::min<int64_t>(256, V - i);
+    float* e = out != nullptr ? out + i : chunk;
+    for (int64_t j = 0; j < n; ++j) e[j] = x[i + j] == kRemoved ? 0.0f : fused::exp_vec(x[i + j] - shift);
+    if (n == 256) {
+      fused::Lanes acc = {};
+      for (int64_t j = 0; j < 256; j += 16) acc += fused::load_lanes(e + j);
+      total += fused::sum_lanes(acc);
+    } else {
+      for (int64_t j = 0; j < n; ++j) total += e[j];
+    }
   }
-  for (; i < V; ++i) total += probs[i];
   return total;
 }
 
@@ -120,28 +126,11 @@ R1_CLONES float row_max(const float* x, int64_t V) {
   return m;
 }
 
-// sum exp(x - m) over x[0..V), float lanes totalled in double every 256 tokens (as exponentiate).
-R1_CLONES double sum_exp_shifted(const float* x, int64_t V, float m) {
-  double total = 0;
-  int64_t i = 0;
-  for (; i + 256 <= V; i += 256) {
-    fused::Lanes acc = {};
-    for (int64_t j = i; j < i + 256; j += 16) {
-      fused::Lanes e;
-      for (int l = 0; l < 16; ++l) e[l] = fused::exp_vec(x[j + l] - m);
-      acc += e;
-    }
-    total += fused::sum_lanes(acc);
-  }
-  for (; i < V; ++i) total += fused::exp_vec(x[i] - m);
-  return total;
-}
-
 }  // namespace
 
 int64_t greedy_token(const float* logits, int64_t V, float* logprob) {
   const float m = row_max(logits, V);
-  *logprob = static_cast<float>(-std::log(sum_exp_shifted(logits, V, m)));
+  *logprob = static_cast<float>(-std::log(sum_exp(logits, V, m, nullptr)));
   return std::find(logits, logits + V, m) - logits;
 }
 
@@ -154,7 +143,7 @@ int64_t sample_token(const float* logprobs, int64_t V, const SamplingParams& p, 
   }
   thread_local std::vector<float> probs;
   probs.resize(static_cast<size_t>(V));
-  const double target = u * exponentiate(logprobs, V, probs.data());
+  const double target = u * sum_exp(logprobs, V, 0.0f, probs.data());
   // Walk the CDF in double: removed tokens (-inf) add nothing, and the last kept token takes
   // whatever rounding leaves at the top.
   double cumulative = 0;

@@ -224,6 +224,18 @@ void check(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& 
 
 }  // namespace
 
+PrefixLayout PrefixLayout::of(const std::vector<int64_t>& prompt_len, const std::vector<int64_t>& prompt_visible,
+                              const std::vector<int64_t>& completion_len, const std::vector<int64_t>& group) {
+  PrefixLayout l;
+  l.prompt_len = prompt_len;
+  l.prompt_visible = prompt_visible;
+  l.completion_len = completion_len;
+  l.group = group;
+  for (int64_t n : prompt_len) l.prompt_start.push_back(l.tokens), l.tokens += n;
+  for (int64_t n : completion_len) l.completion_start.push_back(l.tokens), l.tokens += n;
+  return l;
+}
+
 bool prefix_attention_applies(const torch::Tensor& q) {
   static const bool disabled = std::getenv("R1_NO_FUSED_OPS") != nullptr;  // as fused_ops.h
   return !disabled && q.device().is_cpu() && q.scalar_type() == torch::kFloat32;

@@ -25,6 +25,10 @@ struct PrefixLayout {
   std::vector<int64_t> prompt_start, prompt_len, prompt_visible;   // [P]: segment, and keys completions see
   std::vector<int64_t> completion_start, completion_len, group;    // [R]: segment, and its prompt
   int64_t tokens = 0;                                              // total tokens (the segments' sum)
+
+  // The segments laid end to end in this order: prompts, then completions.
+  static PrefixLayout of(const std::vector<int64_t>& prompt_len, const std::vector<int64_t>& prompt_visible,
+                         const std::vector<int64_t>& completion_len, const std::vector<int64_t>& group);
 };
 
 // True when prefix_attention handles these queries: float32 on the CPU, R1_NO_FUSED_OPS unset.

@@ -262,24 +262,15 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   // few keys (prefix_attention_pays), else SDPA over the padded layout.
   std::optional<fused::PrefixLayout> layout;
   if (fused::prefix_attention_applies(h)) {
-    layout.emplace();
-    const bool skipped = keep.defined();  // then x holds real tokens only, and completion_lengths is defined
-    const auto prompt_len = lengths.cpu(), group_cpu = g.cpu();
-    const auto completion_len = skipped ? completion_lengths.to(torch::kCPU, torch::kInt64) : torch::full({R}, m, i64);
-    const auto pl = prompt_len.accessor<int64_t, 1>(), gr = group_cpu.accessor<int64_t, 1>();
-    const auto cl = completion_len.accessor<int64_t, 1>();
-    for (int64_t p = 0; p < P; ++p) {
-      layout->prompt_start.push_back(layout->tokens);
-      layout->prompt_visible.push_back(pl[p]);
-      layout->prompt_len.push_back(skipped ? pl[p] : n);
-      layout->tokens += layout->prompt_len.back();
-    }
-    for (int64_t r = 0; r < R; ++r) {
-      layout->completion_start.push_back(layout->tokens);
-      layout->completion_len.push_back(cl[r]);
-      layout->group.push_back(gr[r]);
-      layout->tokens += layout->completion_len.back();
-    }
+    const auto values = [](const torch::Tensor& t) {
+      const auto c = t.to(torch::kCPU, torch::kInt64).contiguous();
+      return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
+    };
+    const auto visible = values(lengths);
+    if (keep.defined())  // x holds the real tokens only (completion_lengths is then defined)
+      layout = fused::PrefixLayout::of(visible, visible, values(completion_lengths), values(g));
+    else
+      layout = fused::PrefixLayout::of(std::vector<int64_t>(P, n), visible, std::vector<int64_t>(R, m), values(g));
     if (!fused::prefix_attention_pays(*layout)) layout.reset();
   }
   for (size_t i = 0; i < model->layers->size(); ++i) {
