@@ -121,7 +121,7 @@ nlohmann::json bench_grpo_pass(const r1::ModelConfig& c, int64_t batch, int64_t 
 }
 
 nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt, int64_t new_tokens,
-                            int64_t prefill_prompt, double temperature) {
+                            int64_t prefill_prompt, double temperature, int repeat) {
   const int64_t vocab = model->config().vocab_size;
   auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens) {
     auto ids = torch::randint(vocab, {rows, length}, torch::kInt64);
@@ -141,9 +141,10 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   r1::Engine engine(model, nullptr, engine_options);
   engine.generate(make_requests(batch, prompt, 4));  // warm-up
   auto requests = make_requests(batch, prompt, new_tokens);
+  std::vector<std::vector<r1::Completion>> out;
   auto t0 = Clock::now();
-  auto out = engine.generate(requests);
-  const double s = seconds_since(t0);
+  for (int r = 0; r < repeat; ++r) out = engine.generate(requests);
+  const double s = seconds_since(t0) / repeat;
   int64_t produced = 0;
   for (const auto& g : out) produced += static_cast<int64_t>(g[0].ids.size());
   // Prefill: `batch` prompts of prefill_prompt tokens, one new token each.
@@ -228,6 +229,10 @@ int main(int argc, char** argv) {
   decode->add_option("--prefill-prompt", prefill_prompt, "prompt length of the prefill measurement")->capture_default_str();
   double temperature = 0;
   decode->add_option("--temperature", temperature, "0 = greedy; GRPO's rollouts sample at 1")->capture_default_str();
+  int repeat = 1;
+  decode->add_option("--repeat", repeat, "time this many generations (mean), for profiles of the steady state")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
@@ -251,7 +256,7 @@ int main(int argc, char** argv) {
                               torch::TensorOptions().device(device).dtype(r1::torch_dtype_from_name(dtype)));
       model->init_weights(0);
     }
-    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt, temperature);
+    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt, temperature, repeat);
     r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();

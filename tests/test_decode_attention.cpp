@@ -69,6 +69,18 @@ TEST(DecodeAttention, EqualsSoftmaxOverEachRowsOwnPrefixAndWritesTheCache) {
   check({2, 3, 3, 16, 9, {8, 2}, torch::kFloat32, 1});       // MHA, a row at the last cache slot
 }
 
+TEST(DecodeAttention, EveryVectorisedHeadSizeAndHeadGroupMatchesTheReference) {
+  // D = 16 NV takes the register paths (NV = 1-8): keys four at a time (prefix lengths of every
+  // remainder mod 4 here), values for chunks of up to 4 heads (2 when D > 64).
+  check({4, 7, 1, 32, 12, {0, 1, 2, 10}, torch::kFloat32, 2});   // 7 heads per kv head: chunks 4 + 3
+  check({3, 6, 2, 64, 20, {3, 4, 17}, torch::kFloat32, 1});      // 3 heads per kv head, bench-m's shape
+  check({2, 10, 2, 128, 9, {5, 8}, torch::kFloat32, 2});         // 5 per kv head at D = 128: 2 + 2 + 1
+  check({2, 2, 2, 48, 7, {6, 1}, torch::kFloat32, 1});           // one head per kv head, D = 48
+  check({2, 8, 2, 80, 11, {10, 7}, torch::kFloat32, 2});         // D = 80: 4 heads as 2 + 2
+  check({2, 4, 2, 16, 6, {5, 3}, torch::kFloat32, 1});           // D = 16
+  check({3, 6, 2, 64, 20, {19, 0, 9}, torch::kBFloat16, 2});     // bf16 widened rows, the same paths
+}
+
 TEST(DecodeAttention, Bfloat16CacheIsReadAndWrittenInBfloat16) {
   check({3, 4, 1, 32, 50, {5, 49, 20}, torch::kBFloat16, 2});
 }

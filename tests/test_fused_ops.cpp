@@ -6,6 +6,7 @@
 #include "model/bf16_matmul.h"
 #include "model/fused_ops.h"
 #include "model/rope.h"
+#include "util/parallel_rows.h"
 
 namespace r1 {
 namespace {
@@ -96,6 +97,30 @@ TEST(FusedOps, KernelsSplitRowsAcrossThreads) {
   const int before = at::get_num_threads();
   at::set_num_threads(2);
   EXPECT_EQ(r1::fused::parallel_threads_used(64), 2) << "fused_ops.cpp must be compiled with -fopenmp";
+  at::set_num_threads(before);
+}
+
+TEST(ParallelRows, SplitsRowsAcrossThreadsFromAFileBuiltWithoutOpenMP) {
+  // This test file is built without -fopenmp, like the engine: at::parallel_for here would run
+  // every row on this thread; r1::parallel_rows must not.
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  std::vector<int> visits(64, 0);
+  std::vector<char> seen(2, 0);
+  r1::parallel_rows(0, 64, 1, [&](int64_t begin, int64_t end) {
+    seen[static_cast<size_t>(at::get_thread_num())] = 1;
+    for (int64_t i = begin; i < end; ++i) ++visits[static_cast<size_t>(i)];
+  });
+  EXPECT_EQ(seen, std::vector<char>({1, 1}));
+  EXPECT_EQ(visits, std::vector<int>(64, 1));
+  int chunks = 0;  // fewer rows than the grain: one chunk
+  r1::parallel_rows(0, 10, 16, [&](int64_t begin, int64_t end) {
+    chunks += 1;
+    EXPECT_EQ(end - begin, 10);
+  });
+  EXPECT_EQ(chunks, 1);
+  EXPECT_THROW(r1::parallel_rows(0, 8, 1, [](int64_t, int64_t) { throw std::runtime_error("row failed"); }),
+               std::runtime_error);
   at::set_num_threads(before);
 }
 

@@ -1,7 +1,5 @@
 #include "infer/engine.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -9,6 +7,7 @@
 #include <random>
 
 #include "model/packed_matmul.h"
+#include "util/parallel_rows.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -352,7 +351,7 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
     std::vector<int64_t> ids(static_cast<size_t>(R));
     std::vector<float> logprobs(static_cast<size_t>(R));
     const float* row0 = logits.data_ptr<float>();
-    at::parallel_for(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
+    parallel_rows(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) ids[i] = greedy_token(row0 + i * V, V, &logprobs[i]);
     });
     for (int64_t i = 0; i < R; ++i) consume(*rows[i], ids[i], logprobs[i], 0.0f);
@@ -383,7 +382,7 @@ void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequ
   // The draws, rows in parallel (each row has its own generator): a draw walks the whole
   // vocabulary, 150k tokens for Qwen2. Rows of small vocabularies stay on one thread.
   std::vector<int64_t> ids(static_cast<size_t>(R));
-  at::parallel_for(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
+  parallel_rows(0, R, std::max<int64_t>(1, 65536 / V), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) ids[i] = sample_token(row_logprobs[i], V, rows[i]->request->params, rows[i]->generator);
   });
   for (int64_t i = 0; i < R; ++i)

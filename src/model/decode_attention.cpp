@@ -5,6 +5,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,20 +16,142 @@
 namespace r1::fused {
 namespace {
 
+// Sums of four vectors' lanes in one shuffle tree: a's in lane 0, b's in 4, c's in 8, d's in 12.
+// Four dot products of D = 32-64 reduced one at a time (sum_lanes) cost more than their products.
+__attribute__((always_inline)) inline Lanes sum_lanes4(Lanes a, Lanes b, Lanes c, Lanes d) {
+  const LaneIndex low8{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const LaneIndex high8{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  const Lanes ab = __builtin_shuffle(a, b, low8) + __builtin_shuffle(a, b, high8);  // a folded to 8 | b to 8
+  const Lanes cd = __builtin_shuffle(c, d, low8) + __builtin_shuffle(c, d, high8);
+  const LaneIndex low4{0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27};
+  const LaneIndex high4{4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31};
+  Lanes x = __builtin_shuffle(ab, cd, low4) + __builtin_shuffle(ab, cd, high4);  // a, b, c, d folded to 4
+  x += __builtin_shuffle(x, LaneIndex{2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+  x += __builtin_shuffle(x, LaneIndex{1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+  return x;
+}
+
+// Fetch ahead: the key rows 8 rows on, and these rows' values (read after the softmax). The
+// hardware prefetcher alone left the kernel at ~11 GB/s of the machine's ~18.7 (15 with this).
+__attribute__((always_inline)) inline void prefetch_rows(const float* k, int64_t k_stride, const float* v,
+                                                         int64_t v_stride, int64_t l, int64_t rows, int64_t L,
+                                                         int64_t D) {
+  for (int64_t r = l; r < l + rows; ++r) {
+    for (int64_t d = 0; d < D; d += 16) {
+      if (r + 8 < L) __builtin_prefetch(k + (r + 8) * k_stride + d);
+      __builtin_prefetch(v + r * v_stride + d);
+    }
+  }
+}
+
+// scores [G, L] = q k^T * scale for D = 16 NV: four keys at a time, each read once for all G heads.
+template <int NV>
+__attribute__((always_inline)) inline void scores_of(const float* q, const float* k, int64_t k_stride,
+                                                     const float* v, int64_t v_stride, int64_t L, int64_t G,
+                                                     float scale, float* scores) {
+  constexpr int64_t D = 16 * NV;
+  int64_t l = 0;
+  for (; l + 4 <= L; l += 4) {
+    prefetch_rows(k, k_stride, v, v_stride, l, 4, L, D);
+    const float* k0 = k + l * k_stride;
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = q + g * D;
+      Lanes a = {}, b = {}, c = {}, d = {};
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) {
+        const Lanes qi = load_lanes(qg + 16 * i);
+        a += qi * load_lanes(k0 + 16 * i);
+        b += qi * load_lanes(k0 + k_stride + 16 * i);
+        c += qi * load_lanes(k0 + 2 * k_stride + 16 * i);
+        d += qi * load_lanes(k0 + 3 * k_stride + 16 * i);
+      }
+      const Lanes s = sum_lanes4(a, b, c, d) * scale;
+      float* sg = scores + g * L + l;
+      sg[0] = s[0], sg[1] = s[4], sg[2] = s[8], sg[3] = s[12];
+    }
+  }
+  for (; l < L; ++l) {
+    prefetch_rows(k, k_stride, v, v_stride, l, 1, L, D);
+    const float* kr = k + l * k_stride;
+    for (int64_t g = 0; g < G; ++g) {
+      Lanes acc = {};
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) acc += load_lanes(q + g * D + 16 * i) * load_lanes(kr + 16 * i);
+      scores[g * L + l] = sum_lanes(acc) * scale;
+    }
+  }
+}
+
+// out [GC, D] = sum_l p[g, l] v_l for GC heads at once (p rows L apart), the GC x NV accumulators in
+// registers: each value row is loaded once per GC heads instead of read and written per head.
+template <int NV, int GC>
+__attribute__((always_inline)) inline void weigh_values(const float* v, int64_t v_stride, int64_t L,
+                                                        const float* p, float* out) {
+  Lanes acc[GC][NV] = {};
+  for (int64_t l = 0; l < L; ++l) {
+    const float* vr = v + l * v_stride;
+    Lanes row[NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) row[i] = load_lanes(vr + 16 * i);
+#pragma GCC unroll 4
+    for (int g = 0; g < GC; ++g) {
+      const float w = p[g * L + l];
+#pragma GCC unroll 8
+      for (int i = 0; i < NV; ++i) acc[g][i] += w * row[i];
+    }
+  }
+#pragma GCC unroll 4
+  for (int g = 0; g < GC; ++g)
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) std::memcpy(out + (g * NV + i) * 16, &acc[g][i], sizeof(Lanes));
+}
+
+// attend() for D = 16 NV: heads in chunks of up to 4 (2 for D > 64), so accumulators fit the registers.
+template <int NV>
+__attribute__((always_inline)) inline void attend_lanes(const float* q, const float* k, int64_t k_stride,
+                                                        const float* v, int64_t v_stride, int64_t L, int64_t G,
+                                                        float scale, float* scores, float* out, float* m_out,
+                                                        float* sum_out) {
+  scores_of<NV>(q, k, k_stride, v, v_stride, L, G, scale, scores);
+  for (int64_t g = 0; g < G; ++g) sum_out[g] = exp_shifted(scores + g * L, L, m_out + g);
+  constexpr int64_t most = NV > 4 ? 2 : 4;
+  for (int64_t g = 0; g < G;) {
+    const int64_t chunk = std::min(most, G - g);
+    const float* p = scores + g * L;
+    float* o = out + g * 16 * NV;
+    if (chunk == 4)
+      weigh_values<NV, (most >= 4 ? 4 : 1)>(v, v_stride, L, p, o);
+    else if (chunk == 3)
+      weigh_values<NV, (most >= 3 ? 3 : 1)>(v, v_stride, L, p, o);
+    else if (chunk == 2)
+      weigh_values<NV, 2>(v, v_stride, L, p, o);
+    else
+      weigh_values<NV, 1>(v, v_stride, L, p, o);
+    g += chunk;
+  }
+}
+
 // Attention of G query heads q [G, D] over L keys/values (rows k_stride / v_stride floats apart), unnormalised
 // as in flash decoding: per head the largest score m, sum = sum_l exp(s_l - m) and
 // out = sum_l exp(s_l - m) v_l, so pieces of one prefix combine exactly. scores [G, L] is scratch.
 R1_CLONES void attend(const float* q, const float* k, int64_t k_stride, const float* v, int64_t v_stride, int64_t L,
                       int64_t G, int64_t D, float scale, float* scores, float* out, float* m_out, float* sum_out) {
+  switch (D % 16 == 0 ? D / 16 : 0) {  // head sizes in 16-float vectors: 2 tiny, 4 small/bench-m, 8 7B models
+    case 1: return attend_lanes<1>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 2: return attend_lanes<2>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 3: return attend_lanes<3>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 4: return attend_lanes<4>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 5: return attend_lanes<5>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 6: return attend_lanes<6>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 7: return attend_lanes<7>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    case 8: return attend_lanes<8>(q, k, k_stride, v, v_stride, L, G, scale, scores, out, m_out, sum_out);
+    default: break;
+  }
+  // Any other head size: one key, one head at a time.
   const int64_t D16 = D - D % 16;
-  for (int64_t l = 0; l < L; ++l) {  // each key row is read once for all G heads
+  for (int64_t l = 0; l < L; ++l) {
+    prefetch_rows(k, k_stride, v, v_stride, l, 1, L, D);
     const float* kr = k + l * k_stride;
-    // Fetch ahead: the key row 8 rows on, and this row's value (read after the softmax). The
-    // hardware prefetcher alone left the kernel at ~11 GB/s of the machine's ~18.7 (15 with this).
-    for (int64_t d = 0; d < D; d += 16) {
-      if (l + 8 < L) __builtin_prefetch(kr + 8 * k_stride + d);
-      __builtin_prefetch(v + l * v_stride + d);
-    }
     for (int64_t g = 0; g < G; ++g) {
       const float* qg = q + g * D;
       Lanes acc = {};
@@ -38,9 +161,7 @@ R1_CLONES void attend(const float* q, const float* k, int64_t k_stride, const fl
       scores[g * L + l] = dot * scale;
     }
   }
-  for (int64_t g = 0; g < G; ++g) {
-    sum_out[g] = exp_shifted(scores + g * L, L, m_out + g);
-  }
+  for (int64_t g = 0; g < G; ++g) sum_out[g] = exp_shifted(scores + g * L, L, m_out + g);
   for (int64_t i = 0; i < G * D; ++i) out[i] = 0;
   for (int64_t l = 0; l < L; ++l) {
     const float* vr = v + l * v_stride;
@@ -84,17 +205,20 @@ void run(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, 
   int64_t pieces = 1;
   if (B * KV < threads) pieces = std::max<int64_t>(1, std::min(threads, longest / kMinPiece));
   const int64_t piece_len = (longest + pieces - 1) / pieces;
-  // Per (task, piece): unnormalised out [G, D], max and sum per head.
-  std::vector<float> part_out(static_cast<size_t>(B * KV * pieces * G * D)), part_m(B * KV * pieces * G),
-      part_sum(B * KV * pieces * G);
+  // Per (task, piece): unnormalised out [G, D], max and sum per head. Whole prefixes (one piece)
+  // are normalised straight into `out` by the thread that attended them.
+  float* op = out.data_ptr<float>();
+  std::vector<float> part_out(static_cast<size_t>(pieces > 1 ? B * KV * pieces * G * D : 0)),
+      part_m(B * KV * pieces * G), part_sum(B * KV * pieces * G);
   at::parallel_for(0, B * KV * pieces, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores(static_cast<size_t>(G * piece_len));
+    std::vector<float> scores(static_cast<size_t>(G * piece_len)), own(pieces > 1 ? 0 : G * D);
     std::vector<float> wide;  // bf16 caches: a piece's keys then values as contiguous fp32 rows
     if constexpr (!std::is_same_v<T, float>) wide.resize(static_cast<size_t>(2 * piece_len * D));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t task = item / pieces, piece = item % pieces, b = task / KV, j = task % KV;
       const int64_t from = piece * piece_len, to = std::min(pos[b] + 1, from + piece_len), L = to - from;
-      float *o = part_out.data() + item * G * D, *m = part_m.data() + item * G, *sum = part_sum.data() + item * G;
+      float *o = pieces > 1 ? part_out.data() + item * G * D : own.data(), *m = part_m.data() + item * G,
+            *sum = part_sum.data() + item * G;
       if (L <= 0) {  // a row shorter than this piece's start
         for (int64_t g = 0; g < G; ++g) m[g] = -std::numeric_limits<float>::infinity(), sum[g] = 0;
         continue;
@@ -117,10 +241,15 @@ void run(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, 
         widen_bf16(reinterpret_cast<const uint16_t*>(vrow + from * vt), vt, L, D, wv);
         attend(qg, wk, D, wv, D, L, G, D, scale, scores.data(), o, m, sum);
       }
+      if (pieces == 1) {
+        float* og = op + (b * H + j * G) * D;
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t d = 0; d < D; ++d) og[g * D + d] = o[g * D + d] / sum[g];
+      }
     }
   });
+  if (pieces == 1) return;
   // Combine the pieces of each head: rescale each by exp(m_piece - m_all), then normalise.
-  float* op = out.data_ptr<float>();
   for (int64_t task = 0; task < B * KV; ++task) {
     const int64_t b = task / KV, j = task % KV;
     for (int64_t g = 0; g < G; ++g) {
