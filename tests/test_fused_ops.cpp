@@ -93,6 +93,30 @@ TEST(FusedOps, RotaryEqualsApplyRotaryAndItsGradients) {
   EXPECT_LT(max_rel(expanded, reference), 1e-6);
 }
 
+TEST(FusedOps, AddRmsNormIsTheResidualAddThenTheNormBitForBit) {
+  torch::manual_seed(11);
+  const auto w = torch::randn({37}) + 1;
+  for (const auto& shape : {std::vector<int64_t>{64, 1, 37}, std::vector<int64_t>{3, 5, 37}}) {
+    const auto h = torch::randn(shape), delta = torch::randn(shape).transpose(0, 1).contiguous().transpose(0, 1);
+    const auto want_sum = h + delta;
+    const auto want_norm = torch::rms_norm(want_sum, {37}, w, 1e-6);
+    torch::NoGradGuard no_grad;  // the one-pass kernel: decoding and evaluation
+    const auto [sum, normed] = fused::add_rms_norm(h, delta, w, 1e-6);
+    EXPECT_TRUE(torch::equal(sum, want_sum));
+    EXPECT_TRUE(torch::equal(normed, fused::rms_norm(want_sum, w, 1e-6)));  // the same rows kernel
+    EXPECT_LT(max_rel(normed, want_norm), 1e-6);
+  }
+  // With gradients recorded: the two ops under autograd, gradients through both outputs.
+  auto h = torch::randn({4, 37}, torch::requires_grad()), delta = torch::randn({4, 37}, torch::requires_grad());
+  const auto [sum, normed] = fused::add_rms_norm(h, delta, w, 1e-6);
+  (sum.sum() + normed.pow(2).sum()).backward();
+  auto h2 = h.detach().clone().requires_grad_(true), d2 = delta.detach().clone().requires_grad_(true);
+  const auto sum2 = h2 + d2;
+  (sum2.sum() + torch::rms_norm(sum2, {37}, w, 1e-6).pow(2).sum()).backward();
+  EXPECT_LT(max_rel(h.grad(), h2.grad()), 1e-5);
+  EXPECT_LT(max_rel(delta.grad(), d2.grad()), 1e-5);
+}
+
 TEST(FusedOps, KernelsSplitRowsAcrossThreads) {
   const int before = at::get_num_threads();
   at::set_num_threads(2);

@@ -36,6 +36,11 @@ R1_CLONES void rms_norm_rows(const float* x, const float* w, float* y, float* rs
   }
 }
 
+R1_CLONES void add_rows(const float* a, const float* b, float* out, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+}
+
 // dx = rstd * (g w - n * mean(g w n)), n = x * rstd; dw += sum over rows of g n.
 R1_CLONES void rms_norm_backward_rows(const float* g, const float* x, const float* w, const float* rstd, float* dx,
                                       float* dw, int64_t rows, int64_t C) {
@@ -197,6 +202,26 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   if (applies(x) && weight.scalar_type() == torch::kFloat32 && weight.device().is_cpu())
     return RmsNormFn::apply(x, weight, eps);
   return at::rms_norm(x, {x.size(-1)}, weight, eps);
+}
+
+std::pair<torch::Tensor, torch::Tensor> add_rms_norm(const torch::Tensor& h, const torch::Tensor& delta,
+                                                     const torch::Tensor& weight, double eps) {
+  if (torch::GradMode::is_enabled() || !applies(h) || !applies(delta) || h.sizes() != delta.sizes() ||
+      weight.scalar_type() != torch::kFloat32 || !weight.device().is_cpu()) {
+    auto sum = h + delta;
+    return {sum, rms_norm(sum, weight, eps)};
+  }
+  const auto hc = h.contiguous(), dc = delta.contiguous(), w = weight.contiguous();
+  const int64_t C = hc.size(-1), rows = hc.numel() / C;
+  auto sum = torch::empty_like(hc), y = torch::empty_like(hc);
+  std::vector<float> rstd(static_cast<size_t>(rows));
+  const float *hp = hc.data_ptr<float>(), *dp = dc.data_ptr<float>(), *wp = w.data_ptr<float>();
+  float *sp = sum.data_ptr<float>(), *yp = y.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, kGrain / C), [&](int64_t r0, int64_t r1) {
+    add_rows(hp + r0 * C, dp + r0 * C, sp + r0 * C, (r1 - r0) * C);
+    rms_norm_rows(sp + r0 * C, wp, yp + r0 * C, rstd.data() + r0, r1 - r0, C, static_cast<float>(eps));
+  });
+  return {sum, y};
 }
 
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {

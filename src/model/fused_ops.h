@@ -1,5 +1,6 @@
 // Fused CPU kernels for the elementwise parts of a decoder layer: RMSNorm, SwiGLU's silu(g) * u and
-// the rotary embedding, each one pass over memory forward and one backward (autograd functions).
+// the rotary embedding, each one pass over memory forward and one backward (autograd functions),
+// and, without autograd, the residual add together with the norm after it.
 //
 // Why: for the small models r1 trains on a CPU (the demo's 0.9M-parameter policy), libtorch's
 // composite versions of these three ops are ~10 kernels forward and ~20 backward per layer, each a
@@ -20,6 +21,12 @@ bool applies(const torch::Tensor& x);
 
 // x [..., C] * rsqrt(mean(x^2) + eps) * weight [C] (HF's LlamaRMSNorm in float32).
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// (h + delta, rms_norm(h + delta, weight)): a decoder layer's residual add and the norm after it,
+// one pass over the rows when no gradient is recorded (decoding, evaluation; the same float
+// operations as the two apart), else the two ops with autograd.
+std::pair<torch::Tensor, torch::Tensor> add_rms_norm(const torch::Tensor& h, const torch::Tensor& delta,
+                                                     const torch::Tensor& weight, double eps);
 
 // silu(gate) * up, same shapes.
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);

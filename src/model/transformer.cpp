@@ -73,6 +73,13 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * normed.to(x.scalar_type());
 }
 
+std::pair<torch::Tensor, torch::Tensor> RMSNormImpl::add_then_forward(const torch::Tensor& h, const torch::Tensor& delta) {
+  if (h.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
+    return fused::add_rms_norm(h, delta, weight, eps_);
+  auto sum = h + delta;
+  return {sum, forward(sum)};
+}
+
 AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o)
     : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
   q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.has_qkv_bias(), o));
@@ -190,12 +197,18 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   auto [cos, sin] = rope_.cos_sin(positions);
   std::vector<at::indexing::TensorIndex> cache_slots;  // where each layer writes its keys/values
   if (cache != nullptr) cache_slots = {torch::arange(h.size(0), positions.options()).view({-1, 1}), positions};
-  for (size_t i = 0; i < model->layers->size(); ++i) {
-    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
-    h = h + layer->self_attn(layer->input_layernorm(h), cos, sin, cache, static_cast<int64_t>(i), cache_slots, mask, used);
-    h = h + layer->mlp(layer->post_attention_layernorm(h));
+  // Each residual add is taken together with the norm that follows it (one pass when decoding).
+  const size_t n = model->layers->size();
+  auto layer_at = [&](size_t i) { return model->layers[i]->as<DecoderLayerImpl>(); };
+  torch::Tensor normed = n > 0 ? layer_at(0)->input_layernorm(h) : model->norm(h);
+  for (size_t i = 0; i < n; ++i) {
+    auto* layer = layer_at(i);
+    const auto attended = layer->self_attn(normed, cos, sin, cache, static_cast<int64_t>(i), cache_slots, mask, used);
+    std::tie(h, normed) = layer->post_attention_layernorm->add_then_forward(h, attended);
+    auto& next_norm = i + 1 < n ? layer_at(i + 1)->input_layernorm : model->norm;
+    std::tie(h, normed) = next_norm->add_then_forward(h, layer->mlp(normed));
   }
-  return model->norm(h);
+  return normed;
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions) {

@@ -54,6 +54,8 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
+  // (h + delta, forward(h + delta)): the residual add before this norm, fused when it can be.
+  std::pair<torch::Tensor, torch::Tensor> add_then_forward(const torch::Tensor& h, const torch::Tensor& delta);
   torch::Tensor weight;
 
  private:
