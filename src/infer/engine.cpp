@@ -7,8 +7,8 @@
 #include <random>
 
 #include "model/packed_matmul.h"
-#include "util/parallel_rows.h"
 #include "util/error.h"
+#include "util/parallel_rows.h"
 
 namespace r1 {
 namespace {

@@ -119,7 +119,7 @@ __attribute__((always_inline)) inline void attend_lanes(const float* q, const fl
     const int64_t chunk = std::min(most, G - g);
     const float* p = scores + g * L;
     float* o = out + g * 16 * NV;
-    if (chunk == 4)
+    if (chunk == 4)  // (the chunks of 3 and 4 are never taken when most is 2; <NV, 1> stands in)
       weigh_values<NV, (most >= 4 ? 4 : 1)>(v, v_stride, L, p, o);
     else if (chunk == 3)
       weigh_values<NV, (most >= 3 ? 3 : 1)>(v, v_stride, L, p, o);

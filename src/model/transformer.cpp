@@ -197,14 +197,18 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   auto [cos, sin] = rope_.cos_sin(positions);
   std::vector<at::indexing::TensorIndex> cache_slots;  // where each layer writes its keys/values
   if (cache != nullptr) cache_slots = {torch::arange(h.size(0), positions.options()).view({-1, 1}), positions};
-  // Each residual add is taken together with the norm that follows it (one pass when decoding).
+  return through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t i, const torch::Tensor& x) {
+    return layer.self_attn(x, cos, sin, cache, i, cache_slots, mask, used);
+  });
+}
+
+torch::Tensor TransformerImpl::through_layers(torch::Tensor h, const AttendFn& attend) {
   const size_t n = model->layers->size();
   auto layer_at = [&](size_t i) { return model->layers[i]->as<DecoderLayerImpl>(); };
   torch::Tensor normed = n > 0 ? layer_at(0)->input_layernorm(h) : model->norm(h);
   for (size_t i = 0; i < n; ++i) {
     auto* layer = layer_at(i);
-    const auto attended = layer->self_attn(normed, cos, sin, cache, static_cast<int64_t>(i), cache_slots, mask, used);
-    std::tie(h, normed) = layer->post_attention_layernorm->add_then_forward(h, attended);
+    std::tie(h, normed) = layer->post_attention_layernorm->add_then_forward(h, attend(*layer, static_cast<int64_t>(i), normed));
     auto& next_norm = i + 1 < n ? layer_at(i + 1)->input_layernorm : model->norm;
     std::tie(h, normed) = next_norm->add_then_forward(h, layer->mlp(normed));
   }
@@ -286,13 +290,9 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
       layout = fused::PrefixLayout::of(std::vector<int64_t>(P, n), visible, std::vector<int64_t>(R, m), values(g));
     if (!fused::prefix_attention_pays(*layout)) layout.reset();
   }
-  for (size_t i = 0; i < model->layers->size(); ++i) {
-    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
-    h = h + layer->self_attn->forward_shared_prefix(layer->input_layernorm(h), cos, sin, P, n, g, m, mask, keep,
-                                                    layout ? &*layout : nullptr);
-    h = h + layer->mlp(layer->post_attention_layernorm(h));
-  }
-  h = model->norm(h);
+  h = through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t, const torch::Tensor& x) {
+    return layer.self_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep, layout ? &*layout : nullptr);
+  });
   if (keep.defined()) h = torch::zeros({1, P * n + R * m, h.size(2)}, h.options()).index_copy(1, keep, h);
   return {h.narrow(1, 0, P * n).view({P, n, -1}), h.narrow(1, P * n, R * m).view({R, m, -1})};
 }

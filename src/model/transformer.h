@@ -7,6 +7,7 @@
 //   forward_cached() new tokens appended to a KvCache, each sequence at its own position
 //                    (batched decoding of prompts of different lengths)
 #pragma once
+#include <functional>
 #include <vector>
 
 #include <torch/torch.h>
@@ -176,6 +177,11 @@ class TransformerImpl : public torch::nn::Module {
   PackedWeight tied_head_packed_;  // decoding's packed copy of the embedding when it is the head
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
                            const torch::Tensor& mask, int64_t used);
+  // The decoder stack over hidden states h, attend(layer, index, normed input) giving each layer's
+  // attention output; returns the final norm's output. Each residual add is taken together with
+  // the norm that follows it (one fused pass when no gradient is recorded).
+  using AttendFn = std::function<torch::Tensor(DecoderLayerImpl&, int64_t, const torch::Tensor&)>;
+  torch::Tensor through_layers(torch::Tensor h, const AttendFn& attend);
   ModelConfig config_;
   RotaryEmbedding rope_;
 };
