@@ -119,14 +119,12 @@ __attribute__((always_inline)) inline void attend_lanes(const float* q, const fl
     const int64_t chunk = std::min(most, G - g);
     const float* p = scores + g * L;
     float* o = out + g * 16 * NV;
-    if (chunk == 4)  // (the chunks of 3 and 4 are never taken when most is 2; <NV, 1> stands in)
-      weigh_values<NV, (most >= 4 ? 4 : 1)>(v, v_stride, L, p, o);
-    else if (chunk == 3)
-      weigh_values<NV, (most >= 3 ? 3 : 1)>(v, v_stride, L, p, o);
+    if (chunk == 1)
+      weigh_values<NV, 1>(v, v_stride, L, p, o);
     else if (chunk == 2)
       weigh_values<NV, 2>(v, v_stride, L, p, o);
-    else
-      weigh_values<NV, 1>(v, v_stride, L, p, o);
+    else if constexpr (most == 4)
+      chunk == 3 ? weigh_values<NV, 3>(v, v_stride, L, p, o) : weigh_values<NV, 4>(v, v_stride, L, p, o);
     g += chunk;
   }
 }
