@@ -34,11 +34,11 @@ pretrain-demo: build
 
 bench: build
 	$(VENV)/bin/python bench/run.py $(BUILD)
-	$(VENV)/bin/python bench/run_tokenizer.py $(BUILD) ../shared/data
+	$(VENV)/bin/python bench/run_tokenizer.py $(BUILD) $(BUILD)/data
 	$(VENV)/bin/python bench/run_training.py $(BUILD)
 	$(VENV)/bin/python bench/run_engine.py $(BUILD)
 	$(VENV)/bin/python bench/run_server.py $(BUILD)
-	$(VENV)/bin/python bench/run_rewards.py $(BUILD) ../shared/data
+	$(VENV)/bin/python bench/run_rewards.py $(BUILD) $(BUILD)/data
 	$(VENV)/bin/python bench/run_grpo.py $(BUILD)
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 

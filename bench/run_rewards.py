@@ -1,6 +1,8 @@
 """make bench (rewards part): math checks per second and latency on MATH-500 answer pairs and
 their mutations, r1 (r1_bench_rewards) beside math-verify on the same pairs in the same run; and
-HumanEval canonical solutions per second in the sandbox. Usage: run_rewards.py BUILD_DIR DATA_DIR"""
+HumanEval canonical solutions per second in the sandbox; and the math checker's bounds under
+random and adversarial LaTeX (max and p99 time, kills at the time limit, worker failures, peak
+memory). Usage: run_rewards.py BUILD_DIR [DATA_DIR (default BUILD_DIR/data)]"""
 import json
 import os
 import statistics
@@ -11,12 +13,13 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from machine import describe  # noqa: E402
 from math_pairs import pairs  # noqa: E402
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
-    data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(HERE), "..", "shared", "data")
+    data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(build, "data")
     from math_verify import parse, verify
     items = [(a, ref) for a, ref, _, _ in pairs(data)]
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,6 +40,7 @@ def main():
         latencies.append(time.perf_counter() - s)
     theirs = len(items) / (time.perf_counter() - t0)
     latencies.sort()
+    print(f"Machine: {describe()}")
     print(f"\n## Math checks ({len(items)} MATH-500 pairs and mutations, one thread)\n")
     print("| checker | checks/s | p50 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|")
@@ -44,6 +48,19 @@ def main():
     print(f"| math-verify 0.9.0 | {theirs:.0f} | {1000 * latencies[len(latencies) // 2]:.3f} | "
           f"{1000 * latencies[len(latencies) * 99 // 100]:.3f} | {1000 * latencies[-1]:.1f} |")
     print(f"\nr1 / math-verify: {ours['checks_per_s'] / theirs:.1f}x")
+    fuzz = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "math-fuzz", "--math500",
+                                      os.path.join(data, "math500", "test.jsonl")],
+                                     capture_output=True, text=True, check=True).stdout)
+    print(f"\n## Math checker under hostile input ({fuzz['checks']} checks, seed 1, {fuzz['threads']} threads, "
+          f"limits {fuzz['time_limit_ms']:.0f} ms and {fuzz['memory_limit_mb']:.0f} MiB per check)\n")
+    print("| input class | checks | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    for name, c in sorted(fuzz["classes"].items()):
+        print(f"| {name} | {c['checks']} | {c['p50_ms']:.2f} | {c['p99_ms']:.1f} | {c['max_ms']:.1f} |")
+    print(f"| all | {fuzz['checks']} | {fuzz['p50_ms']:.2f} | {fuzz['p99_ms']:.1f} | {fuzz['max_ms']:.1f} |")
+    print(f"\nkilled at the time limit: {fuzz['killed_at_time_limit']}; worker failures (out of memory, crash): "
+          f"{fuzz['worker_failures']}; over the limit by more than 100 ms (hangs): {fuzz['hangs']}; "
+          f"peak worker RSS {fuzz['peak_worker_rss_mb']:.0f} MiB")
     box = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "sandbox", "--humaneval",
                                      os.path.join(data, "humaneval", "HumanEval.jsonl.gz")],
                                     capture_output=True, text=True, check=True).stdout)

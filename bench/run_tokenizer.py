@@ -1,7 +1,8 @@
 """make bench (tokenizer part): r1's encode throughput beside the Hugging Face tokenizers
 library (Rust core, PyPI) on the same text in the same run, and tokenizer training time.
-Usage: run_tokenizer.py BUILD_DIR SHARED_DATA_DIR"""
+Usage: run_tokenizer.py BUILD_DIR DATA_DIR (the build tree's data/, tokenizers unpacked)"""
 import glob
+import gzip
 import json
 import os
 import random
@@ -14,12 +15,13 @@ import time
 from tokenizers import Tokenizer
 
 
-def corpus(shared, path, target_bytes):
+def corpus(data, path, target_bytes):
     """Mixed prose and code, reproducible: GSM8K questions and answers, then libstdc++'s headers."""
     with open(path, "w") as out:
         n = 0
-        for name in ("train.jsonl", "test.jsonl"):
-            for line in open(os.path.join(shared, "gsm8k", name)):
+        for name in ("train.jsonl.gz", "test.jsonl"):
+            opener = gzip.open if name.endswith(".gz") else open
+            for line in opener(os.path.join(data, "gsm8k", name), "rt"):
                 d = json.loads(line)
                 n += out.write(d["question"] + "\n" + d["answer"] + "\n\n")
         for f in sorted(glob.glob("/usr/include/c++/12/**/*", recursive=True)):
@@ -51,17 +53,17 @@ def hf_encode(tokenizer_path, text_path, batch):
 
 
 def main():
-    build, shared = sys.argv[1], sys.argv[2]
+    build, data = sys.argv[1], sys.argv[2]
     threads = os.cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
-        text = corpus(shared, os.path.join(tmp, "mixed.txt"), 20_000_000)
+        text = corpus(data, os.path.join(tmp, "mixed.txt"), 20_000_000)
         mb = os.path.getsize(text) / 1e6
         print(f"\n## Tokenizer encode throughput ({mb:.1f} MB of GSM8K prose + libstdc++ headers)\n")
         print("| tokenizer | r1 1 thread MB/s | HF encode 1 thread MB/s | r1 / HF | r1 " f"{threads} threads | "
               f"HF encode_batch {threads} threads | r1 / HF | identical ids |")
         print("|---|---|---|---|---|---|---|---|")
         for name in ("deepseek_v3", "qwen3"):
-            tj = os.path.join(shared, "tokenizers", name, "tokenizer.json")
+            tj = os.path.join(data, "tokenizers", name, "tokenizer.json")
             run = lambda th: json.loads(subprocess.run(
                 [os.path.join(build, "bench", "r1_bench_tokenizer"), "--tokenizer", tj, "--input", text,
                  "--threads", str(th)], capture_output=True, text=True, check=True).stdout)

@@ -75,13 +75,15 @@ cat > "$OUT/summary.json" <<JSON
 {
   "accuracy_before": $(field 'pass@1' "$OUT/eval-before.json"),
   "accuracy_after": $(field 'pass@1' "$OUT/eval-after.json"),
-  "think_rate_before": $(field reward_format_think "$OUT/eval-before.json"),
-  "think_rate_after": $(field reward_format_think "$OUT/eval-after.json"),
+  "think_rate_before": $(field think_rate "$OUT/eval-before.json"),
+  "think_rate_after": $(field think_rate "$OUT/eval-after.json"),
+  "format_rate_before": $(field reward_format_think "$OUT/eval-before.json"),
   "format_rate_after": $(field reward_format_think "$OUT/eval-after.json"),
   "length_before": $(field mean_response_tokens "$OUT/eval-before.json"),
   "length_after": $(field mean_response_tokens "$OUT/eval-after.json"),
   "accuracy_after_with_format_reward": $(field 'pass@1' "$OUT/eval-format.json"),
-  "think_rate_after_with_format_reward": $(field reward_format_think "$OUT/eval-format.json"),
+  "think_rate_after_with_format_reward": $(field think_rate "$OUT/eval-format.json"),
+  "format_rate_after_with_format_reward": $(field reward_format_think "$OUT/eval-format.json"),
   "length_after_with_format_reward": $(field mean_response_tokens "$OUT/eval-format.json"),
   "pretrain_steps": $PRETRAIN_STEPS, "grpo_steps": $GRPO_STEPS, "seed": $SEED,
   "seconds": $seconds
@@ -90,7 +92,8 @@ JSON
 echo
 echo "== tiny R1-Zero: held-out 3-digit sums, greedy      (base -> GRPO accuracy reward | accuracy + format)"
 echo "   accuracy        $(field 'pass@1' "$OUT/eval-before.json") -> $(field 'pass@1' "$OUT/eval-after.json") | $(field 'pass@1' "$OUT/eval-format.json")"
-echo "   thinking rate   $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json") | $(field reward_format_think "$OUT/eval-format.json")"
+echo "   thinking rate   $(field think_rate "$OUT/eval-before.json") -> $(field think_rate "$OUT/eval-after.json") | $(field think_rate "$OUT/eval-format.json")   (a closed <think> block)"
+echo "   R1-Zero format  $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json") | $(field reward_format_think "$OUT/eval-format.json")   (one think block first, then <answer>)"
 echo "   response tokens $(field mean_response_tokens "$OUT/eval-before.json") -> $(field mean_response_tokens "$OUT/eval-after.json") | $(field mean_response_tokens "$OUT/eval-format.json")"
 echo "   total ${seconds} s; numbers in $OUT/summary.json, curves and samples in $OUT/report.html (accuracy only)"
 echo "   and $OUT/report-format.html (accuracy + format)"

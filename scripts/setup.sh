@@ -19,7 +19,7 @@ apt_packages=(
   python3-venv
   nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev
-  libgloo-dev libcpp-httplib-dev libginac-dev bubblewrap
+  libgloo-dev libcpp-httplib-dev libginac-dev libseccomp-dev bubblewrap
   chromium chromium-driver
 )
 

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "expect_error.h"
-#include "shared_data.h"
+#include "test_data_dir.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/unicode.h"
 

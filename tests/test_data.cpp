@@ -11,7 +11,7 @@
 #include "tokenizer/trainer.h"
 #include "train/batch_source.h"
 #include "expect_error.h"
-#include "shared_data.h"
+#include "test_data_dir.h"
 #include "train/lr_schedule.h"
 
 namespace fs = std::filesystem;

@@ -175,6 +175,11 @@ TEST(GrpoLoss, TwoSidedClipAndCispoByHand) {
   // CISPO: -min(ratio, eps_high) x A x logp, the weight without gradient: d/d logp = -min(ratio, eps_high) x A.
   o.delta = 0;
   o.surrogate = "cispo";
+  // The clip surrogate's epsilon-high (0.2 by default) would cap every weight at 0.2: refused.
+  o.epsilon_high = 0.2;
+  expect_error([&] { grpo_loss(e.logp, e.old, {}, e.adv, e.mask, o); }, "must be > 1");
+  o.epsilon_high = 1.0;
+  expect_error([&] { grpo_loss(e.logp, e.old, {}, e.adv, e.mask, o); }, "must be > 1");
   o.epsilon_high = 1.5;
   const auto logp = e.logp.clone().requires_grad_(true);
   const auto loss = grpo_loss(logp, e.old, {}, e.adv, e.mask, o).loss;

@@ -4,14 +4,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "rewards/answer_extraction.h"
 #include "rewards/math_verifier.h"
-#include "shared_data.h"
+#include "test_data_dir.h"
 
 namespace r1 {
 namespace {
@@ -27,7 +29,7 @@ std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 }
 
 TEST(MathVerifier, Math500SolutionsBoxTheirAnswers) {
-  const auto rows = read_jsonl(testing::shared_data() + "/math500/test.jsonl");
+  const auto rows = read_jsonl(testing::test_data() + "/math500/test.jsonl");
   ASSERT_EQ(rows.size(), 500u);
   int equal = 0;
   std::string misses;
@@ -75,7 +77,7 @@ std::vector<std::string> mutations(const std::string& answer) {
 }
 
 TEST(MathVerifier, MutatedMath500AnswersAreRejected) {
-  const auto rows = read_jsonl(testing::shared_data() + "/math500/test.jsonl");
+  const auto rows = read_jsonl(testing::test_data() + "/math500/test.jsonl");
   int total = 0, rejected = 0;
   std::string accepted;
   for (const auto& r : rows) {
@@ -93,7 +95,7 @@ TEST(MathVerifier, MutatedMath500AnswersAreRejected) {
 }
 
 TEST(MathVerifier, Gsm8kAnswersInTheirEquivalentForms) {
-  const auto rows = read_jsonl(testing::shared_data() + "/gsm8k/test.jsonl");
+  const auto rows = read_jsonl(testing::test_data() + "/gsm8k/test.jsonl");
   ASSERT_EQ(rows.size(), 1319u);
   int checked = 0;
   for (const auto& r : rows) {
@@ -165,6 +167,39 @@ TEST(MathVerifier, HostileInputsAreBoundedAndRejected) {
   MathVerifyOptions no_time;
   no_time.time_limit_s = 0;
   EXPECT_EQ(math_equal("x^2 + 1", "1 + x^2 + 0", no_time).reason, "too large: time limit");
+}
+
+TEST(MathVerifier, EachCheckIsBoundedInTimeAndMemoryAndDoesNotStallTheOthers) {
+  // Each of these runs for seconds to minutes and gigabytes if left alone (the tower of powers
+  // builds a 4096^3 * log10(9)-digit number).
+  const std::vector<std::string> pathological = {"((9^{4096})^{4096})^{4096}", "(((9^{4096})^{4096})^{4096})^{4096}",
+                                                 "((1000!)^{4096})^{4096}", "\\frac{(9^{4096})^{4096}}{(8^{4096})^{4096}}"};
+  std::atomic<bool> slow_done{false};
+  std::vector<double> slow_seconds(pathological.size());
+  std::vector<MathVerdict> slow_verdicts(pathological.size());
+  std::thread slow([&] {
+    for (size_t i = 0; i < pathological.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      slow_verdicts[i] = math_equal(pathological[i], "1");
+      slow_seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    slow_done = true;
+  });
+  // Meanwhile, ordinary checks on this thread go on at their usual pace.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const auto t0 = std::chrono::steady_clock::now();
+  int right = 0;
+  for (int i = 0; i < 200; ++i) right += math_equal("\\frac{" + std::to_string(i + 1) + "}{2}", std::to_string(0.5 * (i + 1))).equal;
+  const double ordinary = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  slow.join();
+  EXPECT_EQ(right, 200);
+  EXPECT_LT(ordinary, 1.0) << "200 ordinary checks waited for the pathological ones";
+  for (size_t i = 0; i < pathological.size(); ++i) {
+    EXPECT_FALSE(slow_verdicts[i].equal) << pathological[i];
+    EXPECT_EQ(slow_verdicts[i].reason.rfind("too large", 0), 0u) << pathological[i] << ": " << slow_verdicts[i].reason;
+    EXPECT_LT(slow_seconds[i], 1.3) << pathological[i];
+  }
+  EXPECT_LE(math_checker_stats().peak_worker_rss_bytes, MathVerifyOptions{}.memory_bytes);
 }
 
 TEST(AnswerExtraction, FormsAndConflicts) {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "eval/passkey.h"
-#include "shared_data.h"
+#include "test_data_dir.h"
 
 namespace r1 {
 namespace {

@@ -5,14 +5,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "eval/tasks.h"
 #include "rewards/sandbox.h"
-#include "shared_data.h"
+#include "util/error.h"
+#include "test_data_dir.h"
 
 namespace r1 {
 namespace {
@@ -29,7 +32,7 @@ TEST(Sandbox, BubblewrapIsolatesOnThisMachine) {
 }
 
 TEST(Sandbox, HumanEvalCanonicalSolutionsPassAndBrokenOnesFail) {
-  const auto task = load_eval_task("humaneval", testing::shared_data());  // HumanEval.jsonl.gz
+  const auto task = load_eval_task("humaneval", testing::test_data());  // HumanEval.jsonl.gz
   std::vector<nlohmann::json> rows;
   for (const auto& item : task.items) rows.push_back(item.metadata);
   ASSERT_EQ(rows.size(), 164u);
@@ -37,9 +40,9 @@ TEST(Sandbox, HumanEvalCanonicalSolutionsPassAndBrokenOnesFail) {
   for (const auto& r : rows) {
     const std::string prompt = r["prompt"], test = r["test"], entry = r["entry_point"];
     const std::string solution = r["canonical_solution"];
-    jobs.push_back([=] { return sandbox().run_humaneval(prompt, solution, test, entry); });
-    jobs.push_back([=] { return sandbox().run_humaneval(prompt, "    pass\n", test, entry); });
-    jobs.push_back([=] { return sandbox().run_humaneval(prompt, "    return '__wrong__'\n", test, entry); });
+    jobs.push_back([=] { return sandbox().run_humaneval(prompt + solution, prompt, test, entry); });
+    jobs.push_back([=] { return sandbox().run_humaneval(prompt + "    pass\n", prompt, test, entry); });
+    jobs.push_back([=] { return sandbox().run_humaneval(prompt + "    return '__wrong__'\n", prompt, test, entry); });
   }
   const auto reports = sandbox().run_many(jobs);
   int passed = 0, pass_body_failed = 0, wrong_failed = 0;
@@ -80,6 +83,86 @@ RunResult run_python(const std::string& code, double wall = 5) {
   l.cpu_seconds = 2;
   l.wall_seconds = wall;
   return CodeSandbox(l).run({"python3", "-I", "-B", "main.py"}, {{"main.py", code}});
+}
+
+TEST(Sandbox, DiskOutputAndFilesAreBoundedAndTheHarnessStaysResponsive) {
+  // /tmp and the working directory are tmpfs filesystems of disk_bytes and disk_files each.
+  auto fill = [](const std::string& dir) {
+    // Files of 8 MiB (under the 16 MiB file size limit) until the filesystem is full.
+    return run_python("for i in range(100):\n    with open('" + dir + "/big%d' % i, 'wb') as f:\n"
+                      "        for _ in range(8):\n            f.write(b'x' * (1 << 20))\n");
+  };
+  for (const std::string dir : {"/tmp", "/work", "."}) {
+    const RunResult r = fill(dir);
+    EXPECT_EQ(r.status, "failed") << dir;
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << dir << ": " << r.err;
+    EXPECT_LT(r.seconds, 4) << dir;
+  }
+  for (const std::string dir : {"/tmp", "."}) {
+    const RunResult r = run_python("for i in range(100000):\n    open('" + dir + "/f%d' % i, 'w').close()\n");
+    EXPECT_NE(r.err.find("No space left on device"), std::string::npos) << dir << ": " << r.err;
+    EXPECT_LT(r.seconds, 4) << dir;
+  }
+  // 100 MB on stdout: kept up to output_bytes, read to the end, over in well under the wall limit.
+  const RunResult flood = run_python("import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))\n");
+  EXPECT_EQ(flood.status, "ok");
+  EXPECT_EQ(flood.out.size(), SandboxLimits{}.output_bytes);
+  EXPECT_LT(flood.seconds, 4);
+}
+
+TEST(Sandbox, NoNamespacesPtraceOrMountsInside) {
+  // Each attempt prints its outcome: a nested user namespace (through libc and the unshare tool),
+  // ptrace, a mount, reading another process's memory.
+  const std::string probe =
+      "import ctypes, os, subprocess\n"
+      "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "print('unshare', libc.unshare(0x10000000))\n"
+      "print('unshare-tool', subprocess.run(['unshare', '-U', 'true'], capture_output=True).returncode)\n"
+      "print('ptrace', libc.ptrace(0, 0, 0, 0))\n"
+      "print('mount', libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))\n"
+      "try:\n"
+      "    open('/proc/1/mem', 'rb').read(1)\n"
+      "    print('mem 0')\n"
+      "except OSError:\n"
+      "    print('mem -1')\n";
+  const RunResult r = run_python(probe);
+  EXPECT_EQ(r.status, "ok") << r.err;
+  for (const char* line : {"unshare -1\n", "ptrace -1\n", "mount -1\n", "mem -1\n"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << " in:\n" << r.out;
+  EXPECT_EQ(r.out.find("unshare-tool 0"), std::string::npos) << r.out;
+}
+
+TEST(Sandbox, WithoutBubblewrapItRefusesUnlessAllowedAndStillKillsEveryDescendant) {
+  ::setenv("R1_BWRAP", "none", 1);  // as on a machine without it
+  SandboxLimits l;
+  l.wall_seconds = 1;
+  EXPECT_THROW({ CodeSandbox refused(l); }, Error);
+  try {
+    CodeSandbox refused(l);
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--unsafe-no-sandbox"), std::string::npos) << e.what();
+  }
+  const CodeSandbox unsafe(l, 1, /*allow_unisolated=*/true);
+  ::unsetenv("R1_BWRAP");
+  EXPECT_FALSE(unsafe.isolated());
+  // A child that leaves the session (setsid) and would write a file 2 s later, after the run ended
+  // (wall limit 1 s); its parent exits at once, or sleeps past the wall limit. No child may live on.
+  namespace fs = std::filesystem;
+  for (const std::string parent : {"pass", "time.sleep(30)"}) {
+    const fs::path marker = fs::temp_directory_path() / ("r1-escaped-" + std::to_string(::getpid()) + "-" +
+                                                         std::to_string(parent.size()));
+    const std::string code = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(2)\n"
+                             "    open('" + marker.string() + "', 'w').write('escaped')\n    os._exit(0)\n" + parent + "\n";
+    const RunResult r = unsafe.run({"python3", "-I", "-B", "main.py"}, {{"main.py", code}});
+    EXPECT_LT(r.seconds, 1.9) << parent;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    EXPECT_FALSE(fs::exists(marker)) << parent << ": a setsid child outlived the run";
+    fs::remove(marker);
+  }
+  // Seccomp holds without bubblewrap too.
+  const RunResult ptrace = unsafe.run({"python3", "-I", "-B", "main.py"},
+                                      {{"main.py", "import ctypes\nprint(ctypes.CDLL(None).ptrace(0, 0, 0, 0))\n"}});
+  EXPECT_EQ(ptrace.out, "-1\n") << ptrace.err;
 }
 
 TEST(Sandbox, HostileProgramsAreContainedAndReported) {

@@ -1,5 +1,5 @@
 // The tokenizer against the real DeepSeek-V3 and Qwen3 tokenizer.json files and the ids the
-// Hugging Face tokenizers library produced for them (../shared/data/tokenizers).
+// Hugging Face tokenizers library produced for them (data/tokenizers.tar.xz, unpacked into the build tree).
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -7,6 +7,7 @@
 #include <random>
 
 #include "expect_error.h"
+#include "test_data_dir.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 #include "util/json_file.h"
@@ -16,15 +17,7 @@ namespace {
 
 using testing::expect_error;
 
-// ../shared/data beside the checkout (ctest sets R1_SHARED_DATA to it). Missing data fails the
-// tests: they never skip.
-std::string data_dir() {
-  if (const char* env = std::getenv("R1_SHARED_DATA")) return std::string(env) + "/tokenizers";
-  for (const char* p : {"../shared/data/tokenizers", "../../shared/data/tokenizers", "../../../shared/data/tokenizers"})
-    if (std::filesystem::exists(p)) return p;
-  ADD_FAILURE() << "shared data not found: set R1_SHARED_DATA to the shared/data folder";
-  return "../shared/data/tokenizers";
-}
+std::string data_dir() { return testing::test_data() + "/tokenizers"; }
 
 const Tokenizer& tokenizer(const std::string& name) {
   static std::map<std::string, Tokenizer> cache;
@@ -55,7 +48,7 @@ TEST_P(RealTokenizer, EncodesEverySampleExactlyLikeHuggingFace) {
     // transformers prepends BOS for DeepSeek (tokenizer_config add_bos_token).
     EXPECT_EQ(t.encode(text, true), expected["with_bos_transformers_py"][i].get<std::vector<int32_t>>()) << i;
   }
-  // Samples where regex engines legitimately differ (shared/data/tokenizers/README.md).
+  // Samples where regex engines legitimately differ (data/tokenizers.tar.xz: tokenizers/README.md).
   std::cout << "[" << name << "] divergent samples differing from HF: " << divergent_mismatches << " of 10\n";
 }
 

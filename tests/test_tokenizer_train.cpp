@@ -8,10 +8,11 @@
 
 #include "expect_error.h"
 #include "reference_bpe_trainer.h"
-#include "shared_data.h"
+#include "test_data_dir.h"
 #include "tokenizer/patterns.h"
 #include "tokenizer/trainer.h"
 #include "tokenizer/unicode.h"
+#include "util/jsonl.h"
 
 namespace r1 {
 namespace {
@@ -20,17 +21,14 @@ using testing::expect_error;
 using testing::brute_force_merges;
 using Merges = std::vector<std::pair<std::string, std::string>>;
 
-using testing::shared_data;
+using testing::test_data;
 
 WordCounts gsm8k_word_counts(const std::string& pattern, int lines) {
-  std::ifstream in(shared_data() + "/gsm8k/train.jsonl");
-  EXPECT_TRUE(in.good()) << "shared data not found: set R1_SHARED_DATA";
+  const auto rows = read_jsonl_rows(test_data() + "/gsm8k/train.jsonl.gz");
+  EXPECT_GE(rows.size(), static_cast<size_t>(lines));
   std::vector<std::string> texts;
-  std::string line;
-  for (int i = 0; i < lines && std::getline(in, line); ++i) {
-    auto j = nlohmann::json::parse(line);
-    texts.push_back(j["question"].get<std::string>() + "\n" + j["answer"].get<std::string>());
-  }
+  for (int i = 0; i < lines && i < static_cast<int>(rows.size()); ++i)
+    texts.push_back(rows[i].value["question"].get<std::string>() + "\n" + rows[i].value["answer"].get<std::string>());
   bool byte_level = false;
   auto pre = pretokenizer_from_json(pattern_pretokenizer(pattern), pattern, &byte_level);
   WordCounts counts;

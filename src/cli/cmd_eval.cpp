@@ -70,6 +70,7 @@ struct EvalArgs {
   EngineFlags flags;
   std::string task, data_dir, responses, reward, out, out_dir, prompt_format = "auto";
   std::vector<std::string> reward_command;
+  bool unsafe_no_sandbox = false;
   int n = 1;
   int64_t limit = 0;
   int threads = 0;
@@ -129,6 +130,7 @@ void run_task_eval(EvalArgs& a) {
   if (a.limit > 0 && static_cast<int64_t>(task.items.size()) > a.limit) task.items.resize(a.limit);
   RewardOptions ro;
   ro.external_command = a.reward_command;
+  ro.unsafe_no_sandbox = a.unsafe_no_sandbox;
   ro.overlong_max_tokens = a.flags.sampling.max_new_tokens;
   const CombinedReward reward(a.reward.empty() ? task.reward : a.reward, ro);
   LoadedModel m = load_for_generation(a.flags);
@@ -177,7 +179,7 @@ void run_task_eval(EvalArgs& a) {
   for (int64_t k = 1; k <= a.n; k *= 2) ks.push_back(k);
   if (ks.back() != a.n) ks.push_back(a.n);
   std::map<int64_t, double> pass_k;
-  double pass1 = 0, maj = 0, formatted = 0, length = 0, truncated = 0, total_score = 0;
+  double pass1 = 0, maj = 0, formatted = 0, thinking = 0, length = 0, truncated = 0, total_score = 0;
   size_t s = 0;
   for (size_t i = 0; i < task.items.size(); ++i) {
     std::vector<Graded> graded;
@@ -185,6 +187,7 @@ void run_task_eval(EvalArgs& a) {
       graded.push_back(grade(reward, scored[s++], task.kind, c.text));
       const Graded& g = graded.back();
       formatted += g.formatted;
+      thinking += has_think_block(inputs[s - 1]);
       length += static_cast<double>(c.ids.size());
       truncated += c.finish_reason == "length";
       total_score += g.scored.total;
@@ -224,6 +227,7 @@ void run_task_eval(EvalArgs& a) {
                             {"max_new_tokens", a.flags.sampling.max_new_tokens},
                             {"reward", a.reward.empty() ? task.reward : a.reward},
                             {"pass@1", pass1 / problems}, {"format_rate", formatted / all},
+                            {"think_rate", thinking / all},
                             {"mean_response_tokens", length / all}, {"truncation_rate", truncated / all},
                             {"mean_score", total_score / all}};
   for (const auto& [k, v] : pass_k) summary["pass@" + std::to_string(k)] = v / problems;
@@ -244,6 +248,7 @@ void run_responses_eval(EvalArgs& a) {
   if (a.reward.empty()) a.reward = "accuracy_math";
   RewardOptions ro;
   ro.external_command = a.reward_command;
+  ro.unsafe_no_sandbox = a.unsafe_no_sandbox;
   const CombinedReward reward(a.reward, ro);
   std::ifstream in(a.responses);
   if (!in) throw Error(a.responses + ": cannot open");
@@ -276,10 +281,11 @@ void run_responses_eval(EvalArgs& a) {
     out.open(a.out);
     if (!out) throw Error(a.out + ": cannot write");
   }
-  double total = 0, correct = 0;
+  double total = 0, correct = 0, thinking = 0;
   for (size_t i = 0; i < scored.size(); ++i) {
     const auto& first = scored[i].components.at(reward.parts()[0].name);
     total += scored[i].total;
+    thinking += has_think_block(inputs[i]);
     correct += first.score >= 1 - 1e-9;
     if (out.is_open()) {
       nlohmann::json components = nlohmann::json::object();
@@ -292,7 +298,7 @@ void run_responses_eval(EvalArgs& a) {
   }
   const double n = std::max<double>(1, static_cast<double>(scored.size()));
   std::printf("%s\n", nlohmann::json{{"responses", scored.size()}, {"reward", a.reward}, {"mean_score", total / n},
-                                      {"accuracy", correct / n}}.dump(2).c_str());
+                                      {"accuracy", correct / n}, {"think_rate", thinking / n}}.dump(2).c_str());
 }
 
 }  // namespace
@@ -305,15 +311,15 @@ void add_eval_command(CLI::App& app) {
   a->flags.sampling.top_p = 0.95;
   a->flags.sampling.max_new_tokens = 32768;
   a->flags.add_to(eval, true, /*model_required=*/false);
-  const char* env_data = std::getenv("R1_SHARED_DATA");
-  a->data_dir = env_data ? env_data : "../shared/data";
   eval->add_option("--task", a->task, "gsm8k, math500, aime24, amc23, minerva_math, humaneval, or a JSONL file");
-  eval->add_option("--data-dir", a->data_dir, "where the built-in tasks' data lives")->capture_default_str();
+  eval->add_option("--data-dir", a->data_dir,
+                   "where the built-in tasks' data lives (default: R1_DATA_DIR, else the data installed or built beside r1)");
   eval->add_option("--n", a->n, "samples per problem (pass@k, maj@k)")->capture_default_str()->check(CLI::PositiveNumber);
   eval->add_option("--limit", a->limit, "only the first N problems")->check(CLI::NonNegativeNumber);
   eval->add_option("--prompt-format", a->prompt_format, "auto, chat (with the R1 instruction), r1-zero, plain")->capture_default_str();
   eval->add_option("--reward", a->reward, "reward spec (default: the task's accuracy reward)");
   eval->add_option("--reward-command", a->reward_command, "command of the 'external' reward")->expected(1, -1)->delimiter(' ');
+  eval->add_flag("--unsafe-no-sandbox", a->unsafe_no_sandbox, kUnsafeNoSandboxHelp);
   eval->add_option("--responses", a->responses, "grade this JSONL of {response, answer, ...} instead of generating")
       ->check(CLI::ExistingFile);
   eval->add_option("--out", a->out, "per-sample (or per-response) JSONL");

@@ -98,6 +98,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--reward", o.reward, "weighted rewards, e.g. accuracy_math:1,format_think:0.5")->capture_default_str();
   cmd->add_option("--reward-command", o.reward_options.external_command, "command of the 'external' reward")
       ->expected(1, -1)->delimiter(' ');
+  cmd->add_flag("--unsafe-no-sandbox", o.reward_options.unsafe_no_sandbox, kUnsafeNoSandboxHelp);
   cmd->add_option("--overlong-max-tokens", o.reward_options.overlong_max_tokens, "length_overlong: L_max")->capture_default_str();
   cmd->add_option("--overlong-cache-tokens", o.reward_options.overlong_cache_tokens, "length_overlong: L_cache")
       ->capture_default_str();
@@ -114,6 +115,9 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--schedule", o.schedule.kind, "constant, cosine, wsd, multistep")->capture_default_str();
   cmd->add_option("--warmup-steps", o.schedule.warmup_steps, "linear warmup")->capture_default_str();
   cmd->add_option("--weight-decay", o.weight_decay)->capture_default_str();
+  cmd->add_option("--adam-beta1", o.beta1, "AdamW beta1")->capture_default_str();
+  cmd->add_option("--adam-beta2", o.beta2, "AdamW beta2")->capture_default_str();
+  cmd->add_option("--adam-eps", o.adam_eps, "AdamW epsilon")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--clip", o.clip, "gradient norm clip")->capture_default_str();
   cmd->add_option("--seed", o.seed, "prompt order and sampling seed")->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();

@@ -41,6 +41,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--reward", o.reward, "weighted rewards; the first rule-based one decides 'correct'")->capture_default_str();
   cmd->add_option("--reward-command", o.reward_options.external_command, "command of the 'external' reward")
       ->expected(1, -1)->delimiter(' ');
+  cmd->add_flag("--unsafe-no-sandbox", o.reward_options.unsafe_no_sandbox, kUnsafeNoSandboxHelp);
   cmd->add_option("--keep", o.keep, "correct (right answers), best (the top-scoring one per prompt), all")
       ->capture_default_str();
   cmd->add_option("--min-reward", o.min_reward, "drop answers whose total reward is below this");

@@ -4,6 +4,11 @@
 
 namespace r1::cli {
 
+// --unsafe-no-sandbox, on the commands that can run generated code (grpo, eval, sample).
+inline constexpr const char* kUnsafeNoSandboxHelp =
+    "where bubblewrap cannot create namespaces, run generated code anyway, with rlimits and seccomp but WITHOUT "
+    "filesystem, network or process isolation (by default that is an error)";
+
 void add_model_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);

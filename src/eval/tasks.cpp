@@ -1,10 +1,11 @@
 #include "eval/tasks.h"
 
-
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "rewards/answer_extraction.h"
+#include "util/data_dir.h"
 #include "util/error.h"
 #include "util/jsonl.h"
 
@@ -49,7 +50,10 @@ const std::vector<std::string>& builtin_task_names() {
   return names;
 }
 
-EvalTask load_eval_task(const std::string& task, const std::string& data_dir) {
+EvalTask load_eval_task(const std::string& task, const std::string& data_dir_or_default) {
+  const auto& names = builtin_task_names();
+  const bool builtin = std::find(names.begin(), names.end(), task) != names.end();
+  const std::string data_dir = builtin && data_dir_or_default.empty() ? builtin_data_dir() : data_dir_or_default;
   EvalTask t;
   t.name = task;
   t.kind = "math";
@@ -67,7 +71,7 @@ EvalTask load_eval_task(const std::string& task, const std::string& data_dir) {
     for (const auto& n : builtin_task_names()) known += (known.empty() ? "" : ", ") + n;
     throw Error("task '" + task + "' is neither a built-in task (" + known + ") nor a file");
   }
-  if (!fs::exists(path)) throw Error(path + ": not found (built-in tasks read ../shared/data; set --data-dir)");
+  if (!fs::exists(path)) throw Error(path + ": not found" + (builtin ? " (the built-in data: set --data-dir or R1_DATA_DIR)" : ""));
   const auto rows = read_jsonl(path);
   for (size_t i = 0; i < rows.size(); ++i) {
     const json& row = rows[i];

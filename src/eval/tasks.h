@@ -1,5 +1,5 @@
-// Evaluation tasks: readers for the data sets in ../shared/data (gsm8k, math500, aime24, amc23,
-// minerva_math, humaneval) and generic JSONL, and the metrics r1 eval reports. Torch-free.
+// Evaluation tasks: readers for the built-in data sets (the project's data/: gsm8k, math500, aime24,
+// amc23, minerva_math, humaneval) and generic JSONL, and the metrics r1 eval reports. Torch-free.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,9 +22,9 @@ struct EvalTask {
   std::vector<EvalItem> items;
 };
 
-// `task` is a built-in name (then `data_dir` is ../shared/data) or a JSONL file of
-// {"prompt"|"problem"|"question", "answer", ...} lines (math) or with "test"/"tests" (code).
-EvalTask load_eval_task(const std::string& task, const std::string& data_dir);
+// `task` is a built-in name (read from `data_dir`, or from builtin_data_dir() when it is empty) or a
+// JSONL file of {"prompt"|"problem"|"question", "answer", ...} lines (math) or with "test"/"tests" (code).
+EvalTask load_eval_task(const std::string& task, const std::string& data_dir = "");
 const std::vector<std::string>& builtin_task_names();
 
 // The unbiased pass@k estimator (Chen et al. 2021): 1 - C(n - c, k) / C(n, k).

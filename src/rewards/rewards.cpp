@@ -80,23 +80,38 @@ RewardResult accuracy_code(const RewardInput& in, CodeSandbox& sandbox) {
   const json& m = in.metadata;
   const std::string code = extract_code(in.completion);
   TestReport report;
+  auto string_field = [&](const char* key) {
+    if (!m[key].is_string()) throw Error(std::string("code reward: metadata '") + key + "' is not a string");
+    return m[key].get<std::string>();
+  };
   if (m.contains("test") && m.contains("entry_point")) {
     // HumanEval: the function's prompt + the completion; a completion that redefines the
-    // function (a code block with "def entry_point") runs alone.
-    const std::string entry = m["entry_point"].get<std::string>();
-    const std::string prompt = m.value("code_prompt", in.prompt);
+    // function (a code block with "def entry_point") runs alone. The prompt also runs on the
+    // tests' side: its helpers are part of the problem.
+    const std::string entry = string_field("entry_point");
+    const std::string prompt = m.contains("code_prompt") ? string_field("code_prompt") : in.prompt;
     const bool whole = code.find("def " + entry) != std::string::npos;
-    report = sandbox.run_humaneval(whole ? "" : prompt, whole ? code : code, m["test"].get<std::string>(), entry);
+    report = sandbox.run_humaneval(whole ? code : prompt + code, prompt, string_field("test"), entry);
+  } else if (m.contains("tests") && m["tests"].is_array() && !m["tests"].empty() && m["tests"][0].is_string()) {
+    // Assert statements (MBPP style), each one test.
+    std::vector<std::string> asserts;
+    for (const auto& t : m["tests"]) {
+      if (!t.is_string()) throw Error("code reward: 'tests' mixes assert strings with other values");
+      asserts.push_back(t.get<std::string>());
+    }
+    report = sandbox.run_asserts(code, asserts, m.contains("test_setup") ? string_field("test_setup") : "");
   } else if (m.contains("tests") && m["tests"].is_array()) {
     std::vector<IoCase> cases;
     for (const auto& t : m["tests"]) {
-      if (!t.is_object() || !t.contains("input") || !t.contains("output"))
-        throw Error("code reward: each of 'tests' needs 'input' and 'output'");
+      if (!t.is_object() || !t.contains("input") || !t.contains("output") || !t["input"].is_string() ||
+          !t["output"].is_string())
+        throw Error("code reward: each of 'tests' needs string 'input' and 'output' (or every test is an assert string)");
       cases.push_back({t["input"].get<std::string>(), t["output"].get<std::string>()});
     }
-    report = sandbox.run_io(m.value("language", "python"), code, cases);
+    report = sandbox.run_io(m.contains("language") ? string_field("language") : "python", code, cases);
   } else {
-    throw Error("the code reward needs metadata 'test' + 'entry_point' (HumanEval) or 'tests' [{input, output}]");
+    throw Error("the code reward needs metadata 'test' + 'entry_point' (HumanEval), 'tests' as assert strings, or "
+                "'tests' [{input, output}]");
   }
   r.score = report.pass_fraction();
   json tests = json::array();
@@ -244,6 +259,12 @@ const std::vector<std::string>& reward_names() {
   return names;
 }
 
+bool has_think_block(const RewardInput& input) {
+  const std::string text = with_think_opened(input);
+  const size_t open = text.find("<think>");
+  return open != std::string::npos && text.find("</think>", open + 7) != std::string::npos;
+}
+
 std::string extract_code(const std::string& completion) {
   const size_t close = completion.rfind("```");
   if (close == std::string::npos) return completion;
@@ -258,7 +279,7 @@ RewardFn make_reward(const std::string& name, const RewardOptions& o, std::share
   if (name == "accuracy_math") return [](const RewardInput& in) { return accuracy_math(in, false); };
   if (name == "accuracy_gsm8k") return [](const RewardInput& in) { return accuracy_math(in, true); };
   if (name == "accuracy_code") {
-    if (!sandbox) sandbox = std::make_shared<CodeSandbox>(o.sandbox);
+    if (!sandbox) sandbox = std::make_shared<CodeSandbox>(o.sandbox, 0, o.unsafe_no_sandbox);
     return [sandbox](const RewardInput& in) { return accuracy_code(in, *sandbox); };
   }
   if (name == "format_think") return format_think;
@@ -334,7 +355,8 @@ CombinedReward::CombinedReward(const std::string& spec, const RewardOptions& opt
       batch_functions_.push_back(options.model_reward(p.model_dir));
       continue;
     }
-    if (p.name == "accuracy_code" && !sandbox) sandbox = std::make_shared<CodeSandbox>(options.sandbox);
+    if (p.name == "accuracy_code" && !sandbox)
+      sandbox = std::make_shared<CodeSandbox>(options.sandbox, 0, options.unsafe_no_sandbox);
     functions_.push_back(make_reward(p.name, options, sandbox));
     batch_functions_.emplace_back();
   }

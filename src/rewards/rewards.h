@@ -20,8 +20,9 @@ namespace r1 {
 struct RewardInput {
   std::string prompt;
   std::string completion;
-  // What the rewards check against: "answer" (math), "tests" + "language" or "test" +
-  // "entry_point" (+ "code_prompt") for code, "completion_tokens" for length rewards, ...
+  // What the rewards check against: "answer" (math); for code "test" + "entry_point" (+
+  // "code_prompt", HumanEval), "tests" as assert statements (+ "test_setup"), or "tests" as
+  // {input, output} cases (+ "language"); "completion_tokens" for length rewards, ...
   nlohmann::json metadata = nlohmann::json::object();
 };
 
@@ -40,6 +41,7 @@ struct RewardOptions {
   std::vector<std::string> external_command;  // for "external": argv; JSON on stdin, score on stdout
   double external_timeout_s = 30;
   SandboxLimits sandbox;
+  bool unsafe_no_sandbox = false;  // run generated code with rlimits and seccomp alone where bubblewrap cannot isolate it
   // Makes the batch reward of `rm:DIR` items (set by the commands that can run a reward model;
   // rewards/ itself stays torch-free).
   std::function<BatchRewardFn(const std::string& dir)> model_reward;
@@ -50,6 +52,11 @@ using RewardFn = std::function<RewardResult(const RewardInput&)>;
 // The built-in rewards by name; throws r1::Error for an unknown name (listing the known ones).
 RewardFn make_reward(const std::string& name, const RewardOptions& options, std::shared_ptr<CodeSandbox> sandbox);
 const std::vector<std::string>& reward_names();
+
+// Whether the response reasons in a closed <think>...</think> block (the tag may open in the
+// prompt, as the deepseek-r1 template's does): the thinking rate of r1 eval and the demo. The full
+// R1-Zero format (one block at the start, then the answer) is the format_think reward.
+bool has_think_block(const RewardInput& input);
 
 // The code a completion holds: the last ```python/```cpp/``` block, else the whole text.
 std::string extract_code(const std::string& completion);

@@ -317,7 +317,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     for (auto& p : policy->parameters()) params.push_back(p.detach());
     group->broadcast(params);
   }
-  torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, 1e-8, o.weight_decay);
+  torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay);
 
   int64_t step = 0;
   uint64_t cursor = 0, epoch = 0;

@@ -49,7 +49,7 @@ struct GrpoOptions {
   bool rm_normalize = false;      // rm:DIR scores as z-scores within each step's batch
   RmUpdateOptions rm_updates;     // iterative RL: keep training the reward model (every > 0)
   LrSchedule schedule;
-  double beta1 = 0.9, beta2 = 0.99, weight_decay = 0.0, clip = 1.0;
+  double beta1 = 0.9, beta2 = 0.99, adam_eps = 1e-8, weight_decay = 0.0, clip = 1.0;
   uint64_t seed = 0;
   int64_t save_every = 0, log_every = 1, sample_every = 10, samples_per_log = 4;
   bool resume = false;

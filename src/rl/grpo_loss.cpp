@@ -21,6 +21,11 @@ void GrpoLossOptions::validate() const {
   if (surrogate != "clip" && surrogate != "cispo")
     throw Error("--surrogate '" + surrogate + "': expected clip or cispo (MiniMax-M1)");
   if (surrogate == "cispo" && delta > 0) throw Error("--delta applies to the clip surrogate, not cispo");
+  // CISPO's --epsilon-high caps the importance weight itself: at or below 1 it caps the on-policy
+  // weight (about 1), and the clip surrogate's default of 0.2 would silently scale every gradient by 0.2.
+  if (surrogate == "cispo" && epsilon_high <= 1)
+    throw Error("--surrogate cispo caps the importance weight at --epsilon-high, which must be > 1 (MiniMax-M1 "
+                "caps it at values like 5); got " + std::to_string(epsilon_high) + " (the clip surrogate's range)");
   if (rollout_correction != "none" && rollout_correction != "token-truncate" && rollout_correction != "token-mask" &&
       rollout_correction != "sequence-truncate" && rollout_correction != "sequence-mask")
     throw Error("--rollout-correction '" + rollout_correction +

@@ -5,6 +5,8 @@ import subprocess
 import tempfile
 
 R1 = os.environ.get("R1_BIN", "")
+# The project's built-in data (data/, tokenizers unpacked) in the build tree; ctest sets it.
+DATA = os.environ.get("R1_TEST_DATA", "")
 
 
 def r1(*args, check=True):

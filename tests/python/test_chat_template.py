@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from r1test import R1
 
-DATA = os.environ.get("R1_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+DATA = os.environ["R1_TEST_DATA"]
 DEEPSEEK_LLM_JINJA = (
     "{% if not add_generation_prompt is defined %}{% set add_generation_prompt = false %}{% endif %}{{ bos_token }}"
     "{% for message in messages %}{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\\n\\n' }}"

@@ -271,29 +271,40 @@ class Grpo(TempDirCase, unittest.TestCase):
 
     def test_shared_prompt_forward_equals_whole_rows(self):
         """--prompt-sharing on runs each group's prompt through the training forward once; off runs
-        every prompt + completion row whole. Same rollouts, so the loss, KL to the reference,
-        entropy, gradient norm and weights must agree (mu = 2 and beta > 0 cover the old and
-        reference log-probs too)."""
+        every prompt + completion row whole. Same rollouts, so the loss, KL to the reference, entropy,
+        gradient norm and the update must agree (mu = 2 and beta > 0 cover the old and reference
+        log-probs too). The update is compared where it is linear in the gradient: AdamW with epsilon
+        100 (far above any gradient entry) moves each weight by lr / 100 x its gradient, so weights
+        differ only by float order. With the usual epsilon 1e-8 Adam divides each entry by its own
+        magnitude, and an entry that nearly cancels gets a full step in whichever direction float order
+        gives it: weights after a few steps then differ by ~1e-4 between CPUs (AMD, or MKL's AVX2 path)
+        while the gradients agree to 1e-6."""
+        import numpy as np
         runs = {}
         for mode in ("on", "off"):
             out = os.path.join(self.tmp, mode)
-            a = self.args(out, 3, "--prompt-sharing", mode, "--mu", "2", "--beta", "0.04")
+            a = self.args(out, 2, "--prompt-sharing", mode, "--mu", "2", "--beta", "0.04", "--adam-eps", "100")
             a[a.index("--micro-batch") + 1] = "8"
+            a[a.index("--lr") + 1] = "10"
             subprocess.run(a, check=True, capture_output=True)
             runs[mode] = (self.metrics(out), load_file(os.path.join(out, "model.safetensors")))
         (on, w_on), (off, w_off) = runs["on"], runs["off"]
+        start = load_file(os.path.join(self.base, "model.safetensors"))
         for x, y in zip(on, off):
             self.assertEqual(x["reward"], y["reward"])
             for key in ("loss", "kl", "entropy", "grad_norm"):
-                self.assertAlmostEqual(x[key], y[key], delta=1e-4 * max(1, abs(y[key])), msg=key)
+                self.assertAlmostEqual(x[key], y[key], delta=1e-5 * max(1, abs(y[key])), msg=key)
         self.assertGreater(max(r["kl"] for r in off), 0)  # the reference path ran and the policy moved
-        self.assertLess(max(float(abs(w_on[k] - w_off[k]).max()) for k in w_off), 1e-4)
+        self.assertGreater(max(float(np.abs(w_off[k] - start[k]).max()) for k in w_off), 1e-3)
+        for k in w_off:
+            update = float(np.linalg.norm((w_off[k] - start[k]).ravel()))
+            differ = float(np.linalg.norm((w_on[k] - w_off[k]).ravel()))
+            self.assertLess(differ, 2e-4 * update + 1e-7, k)
 
-    def test_reads_the_shared_data_sets(self):
+    def test_reads_the_built_in_data_sets(self):
         """GSM8K (question / answer), MATH-500 (problem / answer) and HumanEval (gzipped, code prompt +
         tests) are prompt files as they are, with their rewards."""
-        data = os.environ.get("R1_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared",
-                                                              "data"))
+        data = os.environ["R1_TEST_DATA"]
         for name, path, reward in (("gsm8k", "gsm8k/test.jsonl", "accuracy_gsm8k"),
                                    ("math500", "math500/test.jsonl", "accuracy_math"),
                                    ("humaneval", "humaneval/HumanEval.jsonl.gz", "accuracy_code")):

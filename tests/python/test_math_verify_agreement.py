@@ -31,7 +31,7 @@ def documented():
 
 class MathVerifyAgreement(unittest.TestCase):
     def test_every_disagreement_is_documented(self):
-        data = os.environ["R1_SHARED_DATA"]
+        data = os.environ["R1_TEST_DATA"]
         items = [(a, ref) for a, ref, _, _ in pairs(data)]
         with open(os.path.join(ROOT, "tests", "data", "math_equivalence_cases.jsonl")) as f:
             items += [(c["answer"], c["reference"]) for c in map(json.loads, f)]

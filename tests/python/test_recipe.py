@@ -25,6 +25,9 @@ class TinyR1Zero(TempDirCase, unittest.TestCase):
         with open(os.path.join(out, "eval-after.json")) as f:
             after = json.load(f)
         self.assertEqual(summary["accuracy_after"], after["pass@1"])  # the summary is r1 eval's own numbers
+        # Two measures: a closed think block anywhere, and the full R1-Zero format.
+        self.assertEqual(summary["think_rate_after"], after["think_rate"])
+        self.assertEqual(summary["format_rate_after"], after["reward_format_think"])
         self.assertEqual(after["problems"], 200)
         self.assertIn("accuracy", proc.stdout)
         with open(os.path.join(out, "report.html")) as f:

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer
 
 from r1test import R1
 
-DATA = os.environ.get("R1_SHARED_DATA", os.path.join(os.path.dirname(__file__), "../../../shared/data"))
+DATA = os.environ["R1_TEST_DATA"]
 PARTS = [
     "Hello", " world", "  ", "\t", "\n", "\r\n", "\n\n\n", "   \n ", "123", "4567890", "3.14", "1,000,000",
     "don't", "I'M", "we'll", "you've", "你好", "世界和平", "こんにちは", "カタカナ", "한국어", "😀", "👩‍💻", "🇫🇷",
