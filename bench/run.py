@@ -7,6 +7,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -17,6 +20,7 @@ def run(cmd, extra_env=None):
 
 
 def main():
+    print(f"Machine: {describe()}")
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     quick = "--quick" in sys.argv
     threads = int(os.environ.get("BENCH_THREADS", "2"))

@@ -11,6 +11,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from demo_model import make_demo_model, r1_runner  # noqa: E402
@@ -19,6 +22,7 @@ THREADS = "2"
 
 
 def main():
+    print(f"Machine: {describe()}")
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     run = r1_runner(build)
 

@@ -10,6 +10,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -19,6 +22,7 @@ def run(cmd):
 
 
 def main():
+    print(f"Machine: {describe()}")
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     quick = "--quick" in sys.argv
     presets = ["tiny", "small"] if quick else ["tiny", "small", "bench-m"]

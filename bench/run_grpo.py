@@ -18,6 +18,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from demo_model import make_demo_model, r1_runner  # noqa: E402
@@ -48,6 +51,7 @@ def trl_grpo(model, prompts, steps, precision):
 
 
 def main():
+    print(f"Machine: {describe()}")
     argv = sys.argv[1:]
     base = None
     if "--base" in argv:

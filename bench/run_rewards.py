@@ -17,6 +17,12 @@ from machine import describe  # noqa: E402
 from math_pairs import pairs  # noqa: E402
 
 
+def bench_json(build, *args):
+    """One r1_bench_rewards measurement: its JSON line."""
+    return json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), *args],
+                                     capture_output=True, text=True, check=True).stdout)
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(build, "data")
@@ -27,8 +33,7 @@ def main():
         with open(path, "w") as f:
             for a, ref in items:
                 f.write(json.dumps({"answer": a, "reference": ref}) + "\n")
-        ours = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "math", "--pairs", path],
-                                         capture_output=True, text=True, check=True).stdout)
+        ours = bench_json(build, "math", "--pairs", path)
     latencies = []
     t0 = time.perf_counter()
     for a, ref in items:
@@ -48,9 +53,7 @@ def main():
     print(f"| math-verify 0.9.0 | {theirs:.0f} | {1000 * latencies[len(latencies) // 2]:.3f} | "
           f"{1000 * latencies[len(latencies) * 99 // 100]:.3f} | {1000 * latencies[-1]:.1f} |")
     print(f"\nr1 / math-verify: {ours['checks_per_s'] / theirs:.1f}x")
-    fuzz = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "math-fuzz", "--math500",
-                                      os.path.join(data, "math500", "test.jsonl")],
-                                     capture_output=True, text=True, check=True).stdout)
+    fuzz = bench_json(build, "math-fuzz", "--math500", os.path.join(data, "math500", "test.jsonl"))
     print(f"\n## Math checker under hostile input ({fuzz['checks']} checks, seed 1, {fuzz['threads']} threads, "
           f"limits {fuzz['time_limit_ms']:.0f} ms and {fuzz['memory_limit_mb']:.0f} MiB per check)\n")
     print("| input class | checks | p50 ms | p99 ms | max ms |")
@@ -61,9 +64,7 @@ def main():
     print(f"\nkilled at the time limit: {fuzz['killed_at_time_limit']}; worker failures (out of memory, crash): "
           f"{fuzz['worker_failures']}; over the limit by more than 100 ms (hangs): {fuzz['hangs']}; "
           f"peak worker RSS {fuzz['peak_worker_rss_mb']:.0f} MiB")
-    box = json.loads(subprocess.run([os.path.join(build, "bench", "r1_bench_rewards"), "sandbox", "--humaneval",
-                                     os.path.join(data, "humaneval", "HumanEval.jsonl.gz")],
-                                    capture_output=True, text=True, check=True).stdout)
+    box = bench_json(build, "sandbox", "--humaneval", os.path.join(data, "humaneval", "HumanEval.jsonl.gz"))
     print(f"\n## Sandbox: HumanEval canonical solutions ({box['programs']} programs, "
           f"{'bubblewrap' if box['isolated'] else 'rlimits only'})\n")
     print("| programs/s | passed |")

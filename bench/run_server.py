@@ -12,6 +12,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -73,6 +76,7 @@ def load(port, clients, per_client, max_tokens):
 
 
 def main():
+    print(f"Machine: {describe()}")
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     r1 = os.path.join(build, "r1")
     with tempfile.TemporaryDirectory() as tmp:

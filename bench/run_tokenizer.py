@@ -15,6 +15,9 @@ import time
 from tokenizers import Tokenizer
 
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import describe  # noqa: E402
+
 def corpus(data, path, target_bytes):
     """Mixed prose and code, reproducible: GSM8K questions and answers, then libstdc++'s headers."""
     with open(path, "w") as out:
@@ -53,6 +56,7 @@ def hf_encode(tokenizer_path, text_path, batch):
 
 
 def main():
+    print(f"Machine: {describe()}")
     build, data = sys.argv[1], sys.argv[2]
     threads = os.cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
