@@ -41,6 +41,7 @@ bench: build
 	$(VENV)/bin/python bench/run_rewards.py $(BUILD) $(BUILD)/data
 	$(VENV)/bin/python bench/run_grpo.py $(BUILD)
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
+	$(VENV)/bin/python bench/run_switches.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -43,22 +43,23 @@ def main():
         t0 = time.perf_counter()
         r1(build, "data", "prepare", "--tokenizer", tok, "--input", corpus, "--eos", "<|eos|>", "--out", data)
         prep = os.path.getsize(corpus) / 1e6 / (time.perf_counter() - t0)
-        print(f"\n## Pretraining on this CPU (seq 256, batch 8 x 256 tokens, fp32)\n")
-        print("| preset | threads | tokens/s | MFU (vs 0.3 TFLOP/s) | data loader share | peak RSS MB |")
-        print("|---|---|---|---|---|---|")
-        for preset in ("tiny", "small"):
-            for threads in (1, 2):
-                out = os.path.join(tmp, f"{preset}-{threads}")
+        print(f"\n## Pretraining on this CPU (seq 256, batch 8 x 256 tokens)\n")
+        print("| preset | precision | threads | tokens/s | MFU (vs 0.3 TFLOP/s) | data loader share | peak RSS MB |")
+        print("|---|---|---|---|---|---|---|")
+        runs = [(p, "fp32", t) for p in ("tiny", "small") for t in (1, 2)] + [("small", "bf16", 2)]
+        for preset, precision, threads in runs:
+                out = os.path.join(tmp, f"{preset}-{threads}-{precision}")
                 steps = 12 if preset == "tiny" else 6
                 proc = r1(build, "pretrain", "--preset", preset, "--tokenizer", tok, "--data", data, "--out", out,
                           "--steps", steps, "--seq-len", 256, "--batch-tokens", 2048, "--micro-batch", 8,
-                          "--threads", threads, timed=True)
+                          "--threads", threads, "--precision", precision, timed=True)
                 rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
                 m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][2:]  # skip warm-up steps
                 tps = statistics.median(r["tokens_per_s"] for r in m)
                 mfu = statistics.median(r["mfu"] for r in m)
                 share = sum(r["data_s"] for r in m) / sum(r["step_s"] for r in m)
-                print(f"| {preset} | {threads} | {tps:.0f} | {100 * mfu:.0f}% | {100 * share:.2f}% | {rss:.0f} |")
+                print(f"| {preset} | {precision} | {threads} | {tps:.0f} | {100 * mfu:.0f}% | {100 * share:.2f}% | "
+                      f"{rss:.0f} |")
         print(f"\n## Data parallel: 2 processes x 1 thread vs 1 process x 2 threads (global batch 16 x 256)\n")
         print("| preset | 1 proc x 2 threads tok/s | 2 procs x 1 thread tok/s | ratio (2 procs / 1 proc) |")
         print("|---|---|---|---|")
@@ -72,7 +73,7 @@ def main():
                 m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][2:]
                 rates.append(statistics.median(r["tokens_per_s"] for r in m))
             print(f"| {preset} | {rates[0]:.0f} | {rates[1]:.0f} | {rates[1] / rates[0]:.2f} |")
-        small = os.path.join(tmp, "small-2")
+        small = os.path.join(tmp, "small-2-fp32")
         t0 = time.perf_counter()
         r1(build, "model", "init", "--preset", "small", "--out", os.path.join(tmp, "small-copy"))
         save = time.perf_counter() - t0

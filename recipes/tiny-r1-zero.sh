@@ -3,7 +3,9 @@
 # on a laptop CPU in minutes. A small base model is pretrained on sums where 30% of the documents
 # reason column by column in <think>...</think> before <answer>N</answer> and 70% answer bare, so it
 # can reason but rarely does; GRPO (no SFT) then rewards right answers only. Held-out 3-digit sums
-# are evaluated greedily before and after; OUT/summary.json has the numbers.
+# that carry at least twice (where answering without working fails most) are evaluated greedily
+# before and after; OUT/summary.json has the numbers. THINK_FRACTION, PRETRAIN_STEPS, GRPO_STEPS,
+# GRPO_LR override the recipe's values.
 # OUT=DIR (default runs/tiny-r1-zero), SEED=N, FAST=1 (a smoke run for tests), OPS=add,sub,mul,chain
 # (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 80),
 # NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores),
@@ -15,9 +17,10 @@ R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
 SEED=${SEED:-1}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
-GRPO_STEPS=${GRPO_STEPS:-100}
-GRPO_LR=${GRPO_LR:-1e-4}
+GRPO_STEPS=${GRPO_STEPS:-250}
+GRPO_LR=${GRPO_LR:-5e-5}
 OPS=${OPS:-add}
+THINK_FRACTION=${THINK_FRACTION:-0.3}
 MAX_TOKENS=${MAX_TOKENS:-80}
 PRECISION=${PRECISION:-auto}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
@@ -33,8 +36,9 @@ start=$(date +%s)
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-echo "== 1. the task: sums with column-by-column reasoning in 30% of the corpus, 3-digit sums held out"
-"$R1" data arithmetic --out "$OUT/task" --seed "$SEED" --ops "$OPS" --corpus-documents 30000 --think-fraction 0.3
+echo "== 1. the task: sums with column-by-column reasoning in 30% of the corpus, 3-digit sums with 2+ carries held out"
+"$R1" data arithmetic --out "$OUT/task" --seed "$SEED" --ops "$OPS" --corpus-documents 30000 --think-fraction "$THINK_FRACTION" \
+  --test-min-carries 2
 echo "== 2. tokenizer and base model"
 "$R1" tokenizer train --input "$OUT/task/corpus.jsonl" --field text --vocab-size 320 --pattern qwen2 \
   --special '<|eos|>' --out "$OUT/tokenizer.json"

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/arithmetic_task.h"
+#include "util/error.h"
 #include "rewards/rewards.h"
 
 namespace r1 {
@@ -138,6 +139,39 @@ TEST(ArithmeticTask, HeldOutProblemsNeverLeakAndSeedsReproduce) {
   }
   write_arithmetic_task((dir / "b").string(), o);
   EXPECT_EQ(lines((dir / "a" / "corpus.jsonl").string()), lines((dir / "b" / "corpus.jsonl").string()));
+  fs::remove_all(dir);
+}
+
+TEST(ArithmeticTask, HeldOutProblemsCanRequireCarries) {
+  // Carries counted by hand: 468+433 carries twice (8+3, 6+3+1), 999+1 three times, 123+456 never;
+  // 503-127 borrows twice, 347*6 carries three times (7*6, 4*6+4, 3*6+2).
+  EXPECT_EQ((ArithmeticProblem{"add", 468, 433}.carries()), 2);
+  EXPECT_EQ((ArithmeticProblem{"add", 999, 1}.carries()), 3);
+  EXPECT_EQ((ArithmeticProblem{"add", 123, 456}.carries()), 0);
+  EXPECT_EQ((ArithmeticProblem{"sub", 503, 127}.carries()), 2);
+  EXPECT_EQ((ArithmeticProblem{"mul", 347, 6}.carries()), 3);
+  EXPECT_EQ((ArithmeticProblem{"chain", 12, 7, 5}.carries()), 0);
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("arith_carries_" + std::to_string(::getpid()));
+  ArithmeticTaskOptions o;
+  o.corpus_documents = 100;
+  o.train_problems = 10;
+  o.test_problems = 200;
+  o.test_min_carries = 2;
+  write_arithmetic_task(dir.string(), o);
+  int problems = 0;
+  for (const auto& l : lines((dir / "test.jsonl").string())) {
+    const std::string q = nlohmann::json::parse(l)["prompt"];
+    const size_t plus = q.find('+');
+    const int64_t a = std::stoll(q.substr(3, plus - 3)), b = std::stoll(q.substr(plus + 1));
+    int carries = 0;  // recounted from the sum's digits: a column carries when its digits and carry reach 10
+    for (int64_t x = a, y = b, c = 0; x > 0 || y > 0; x /= 10, y /= 10) carries += static_cast<int>(c = (x % 10 + y % 10 + c) >= 10);
+    EXPECT_GE(carries, 2) << q;
+    ++problems;
+  }
+  EXPECT_EQ(problems, 200);
+  o.test_min_carries = 5;  // more than 3-digit operands can carry
+  EXPECT_THROW(write_arithmetic_task(dir.string(), o), Error);
   fs::remove_all(dir);
 }
 

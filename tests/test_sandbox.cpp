@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <thread>
@@ -191,6 +192,11 @@ TEST(Sandbox, HostileProgramsAreContainedAndReported) {
   EXPECT_EQ(read.out.find("The code sandbox"), std::string::npos);
   auto shadow = run_python("print(open('/etc/shadow').read())\n");
   EXPECT_NE(shadow.status, "ok");
+  // The home directory of the user running r1: not there.
+  const char* home = std::getenv("HOME");
+  ASSERT_NE(home, nullptr);
+  auto listing = run_python("import os\nprint(os.listdir('" + std::string(home) + "'))\n");
+  EXPECT_NE(listing.status, "ok") << listing.out;
   // Opening a network connection to a server listening here.
   const int server = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

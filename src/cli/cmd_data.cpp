@@ -57,6 +57,9 @@ void add_data_command(CLI::App& app) {
   arith->add_option("--min-digits", t->first.min_digits)->capture_default_str();
   arith->add_option("--max-digits", t->first.max_digits)->capture_default_str();
   arith->add_option("--test-digits", t->first.test_digits, "operand digits of the held-out problems")->capture_default_str();
+  arith->add_option("--test-min-carries", t->first.test_min_carries,
+                    "held-out problems need at least this many carries (borrows for subtraction)")
+      ->capture_default_str();
   arith->callback([t] {
     const auto s = write_arithmetic_task(t->second, t->first);
     std::printf("arithmetic task in %s: %lld corpus documents (%lld reasoning), %lld train, %lld held-out problems\n",

@@ -96,6 +96,38 @@ int64_t ArithmeticProblem::answer() const {
   return a + b;
 }
 
+namespace {
+
+int column_carries(int64_t a, int64_t b) {  // of a + b
+  int n = 0;
+  for (int64_t carry = 0; a > 0 || b > 0; a /= 10, b /= 10) n += static_cast<int>(carry = (a % 10 + b % 10 + carry) >= 10);
+  return n;
+}
+
+int column_borrows(int64_t a, int64_t b) {  // of a - b, a >= b
+  int n = 0;
+  for (int64_t borrow = 0; a > 0 || b > 0; a /= 10, b /= 10) n += static_cast<int>(borrow = (a % 10 - b % 10 - borrow) < 0);
+  return n;
+}
+
+int multiplication_carries(int64_t a, int64_t b) {  // of a * b, b one digit
+  int n = 0;
+  for (int64_t carry = 0; a > 0; a /= 10) {
+    carry = (a % 10 * b + carry) / 10;
+    n += carry > 0;
+  }
+  return n;
+}
+
+}  // namespace
+
+int ArithmeticProblem::carries() const {
+  if (op == "sub") return column_borrows(a, b);
+  if (op == "mul") return multiplication_carries(a, b);
+  if (op == "chain") return column_carries(a, b) + column_borrows(a + b, c);
+  return column_carries(a, b);
+}
+
 std::string ArithmeticProblem::prompt() const {
   const std::string sa = std::to_string(a), sb = std::to_string(b);
   if (op == "sub") return "Q: " + sa + "-" + sb + "=? A:";
@@ -125,6 +157,8 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
     throw Error("arithmetic task: digits must satisfy 1 <= min <= max <= 9");
   if (!(o.think_fraction >= 0 && o.think_fraction <= 1)) throw Error("arithmetic task: --think-fraction must be in [0, 1]");
   if (o.ops.empty()) throw Error("arithmetic task: --ops needs at least one of add, sub, mul, chain");
+  if (o.test_min_carries < 0 || o.test_min_carries > o.test_digits + 1)
+    throw Error("arithmetic task: --test-min-carries must be between 0 and the test digits + 1");
   for (const auto& op : o.ops)
     if (op != "add" && op != "sub" && op != "mul" && op != "chain")
       throw Error("arithmetic task: unknown op '" + op + "' (expected add, sub, mul, chain)");
@@ -144,9 +178,9 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
   // Held-out problems first, so nothing else may use them.
   std::set<std::string> held_out;
   std::vector<ArithmeticProblem> test;
-  for (int64_t tries = 0; static_cast<int64_t>(test.size()) < o.test_problems && tries < o.test_problems * 100; ++tries) {
+  for (int64_t tries = 0; static_cast<int64_t>(test.size()) < o.test_problems && tries < o.test_problems * 1000; ++tries) {
     const ArithmeticProblem p = make([&] { return o.test_digits; });
-    if (held_out.insert(p.prompt()).second) test.push_back(p);
+    if (p.carries() >= o.test_min_carries && held_out.insert(p.prompt()).second) test.push_back(p);
   }
   auto fresh = [&] {
     for (;;) {

@@ -20,6 +20,7 @@ struct ArithmeticTaskOptions {
   int64_t train_problems = 2000;
   int64_t test_problems = 200;          // held out: never in the corpus or the training problems
   int test_digits = 3;                  // operand size of the held-out problems
+  int test_min_carries = 0;             // held-out problems need at least this many carries (or borrows)
 };
 
 struct ArithmeticTaskSummary {
@@ -32,6 +33,7 @@ struct ArithmeticProblem {
   std::string op;
   int64_t a = 0, b = 0, c = 0;
   int64_t answer() const;
+  int carries() const;                // columns that carry (add, mul) or borrow (sub); both steps of a chain
   std::string prompt() const;         // "Q: 123+456=? A:"
   std::string worked_answer() const;  // " <think>3+6=9 so 9, 2+5=7 so 79, 1+4=5 so 579</think> <answer>579</answer>"
   std::string bare_answer() const;    // " <answer>579</answer>"
