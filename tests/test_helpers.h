@@ -21,6 +21,19 @@ inline ModelConfig tiny_config(int64_t heads = 4, int64_t kv_heads = 2, bool tie
   return c;
 }
 
+// DeepSeek-V3's architecture at tiny_config's size: latent attention (q LoRA 16, latent 12, heads of
+// 8 + 4 rope dims, values 6), a dense first layer, then 8 routed experts in 4 groups (2 per token,
+// from the 2 best groups) and a shared expert.
+inline ModelConfig tiny_deepseek_config() {
+  ModelConfig c = tiny_config(4, 4);
+  c.architecture = Architecture::kDeepseekV3;
+  c.num_hidden_layers = 3;
+  c.mla = {16, 12, 8, 4, 6, true};
+  c.head_dim = 4;
+  c.moe = {8, 1, 2, 16, 1, 4, 2, "noaux_tc", true, 2.5};
+  return c;
+}
+
 inline Transformer random_model(const ModelConfig& c, uint64_t seed = 1) {
   Transformer m(c);
   m->init_weights(seed);

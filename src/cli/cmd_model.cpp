@@ -21,24 +21,68 @@ ModelConfig config_from(const std::string& preset, const std::string& model_dir)
   throw Error("give --preset NAME or --model DIR");
 }
 
+// Bytes of one value in the config's storage dtype (what a cache in that dtype spends per value).
+int64_t dtype_bytes(const ModelConfig& c) { return c.torch_dtype == "float32" ? 4 : 2; }
+
+void print_attention(const ModelConfig& c) {
+  if (c.is_deepseek()) {
+    const LatentAttentionConfig& m = c.mla;
+    std::printf("attention:       multi-head latent, %lld heads, q %s, kv latent %lld, head q/k %lld + rope %lld, v %lld\n",
+                (long long)c.num_attention_heads,
+                m.q_lora_rank > 0 ? ("LoRA " + std::to_string(m.q_lora_rank)).c_str() : "full", (long long)m.kv_lora_rank,
+                (long long)m.qk_nope_head_dim, (long long)m.qk_rope_head_dim, (long long)m.v_head_dim);
+    return;
+  }
+  std::printf("attention:       %lld heads, %lld kv heads (%s), head_dim %lld%s\n", (long long)c.num_attention_heads,
+              (long long)c.num_key_value_heads, c.num_key_value_heads == c.num_attention_heads ? "MHA" : "GQA",
+              (long long)c.head_dim, c.has_qkv_bias() ? ", q/k/v bias" : "");
+}
+
+void print_mlp(const ModelConfig& c) {
+  const MoeConfig& e = c.moe;
+  if (e.n_routed_experts == 0 || e.first_k_dense_replace >= c.num_hidden_layers) {
+    std::printf("layers:          %lld x hidden %lld, MLP %lld (SwiGLU)\n", (long long)c.num_hidden_layers,
+                (long long)c.hidden_size, (long long)c.intermediate_size);
+    return;
+  }
+  std::printf("layers:          %lld x hidden %lld; %lld dense (MLP %lld), then MoE\n", (long long)c.num_hidden_layers,
+              (long long)c.hidden_size, (long long)e.first_k_dense_replace, (long long)c.intermediate_size);
+  std::printf("experts:         %lld routed (%lld per token, %s, groups %lld/%lld) + %lld shared, width %lld\n",
+              (long long)e.n_routed_experts, (long long)e.num_experts_per_tok, e.topk_method.c_str(),
+              (long long)e.topk_group, (long long)e.n_group, (long long)e.n_shared_experts,
+              (long long)e.moe_intermediate_size);
+}
+
 void print_info(const ModelConfig& c, const std::string& name, bool as_json) {
+  const int64_t kv_values = c.kv_cache_values_per_token();
   if (as_json) {
     nlohmann::json j = c.to_json();
     j["parameters"] = c.parameter_count();
+    j["activated_parameters"] = c.activated_parameter_count();
+    j["mtp_parameters"] = c.mtp_parameter_count();
+    j["kv_cache_values_per_token"] = kv_values;
+    j["kv_cache_bytes_per_token"] = kv_values * dtype_bytes(c);
     std::cout << j.dump(2) << "\n";
     return;
   }
   std::printf("model:           %s\n", name.c_str());
   std::printf("architecture:    %s\n", c.architecture_name().c_str());
-  std::printf("layers:          %lld x hidden %lld, MLP %lld (SwiGLU)\n", (long long)c.num_hidden_layers,
-              (long long)c.hidden_size, (long long)c.intermediate_size);
-  std::printf("attention:       %lld heads, %lld kv heads (%s), head_dim %lld%s\n", (long long)c.num_attention_heads,
-              (long long)c.num_key_value_heads, c.num_key_value_heads == c.num_attention_heads ? "MHA" : "GQA",
-              (long long)c.head_dim, c.has_qkv_bias() ? ", q/k/v bias" : "");
+  print_mlp(c);
+  print_attention(c);
   std::printf("vocab:           %lld, embeddings %s\n", (long long)c.vocab_size, c.tie_word_embeddings ? "tied" : "untied");
   std::printf("context:         %lld, rope_theta %g%s\n", (long long)c.max_position_embeddings, c.rope_theta,
               c.rope_scaling.type.empty() ? "" : (", rope_scaling " + c.rope_scaling.type + " x" + std::to_string(c.rope_scaling.factor)).c_str());
   std::printf("parameters:      %lld (%s)\n", (long long)c.parameter_count(), human_count(c.parameter_count()).c_str());
+  std::printf("activated:       %lld (%s) per token\n", (long long)c.activated_parameter_count(),
+              human_count(c.activated_parameter_count()).c_str());
+  if (c.mtp_layers > 0)
+    std::printf("MTP modules:     %lld, %lld parameters (%s) beside the shared embedding and head\n",
+                (long long)c.mtp_layers, (long long)c.mtp_parameter_count(), human_count(c.mtp_parameter_count()).c_str());
+  std::printf("KV cache:        %lld values per token (%lld per layer), %lld bytes in %s\n", (long long)kv_values,
+              (long long)(kv_values / c.num_hidden_layers), (long long)(kv_values * dtype_bytes(c)), c.torch_dtype.c_str());
+  if (c.is_deepseek())
+    std::printf("                 (per-head keys and values, as transformers caches them: %lld per layer)\n",
+                (long long)(c.num_attention_heads * (c.mla.qk_head_dim() + c.mla.v_head_dim)));
 }
 
 void add_info(CLI::App& model) {
@@ -105,6 +149,45 @@ torch::Tensor read_id_batch(const std::string& path) {
   return torch::tensor(flat, torch::kInt64).view({static_cast<int64_t>(j.size()), static_cast<int64_t>(T)});
 }
 
+void add_grad(CLI::App& model) {
+  auto* cmd = model.add_subcommand(
+      "grad", "write the gradients of next-token cross-entropy on token ids (the training cross-check's hook)");
+  struct Args {
+    std::string model, input, out;
+    RuntimeOptions rt;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--model", a->model, "model directory")->required();
+  cmd->add_option("--input", a->input, "JSON file: [[ids...], ...], rows of equal length (at least 2)")->required();
+  cmd->add_option("--out", a->out, "output .safetensors file: 'loss' and every parameter's gradient, float32")->required();
+  a->rt.add_to(cmd);
+  cmd->callback([a] {
+    torch::Device dev = a->rt.setup();
+    LoadOptions load;
+    load.device = dev;
+    load.dtype = a->rt.scalar_type();
+    Transformer m = load_model_dir(a->model, load);
+    auto ids = read_id_batch(a->input);
+    if (ids.size(1) < 2) throw Error(a->input + ": rows need at least 2 tokens (one prediction)");
+    if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
+      throw Error(a->input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");
+    ids = ids.to(dev);
+    const int64_t T = ids.size(1);
+    // The mean over all predictions, as transformers' loss for labels = input ids.
+    const auto logits = m->logits(m->forward(ids)).narrow(1, 0, T - 1).to(torch::kFloat32);
+    const auto loss = torch::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}), ids.narrow(1, 1, T - 1).reshape({-1}));
+    loss.backward();
+    std::vector<std::pair<std::string, torch::Tensor>> tensors = {{"loss", loss.detach().to(torch::kCPU).reshape({1})}};
+    for (const auto& p : m->named_parameters())
+      if (p.value().grad().defined())
+        tensors.emplace_back(p.key(), p.value().grad().to(torch::kCPU, torch::kFloat32).contiguous());
+    std::vector<TensorToWrite> out;
+    for (const auto& [name, t] : tensors) out.push_back({name, DType::kF32, t.sizes().vec(), t.data_ptr()});
+    write_safetensors(a->out, out);
+    std::printf("wrote %s: loss %.6f and %zu gradients\n", a->out.c_str(), loss.item<double>(), tensors.size() - 1);
+  });
+}
+
 void add_logits(CLI::App& model) {
   auto* cmd = model.add_subcommand("logits", "run a model on token ids and write its logits as safetensors");
   struct Args {
@@ -142,7 +225,17 @@ void add_logits(CLI::App& model) {
       logits = torch::cat(steps, 1);
     }
     logits = logits.to(torch::kFloat32).cpu().contiguous();
-    write_safetensors(a->out, {{"logits", DType::kF32, logits.sizes().vec(), logits.data_ptr()}});
+    std::vector<TensorToWrite> out = {{"logits", DType::kF32, logits.sizes().vec(), logits.data_ptr()}};
+    // With mixture-of-experts layers, the experts each token went to (full mode), sorted per token.
+    std::vector<std::pair<std::string, torch::Tensor>> routes;
+    for (size_t i = 0; a->mode == "full" && i < m->model->layers->size(); ++i) {
+      auto* layer = m->model->layers[i]->as<DecoderLayerImpl>();
+      if (!layer->moe) continue;
+      routes.emplace_back("model.layers." + std::to_string(i) + ".mlp.experts",
+                          std::get<0>(layer->moe->last_experts().sort(1)).to(torch::kCPU).contiguous());
+    }
+    for (const auto& [name, t] : routes) out.push_back({name, DType::kI64, t.sizes().vec(), t.data_ptr()});
+    write_safetensors(a->out, out);
     std::printf("wrote %s: logits [%lld, %lld, %lld]\n", a->out.c_str(), (long long)logits.size(0),
                 (long long)logits.size(1), (long long)logits.size(2));
   });
@@ -156,6 +249,7 @@ void add_model_command(CLI::App& app) {
   add_info(*model);
   add_init(*model);
   add_logits(*model);
+  add_grad(*model);
 }
 
 }  // namespace r1::cli

@@ -1,4 +1,5 @@
 // r1: the DeepSeek training recipe as one program. Each stage is a subcommand (see commands.h).
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 
@@ -13,6 +14,9 @@
 
 int main(int argc, char** argv) {
   r1::keep_freed_memory_in_process();
+  // A write to a closed socket or pipe (a data-parallel peer that died, a server client that hung
+  // up) is an error the code reports, not a signal that kills the process without a word.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"r1: the DeepSeek recipe (pretrain, SFT, reward model, GRPO, distill, serve) in one C++ program"};
   app.require_subcommand(1);
   r1::cli::install_config_file_option(app, argc, argv);

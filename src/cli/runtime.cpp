@@ -48,4 +48,15 @@ bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const st
   return true;
 }
 
+void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options) {
+  cmd->add_option("--moe-bias-speed", options.bias_update_speed,
+                  "MoE: auxiliary-loss-free balancing, each expert's routing bias moved by this much per step "
+                  "towards equal load (default: 0.001 for DeepSeek-V3 models, none for V2)")
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--moe-balance-loss", options.balance_loss_weight,
+                  "MoE: weight of the sequence-wise balance loss (default: 1e-4 for V3, config.json's aux_loss_alpha "
+                  "or 0.001 for V2)")
+      ->check(CLI::Range(0.0, 10.0));
+}
+
 }  // namespace r1::cli

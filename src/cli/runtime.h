@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "dist/launch_env.h"
+#include "train/expert_balance_options.h"
 
 namespace r1::cli {
 
@@ -22,6 +23,9 @@ struct RuntimeOptions {
   // rank when several processes share a machine and --device is a plain "cuda".
   std::string device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const;
 };
+
+// --moe-bias-speed and --moe-balance-loss, for the training commands (mixture-of-experts models).
+void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options);
 
 // The training commands' last line when SIGINT/SIGTERM cut the run short; false when it was not.
 bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const std::string& out);

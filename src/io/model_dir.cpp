@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "util/error.h"
@@ -23,6 +25,49 @@ const char* kSingleFile = "model.safetensors";
 // Tensors HF may store that carry no weights (older checkpoints saved RoPE buffers).
 bool ignorable_tensor(const std::string& name) {
   return name.size() >= 9 && name.compare(name.size() - 9, 9, ".inv_freq") == 0;
+}
+
+// Tensors of multi-token prediction modules (layers num_hidden_layers and up, as the released
+// DeepSeek-V3 stores them) in a DeepSeek model built without them: skipped on load, as
+// transformers does. (Elsewhere a layer too many is an error: the config does not match.)
+bool beyond_the_layers(const std::string& name, const ModelConfig& c) {
+  const std::string prefix = "model.layers.";
+  if (!c.is_deepseek() || name.rfind(prefix, 0) != 0) return false;
+  size_t end = prefix.size();
+  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
+  if (end == prefix.size() || end >= name.size() || name[end] != '.' || end - prefix.size() > 6) return false;
+  return std::stoll(name.substr(prefix.size(), end - prefix.size())) >= c.num_hidden_layers;
+}
+
+// transformers 5 stores a MoE layer's experts fused: experts.gate_up_proj [E, 2I, H] (expert j's
+// gate rows, then its up rows) and experts.down_proj [E, H, I]. r1, like the released checkpoints,
+// has a tensor per expert ("...experts.7.up_proj.weight"): this is where one lies in the fused form.
+struct FusedExpertSlice {
+  std::string fused;  // the fused tensor's name
+  int64_t expert = 0;
+  bool gate = false, up = false;  // which half of gate_up_proj; neither: down_proj
+};
+
+std::optional<FusedExpertSlice> fused_expert_slice(const std::string& name) {
+  const std::string marker = ".experts.";
+  const size_t at = name.rfind(marker);
+  if (at == std::string::npos) return std::nullopt;
+  size_t end = at + marker.size();
+  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
+  if (end == at + marker.size() || end - at - marker.size() > 6) return std::nullopt;
+  FusedExpertSlice s;
+  s.expert = std::stoll(name.substr(at + marker.size(), end - at - marker.size()));
+  const std::string rest = name.substr(end), experts = name.substr(0, at) + ".experts.";
+  if (rest == ".gate_proj.weight" || rest == ".up_proj.weight") {
+    s.fused = experts + "gate_up_proj";
+    s.gate = rest == ".gate_proj.weight";
+    s.up = !s.gate;
+  } else if (rest == ".down_proj.weight") {
+    s.fused = experts + "down_proj";
+  } else {
+    return std::nullopt;
+  }
+  return s;
 }
 
 // All safetensors files of a directory, opened: one file, or the shards listed by the index.
@@ -142,21 +187,50 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
   torch::NoGradGuard no_grad;
   std::vector<std::string> missing;
   std::set<std::string> used;
+  // The fused expert tensors read so far, while their layer's experts are being copied.
+  std::map<std::string, torch::Tensor> fused;
+  const auto copy_into = [&](torch::Tensor& param, const std::string& name, const torch::Tensor& value,
+                             const std::string& path, const std::string& stored_as) {
+    if (value.sizes() != param.sizes())
+      throw Error(path + ": tensor '" + stored_as + "' gives '" + name + "' shape " + shape_str(value.sizes()) +
+                  ", the config needs " + shape_str(param.sizes()));
+    if (!c10::isFloatingType(value.scalar_type()))
+      throw Error(path + ": tensor '" + stored_as + "' has non-float dtype " + c10::toString(value.scalar_type()));
+    param.copy_(value);
+  };
   for (auto& p : model->named_parameters()) {
+    torch::Tensor& param = p.value();
     auto it = stored.find(p.key());
-    if (it == stored.end()) {
+    if (it != stored.end()) {
+      const auto& [file, info] = it->second;
+      if (!std::equal(info->shape.begin(), info->shape.end(), param.sizes().begin(), param.sizes().end()))
+        throw Error(file->path() + ": tensor '" + p.key() + "' has shape " + shape_str(info->shape) +
+                    ", the config needs " + shape_str(param.sizes()));
+      if (!c10::isFloatingType(to_torch_dtype(info->dtype)))
+        throw Error(file->path() + ": tensor '" + p.key() + "' has non-float dtype " + dtype_name(info->dtype));
+      param.copy_(read_tensor(*file, *info));
+      used.insert(p.key());
+      continue;
+    }
+    const auto slice = fused_expert_slice(p.key());
+    const auto fused_it = slice ? stored.find(slice->fused) : stored.end();
+    if (fused_it == stored.end()) {
       if (!may_be_missing.count(p.key())) missing.push_back(p.key());
       continue;
     }
-    const auto& [file, info] = it->second;
-    torch::Tensor& param = p.value();
-    if (!std::equal(info->shape.begin(), info->shape.end(), param.sizes().begin(), param.sizes().end()))
-      throw Error(file->path() + ": tensor '" + p.key() + "' has shape " + shape_str(info->shape) + ", the config needs " +
-                  shape_str(param.sizes()));
-    if (!c10::isFloatingType(to_torch_dtype(info->dtype)))
-      throw Error(file->path() + ": tensor '" + p.key() + "' has non-float dtype " + dtype_name(info->dtype));
-    param.copy_(read_tensor(*file, *info));
-    used.insert(p.key());
+    const auto& [file, info] = fused_it->second;
+    if (!fused.count(slice->fused)) {
+      if (fused.size() >= 2) fused.clear();  // the previous layer's pair
+      fused[slice->fused] = read_tensor(*file, *info);
+    }
+    const torch::Tensor& all = fused[slice->fused];
+    if (all.dim() != 3 || slice->expert >= all.size(0) || all.size(1) % 2 != 0)
+      throw Error(file->path() + ": tensor '" + slice->fused + "' has shape " + shape_str(info->shape) +
+                  ", not [experts, rows, columns] holding expert " + std::to_string(slice->expert));
+    torch::Tensor value = all[slice->expert];
+    if (slice->gate || slice->up) value = value.narrow(0, slice->up ? all.size(1) / 2 : 0, all.size(1) / 2);
+    copy_into(param, p.key(), value, file->path(), slice->fused);
+    used.insert(slice->fused);
   }
   if (!missing.empty()) {
     std::string list;
@@ -165,7 +239,8 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
     throw Error(dir + ": missing tensors: " + list);
   }
   for (const auto& [name, where] : stored) {
-    if (used.count(name) || ignorable_tensor(name) || ignore.count(name)) continue;
+    if (used.count(name) || ignorable_tensor(name) || ignore.count(name) || beyond_the_layers(name, model->config()))
+      continue;
     // A tied model may still carry lm_head.weight (some exporters write both): accept it.
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
     throw Error(where.first->path() + ": unexpected tensor '" + name + "' (not part of this " +
@@ -215,7 +290,10 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
     int64_t total = 0;
     for (auto& p : model->named_parameters()) {
       auto t = p.value().detach();
-      if (options.dtype) t = t.to(*options.dtype);
+      // DeepSeek-V3's routing bias stays float32 in any checkpoint (steps of 1e-3 on values near 1
+      // would vanish in bf16), as in the released one and transformers' _keep_in_fp32_modules.
+      const bool keep_float32 = p.key().size() > 23 && p.key().compare(p.key().size() - 23, 23, "e_score_correction_bias") == 0;
+      if (options.dtype && !keep_float32) t = t.to(*options.dtype);
       t = t.to(torch::kCPU).contiguous();
       total += t.nbytes();
       tensors.emplace_back(p.key(), t);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "model/config_deepseek.h"
 #include "util/error.h"
 #include "util/json_file.h"
 
@@ -11,22 +12,6 @@ namespace r1 {
 namespace {
 
 using nlohmann::json;
-
-// Reads a typed field with an error that names the file and the key.
-template <typename T>
-T get_field(const json& j, const std::string& key, const std::string& origin) {
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception&) {
-    throw Error(origin + ": field '" + key + "' is missing or has the wrong type (got " +
-                (j.contains(key) ? j.at(key).dump() : std::string("nothing")) + ")");
-  }
-}
-
-template <typename T>
-void read_optional(const json& j, const std::string& key, const std::string& origin, T& out) {
-  if (j.contains(key) && !j.at(key).is_null()) out = get_field<T>(j, key, origin);
-}
 
 std::vector<int64_t> read_token_ids(const json& j, const std::string& key, const std::string& origin) {
   if (!j.contains(key) || j.at(key).is_null()) return {};
@@ -54,28 +39,28 @@ RopeScaling read_rope_scaling(const json& r, const std::string& origin) {
   if (!r.is_object()) throw Error(where + " must be an object or null, got " + r.dump());
   RopeScaling s;
   std::string type;
-  if (r.contains("rope_type")) type = get_field<std::string>(r, "rope_type", where);
-  else if (r.contains("type")) type = get_field<std::string>(r, "type", where);
+  if (r.contains("rope_type")) type = json_field<std::string>(r, "rope_type", where);
+  else if (r.contains("type")) type = json_field<std::string>(r, "type", where);
   if (type == "default") type = "";
   static const std::set<std::string> known = {"", "linear", "dynamic", "yarn", "llama3"};
   if (!known.count(type))
     throw Error(where + ".type '" + type + "' is not supported (supported: linear, dynamic, yarn, llama3)");
   s.type = type;
-  read_optional(r, "factor", where, s.factor);
+  json_optional_field(r, "factor", where, s.factor);
   if (!type.empty() && !(s.factor > 0)) throw Error(where + ".factor must be > 0");
   if (r.contains("original_max_position_embeddings") && !r["original_max_position_embeddings"].is_null())
-    s.original_max_position_embeddings = get_field<int64_t>(r, "original_max_position_embeddings", where);
+    s.original_max_position_embeddings = json_field<int64_t>(r, "original_max_position_embeddings", where);
   auto opt = [&](const char* key, std::optional<double>& out) {
-    if (r.contains(key) && !r[key].is_null()) out = get_field<double>(r, key, where);
+    if (r.contains(key) && !r[key].is_null()) out = json_field<double>(r, key, where);
   };
   opt("attention_factor", s.attention_factor);
   opt("beta_fast", s.beta_fast);
   opt("beta_slow", s.beta_slow);
   opt("mscale", s.mscale);
   opt("mscale_all_dim", s.mscale_all_dim);
-  read_optional(r, "truncate", where, s.truncate);
-  read_optional(r, "low_freq_factor", where, s.low_freq_factor);
-  read_optional(r, "high_freq_factor", where, s.high_freq_factor);
+  json_optional_field(r, "truncate", where, s.truncate);
+  json_optional_field(r, "low_freq_factor", where, s.low_freq_factor);
+  json_optional_field(r, "high_freq_factor", where, s.high_freq_factor);
   if (type == "llama3") {
     if (!s.original_max_position_embeddings)
       throw Error(where + ": llama3 scaling needs original_max_position_embeddings");
@@ -118,26 +103,38 @@ const std::set<std::string>& interpreted_keys() {
 }  // namespace
 
 std::string ModelConfig::architecture_name() const {
-  return std::string(architecture == Architecture::kQwen2 ? "Qwen2" : "Llama") +
-         (sequence_classification ? "ForSequenceClassification" : "ForCausalLM");
+  const char* base = architecture == Architecture::kQwen2        ? "Qwen2"
+                     : architecture == Architecture::kDeepseekV2 ? "DeepseekV2"
+                     : architecture == Architecture::kDeepseekV3 ? "DeepseekV3"
+                                                                 : "Llama";
+  return std::string(base) + (sequence_classification ? "ForSequenceClassification" : "ForCausalLM");
 }
 
 std::string ModelConfig::model_type() const {
-  return architecture == Architecture::kQwen2 ? "qwen2" : "llama";
+  switch (architecture) {
+    case Architecture::kQwen2: return "qwen2";
+    case Architecture::kDeepseekV2: return "deepseek_v2";
+    case Architecture::kDeepseekV3: return "deepseek_v3";
+    default: return "llama";
+  }
 }
 
 ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   if (!j.is_object()) throw Error(origin + ": expected a JSON object");
   ModelConfig c;
   std::string arch;
-  if (j.contains("architectures")) {
+  if (j.contains("architectures") && !j["architectures"].is_null()) {
     const json& a = j["architectures"];
     if (!a.is_array() || a.empty() || !a[0].is_string())
       throw Error(origin + ": field 'architectures' must be a non-empty list of strings");
     arch = a[0].get<std::string>();
   } else if (j.contains("model_type")) {
-    std::string mt = get_field<std::string>(j, "model_type", origin);
-    arch = mt == "qwen2" ? "Qwen2ForCausalLM" : mt == "llama" ? "LlamaForCausalLM" : mt;
+    std::string mt = json_field<std::string>(j, "model_type", origin);
+    arch = mt == "qwen2"         ? "Qwen2ForCausalLM"
+           : mt == "llama"       ? "LlamaForCausalLM"
+           : mt == "deepseek_v2" ? "DeepseekV2ForCausalLM"
+           : mt == "deepseek_v3" ? "DeepseekV3ForCausalLM"
+                                 : mt;
   } else {
     arch = "LlamaForCausalLM";
   }
@@ -148,36 +145,38 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   }
   if (arch == "LlamaForCausalLM") c.architecture = Architecture::kLlama;
   else if (arch == "Qwen2ForCausalLM") c.architecture = Architecture::kQwen2;
+  else if (arch == "DeepseekV2ForCausalLM") c.architecture = Architecture::kDeepseekV2;
+  else if (arch == "DeepseekV3ForCausalLM") c.architecture = Architecture::kDeepseekV3;
   else throw Error(origin + ": architecture '" + arch + "' is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                   "and their ForSequenceClassification reward models)");
+                   "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, and their ForSequenceClassification reward models)");
   if (c.sequence_classification) {  // HF derives num_labels from id2label
     int64_t labels = 1;
-    if (j.contains("num_labels")) labels = get_field<int64_t>(j, "num_labels", origin);
+    if (j.contains("num_labels")) labels = json_field<int64_t>(j, "num_labels", origin);
     else if (j.contains("id2label") && j["id2label"].is_object()) labels = static_cast<int64_t>(j["id2label"].size());
     if (labels != 1)
       throw Error(origin + ": a reward model has num_labels 1 (one scalar score), this config has " + std::to_string(labels));
   }
 
-  c.vocab_size = get_field<int64_t>(j, "vocab_size", origin);
-  c.hidden_size = get_field<int64_t>(j, "hidden_size", origin);
-  c.intermediate_size = get_field<int64_t>(j, "intermediate_size", origin);
-  c.num_hidden_layers = get_field<int64_t>(j, "num_hidden_layers", origin);
-  c.num_attention_heads = get_field<int64_t>(j, "num_attention_heads", origin);
+  c.vocab_size = json_field<int64_t>(j, "vocab_size", origin);
+  c.hidden_size = json_field<int64_t>(j, "hidden_size", origin);
+  c.intermediate_size = json_field<int64_t>(j, "intermediate_size", origin);
+  c.num_hidden_layers = json_field<int64_t>(j, "num_hidden_layers", origin);
+  c.num_attention_heads = json_field<int64_t>(j, "num_attention_heads", origin);
   c.num_key_value_heads = c.num_attention_heads;
-  read_optional(j, "num_key_value_heads", origin, c.num_key_value_heads);
-  read_optional(j, "head_dim", origin, c.head_dim);
+  json_optional_field(j, "num_key_value_heads", origin, c.num_key_value_heads);
+  json_optional_field(j, "head_dim", origin, c.head_dim);
   if (c.head_dim == 0 && c.num_attention_heads > 0) {
     if (c.hidden_size % c.num_attention_heads != 0)
       throw Error(origin + ": num_attention_heads (" + std::to_string(c.num_attention_heads) +
                   ") does not divide hidden_size (" + std::to_string(c.hidden_size) + ") and no head_dim is given");
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
-  read_optional(j, "max_position_embeddings", origin, c.max_position_embeddings);
-  read_optional(j, "rms_norm_eps", origin, c.rms_norm_eps);
-  read_optional(j, "tie_word_embeddings", origin, c.tie_word_embeddings);
-  read_optional(j, "attention_bias", origin, c.attention_bias);
-  read_optional(j, "mlp_bias", origin, c.mlp_bias);
-  read_optional(j, "initializer_range", origin, c.initializer_range);
+  json_optional_field(j, "max_position_embeddings", origin, c.max_position_embeddings);
+  json_optional_field(j, "rms_norm_eps", origin, c.rms_norm_eps);
+  json_optional_field(j, "tie_word_embeddings", origin, c.tie_word_embeddings);
+  json_optional_field(j, "attention_bias", origin, c.attention_bias);
+  json_optional_field(j, "mlp_bias", origin, c.mlp_bias);
+  json_optional_field(j, "initializer_range", origin, c.initializer_range);
   c.bos_token_ids = read_token_ids(j, "bos_token_id", origin);
   c.eos_token_ids = read_token_ids(j, "eos_token_id", origin);
   if (j.contains("pad_token_id") && !j["pad_token_id"].is_null()) {
@@ -185,25 +184,27 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
     if (pad.size() != 1) throw Error(origin + ": field 'pad_token_id' must be one integer");
     c.pad_token_id = pad[0];
   }
-  if (j.contains("torch_dtype") && !j["torch_dtype"].is_null()) c.torch_dtype = get_field<std::string>(j, "torch_dtype", origin);
-  else if (j.contains("dtype") && !j["dtype"].is_null()) c.torch_dtype = get_field<std::string>(j, "dtype", origin);
+  if (j.contains("torch_dtype") && !j["torch_dtype"].is_null()) c.torch_dtype = json_field<std::string>(j, "torch_dtype", origin);
+  else if (j.contains("dtype") && !j["dtype"].is_null()) c.torch_dtype = json_field<std::string>(j, "dtype", origin);
   if (j.contains("hidden_act")) {
-    std::string act = get_field<std::string>(j, "hidden_act", origin);
+    std::string act = json_field<std::string>(j, "hidden_act", origin);
     if (act != "silu") throw Error(origin + ": hidden_act '" + act + "' is not supported (only silu, i.e. SwiGLU)");
   }
   // Rope: transformers 5 nests rope_theta inside rope_parameters; 4.x has rope_theta + rope_scaling.
-  read_optional(j, "rope_theta", origin, c.rope_theta);
+  json_optional_field(j, "rope_theta", origin, c.rope_theta);
   if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
     const json& rp = j["rope_parameters"];
-    if (rp.is_object() && rp.contains("rope_theta")) c.rope_theta = get_field<double>(rp, "rope_theta", origin + ": rope_parameters");
+    if (rp.is_object() && rp.contains("rope_theta")) c.rope_theta = json_field<double>(rp, "rope_theta", origin + ": rope_parameters");
     c.rope_scaling = read_rope_scaling(rp, origin);
   } else if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     c.rope_scaling = read_rope_scaling(j["rope_scaling"], origin);
   }
   if (j.value("use_sliding_window", false))
     throw Error(origin + ": use_sliding_window=true is not supported");
+  if (c.is_deepseek()) read_deepseek_fields(j, origin, c);
   for (auto it = j.begin(); it != j.end(); ++it)
-    if (!interpreted_keys().count(it.key())) c.extra[it.key()] = it.value();
+    if (!interpreted_keys().count(it.key()) && !(c.is_deepseek() && deepseek_keys().count(it.key())))
+      c.extra[it.key()] = it.value();
   try {
     c.validate();
   } catch (const Error& e) {
@@ -237,25 +238,47 @@ void ModelConfig::validate() const {
     if (id < 0 || id >= vocab_size) throw Error("bos_token_id " + std::to_string(id) + " is outside the vocabulary");
   for (int64_t id : eos_token_ids)
     if (id < 0 || id >= vocab_size) throw Error("eos_token_id " + std::to_string(id) + " is outside the vocabulary");
+  if (is_deepseek()) validate_deepseek(*this);
 }
 
 int64_t ModelConfig::parameter_count() const {
   const int64_t h = hidden_size;
-  int64_t attention = h * q_dim() + 2 * h * kv_dim() + q_dim() * h;
-  if (has_qkv_bias()) attention += q_dim() + 2 * kv_dim();
-  if (has_o_bias()) attention += h;
-  int64_t mlp = 3 * h * intermediate_size;
-  if (mlp_bias) mlp += 2 * intermediate_size + h;
-  const int64_t per_layer = attention + mlp + 2 * h;  // two RMSNorm weights
+  int64_t layers = 0;
+  for (int64_t i = 0; i < num_hidden_layers; ++i)
+    layers += attention_parameter_count(*this) + mlp_parameter_count(*this, i) + 2 * h;  // + two RMSNorm weights
   const int64_t embed = vocab_size * h;
   const int64_t head = sequence_classification ? h : (tie_word_embeddings ? 0 : embed);  // score [1, h] or lm_head
-  return embed + num_hidden_layers * per_layer + h + head;
+  return embed + layers + h + head;
+}
+
+int64_t ModelConfig::activated_parameter_count() const {
+  int64_t inactive = 0;
+  for (int64_t i = 0; i < num_hidden_layers; ++i)
+    inactive += mlp_parameter_count(*this, i) - activated_mlp_parameter_count(*this, i);
+  return parameter_count() - inactive;
+}
+
+int64_t ModelConfig::mtp_parameter_count() const {
+  // Each module: enorm, hnorm, eh_proj [H, 2H], a decoder layer (index num_hidden_layers + k) and
+  // the norm of its shared head.
+  const int64_t h = hidden_size;
+  int64_t n = 0;
+  for (int64_t k = 0; k < mtp_layers; ++k)
+    n += 2 * h + 2 * h * h + attention_parameter_count(*this) + mlp_parameter_count(*this, num_hidden_layers + k) +
+         2 * h + h;
+  return n;
+}
+
+int64_t ModelConfig::kv_cache_values_per_token() const {
+  const int64_t per_layer = is_deepseek() ? mla.kv_lora_rank + mla.qk_rope_head_dim : 2 * kv_dim();
+  return num_hidden_layers * per_layer;
 }
 
 double ModelConfig::training_flops_per_token(int64_t seq) const {
   const double matmul_params =
-      static_cast<double>(parameter_count() - (tie_word_embeddings ? 0 : vocab_size * hidden_size));
-  return 6 * matmul_params + 12.0 * num_hidden_layers * num_attention_heads * head_dim * seq;
+      static_cast<double>(activated_parameter_count() - (tie_word_embeddings ? 0 : vocab_size * hidden_size));
+  const double qk = is_deepseek() ? mla.qk_head_dim() : head_dim, v = is_deepseek() ? mla.v_head_dim : head_dim;
+  return 6 * matmul_params + 6.0 * num_hidden_layers * num_attention_heads * (qk + v) * seq;
 }
 
 json ModelConfig::to_json() const {
@@ -275,7 +298,8 @@ json ModelConfig::to_json() const {
   j["rms_norm_eps"] = rms_norm_eps;
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["attention_bias"] = attention_bias;
-  if (architecture == Architecture::kLlama) j["mlp_bias"] = mlp_bias;
+  if (architecture == Architecture::kLlama || architecture == Architecture::kDeepseekV2) j["mlp_bias"] = mlp_bias;
+  if (is_deepseek()) write_deepseek_fields(*this, j);
   j["initializer_range"] = initializer_range;
   j["hidden_act"] = "silu";
   j["bos_token_id"] = token_ids_to_json(bos_token_ids);

@@ -42,6 +42,59 @@ ModelConfig r1_distill_qwen(int64_t vocab, int64_t hidden, int64_t inter, int64_
   return c;
 }
 
+// DeepSeek-V2/V3 (reference/deepseek-v3-architecture.md §6): latent attention sizes q_lora (0:
+// none), kv_lora, and V3's per-head 128 nope + 64 rope query/key dims, 128 value dims.
+ModelConfig deepseek_moe(Architecture arch, int64_t vocab, int64_t hidden, int64_t inter, int64_t layers, int64_t heads,
+                         int64_t q_lora) {
+  ModelConfig c = llama(vocab, hidden, inter, layers, heads, heads, 163840);
+  c.architecture = arch;
+  c.head_dim = 64;
+  c.mla = {q_lora, 512, 128, 64, 128, true};
+  c.torch_dtype = "bfloat16";
+  // YaRN from a 4K pretraining context to 160K (x40).
+  c.rope_scaling.type = "yarn";
+  c.rope_scaling.factor = 40;
+  c.rope_scaling.original_max_position_embeddings = 4096;
+  c.rope_scaling.beta_fast = 32;
+  c.rope_scaling.beta_slow = 1;
+  const double mscale = arch == Architecture::kDeepseekV3 ? 1.0 : 0.707;
+  c.rope_scaling.mscale = mscale;
+  c.rope_scaling.mscale_all_dim = mscale;
+  return c;
+}
+
+ModelConfig deepseek_v3() {
+  ModelConfig c = with_tokens(deepseek_moe(Architecture::kDeepseekV3, 129280, 7168, 18432, 61, 128, 1536), 0, 1);
+  c.moe = {256, 1, 8, 2048, 3, 8, 4, "noaux_tc", true, 2.5};
+  c.mtp_layers = 1;
+  return c;
+}
+
+ModelConfig deepseek_v2() {
+  ModelConfig c = with_tokens(deepseek_moe(Architecture::kDeepseekV2, 102400, 5120, 12288, 60, 128, 1536), 100000, 100001);
+  c.moe = {160, 2, 6, 1536, 1, 8, 3, "group_limited_greedy", false, 16.0};
+  return c;
+}
+
+ModelConfig deepseek_v2_lite() {
+  ModelConfig c = with_tokens(deepseek_moe(Architecture::kDeepseekV2, 102400, 2048, 10944, 27, 16, 0), 100000, 100001);
+  c.moe = {64, 2, 6, 1408, 1, 1, 1, "greedy", false, 1.0};
+  return c;
+}
+
+// R1's architecture at the size of the CPU demo: latent attention (q LoRA 64, latent 32, heads of
+// 32 + 16 rope dims), 8 routed experts in 4 groups (2 groups, 2 experts per token) plus one shared
+// expert from the second layer on, one multi-token prediction module.
+ModelConfig tiny_v3() {
+  ModelConfig c = llama(4096, 128, 384, 4, 4, 4, 1024);
+  c.architecture = Architecture::kDeepseekV3;
+  c.head_dim = 16;
+  c.mla = {64, 32, 32, 16, 32, true};
+  c.moe = {8, 1, 2, 96, 1, 4, 2, "noaux_tc", true, 1.0};
+  c.mtp_layers = 1;
+  return c;
+}
+
 ModelConfig tied(ModelConfig c) {
   c.tie_word_embeddings = true;
   return c;
@@ -63,9 +116,14 @@ std::vector<Preset> build_presets() {
                r1_distill_qwen(151936, 1536, 8960, 12, 2)});
   p.push_back({"r1-distill-qwen-7b", "DeepSeek-R1-Distill-Qwen-7B (Qwen2, GQA 28/4)",
                r1_distill_qwen(152064, 3584, 18944, 28, 4)});
+  p.push_back({"deepseek-v3", "DeepSeek-V3 / R1 / R1-Zero (MLA, 256 routed experts, 8 per token, MTP 1)", deepseek_v3()});
+  p.push_back({"deepseek-v2", "DeepSeek-V2 (MLA, 160 routed experts, 6 per token)", deepseek_v2()});
+  p.push_back({"deepseek-v2-lite", "DeepSeek-V2-Lite (MLA without q LoRA, 64 routed experts)", deepseek_v2_lite()});
   // CPU presets. tiny: the main job's policy; small: a student/teacher pair with tiny.
   p.push_back({"tiny", "~1.8M params, 4 layers x 128, GQA 4/2, vocab 4096 (laptop-CPU RL runs)",
                llama(4096, 128, 384, 4, 4, 2, 1024)});
+  p.push_back({"tiny-v3", "R1's architecture at tiny's size: MLA, 8 routed experts (2 per token) + 1 shared, MTP 1",
+               tiny_v3()});
   p.push_back({"small", "~40M params, 8 layers x 512, GQA 8/4, vocab 16384",
                llama(16384, 512, 1408, 8, 8, 4, 2048)});
   // The shapes llama2.c's anchors were measured on (benchmarks): stories15M and a 110M-class GQA model.

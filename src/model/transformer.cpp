@@ -11,36 +11,15 @@
 #include "util/error.h"
 
 namespace r1 {
-namespace {
-
-// Grouped-query attention: each kv head serves heads/kv_heads query heads. SDPA's enable_gqa
-// indexes the shared heads instead of copying K/V per query head (2.7x faster decoding at
-// batch 32 on bench-m than repeating them).
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& mask) {
-  const bool gqa = q.size(1) != k.size(1);
-  if (mask.defined() && q.size(2) == 1 && q.device().is_cpu()) {
-    // Decoding one token per sequence on the CPU: two batched matmuls over the query heads of
-    // each kv head. SDPA's CPU kernel would run one matrix-vector product per (sequence, head),
-    // which dominates a batch-64 decode step of a small model.
-    const int64_t B = q.size(0), H = q.size(1), KV = k.size(1), D = q.size(3), L = k.size(2);
-    // In fp32 whatever the storage dtype: bf16 products of these shapes go to oneDNN, which
-    // generates a kernel per new shape, and the prefix length L changes every step.
-    auto grouped = q.reshape({B, KV, H / KV, D}).to(torch::kFloat32);
-    auto scores = torch::matmul(grouped, k.to(torch::kFloat32).transpose(2, 3)) * (1.0 / std::sqrt(static_cast<double>(D)));
-    scores = scores.masked_fill(mask.view({B, 1, 1, L}).logical_not(), -std::numeric_limits<float>::infinity());
-    return torch::matmul(torch::softmax(scores, -1), v.to(torch::kFloat32)).reshape({B, H, 1, D}).to(q.scalar_type());
-  }
-  if (mask.defined()) return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, c10::nullopt, gqa);
-  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, c10::nullopt, gqa);
-}
-
-}  // namespace
 
 KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, torch::Device device,
                  torch::ScalarType dtype) {
   auto opts = torch::TensorOptions().device(device).dtype(dtype);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    if (c.is_deepseek()) {
+      k.push_back(torch::zeros({batch, 1, capacity, c.mla.kv_lora_rank + c.mla.qk_rope_head_dim}, opts));
+      continue;
+    }
     k.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
     v.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
   }
@@ -48,36 +27,9 @@ KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, torch::D
 
 int64_t KvCache::bytes() const {
   int64_t n = 0;
-  for (size_t i = 0; i < k.size(); ++i) n += k[i].nbytes() + v[i].nbytes();
+  for (const auto* layers : {&k, &v})
+    for (const auto& t : *layers) n += t.nbytes();
   return n;
-}
-
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& options) {
-  weight = register_parameter("weight", torch::empty({out, in}, options));
-  if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
-}
-
-EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
-  weight = register_parameter("weight", torch::empty({vocab, dim}, options));
-}
-
-RMSNormImpl::RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options) : eps_(eps) {
-  weight = register_parameter("weight", torch::ones({dim}, options));
-}
-
-torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // Normalise in fp32 whatever the storage dtype (SPEC 1), like HF: cast back, then scale.
-  if (x.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
-    return fused::rms_norm(x, weight, eps_);
-  auto normed = at::rms_norm(x.to(torch::kFloat32), {x.size(-1)}, c10::nullopt, eps_);
-  return weight * normed.to(x.scalar_type());
-}
-
-std::pair<torch::Tensor, torch::Tensor> RMSNormImpl::add_then_forward(const torch::Tensor& h, const torch::Tensor& delta) {
-  if (h.scalar_type() == torch::kFloat32 && weight.scalar_type() == torch::kFloat32)
-    return fused::add_rms_norm(h, delta, weight, eps_);
-  auto sum = h + delta;
-  return {sum, forward(sum)};
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o)
@@ -101,7 +53,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
   torch::Tensor out;
   if (cache == nullptr) {
-    out = attention(q, k, v, mask);  // undefined: causal; packed rows: causal within each document
+    out = scaled_attention(q, k, v, mask);  // undefined: causal; packed rows: causal within each document
   } else if (!mask.defined()) {  // decoding on the CPU: forward_cached chose the fused kernel
     out = fused::decode_attention(q, k, v, cache->k[layer], cache->v[layer], cache_slots[1].tensor());
   } else {
@@ -113,7 +65,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
     cache->v[layer].permute({0, 2, 1, 3}).index_put_(cache_slots, v.transpose(1, 2).to(cache->v[layer].scalar_type()));
     auto keys = cache->k[layer].narrow(2, 0, used).to(q.scalar_type());
     auto values = cache->v[layer].narrow(2, 0, used).to(q.scalar_type());
-    out = attention(q, keys, values, mask);
+    out = scaled_attention(q, keys, values, mask);
   }
   return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * head_dim_}));
 }
@@ -122,63 +74,38 @@ torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const
                                                    const torch::Tensor& sin, int64_t P, int64_t n,
                                                    const torch::Tensor& group, int64_t m, const torch::Tensor& mask,
                                                    const torch::Tensor& keep, const fused::PrefixLayout* layout) {
-  const int64_t K = x.size(1), R = group.size(0), N = P * n + R * m;
+  const int64_t K = x.size(1);
   const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
-  if (layout != nullptr) {
-    const auto q = fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t);
-    const auto k = fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t);
-    const auto v = v_proj(x).view({1, K, kv_heads_, head_dim_});
-    const auto out = fused::prefix_attention(q.squeeze(0), k.squeeze(0), v.squeeze(0), *layout);
-    return o_proj(out.view({1, K, heads_ * head_dim_}));
-  }
-  // Projections and rotary over every token at once (one product per weight); with `keep`, the
-  // real tokens are then spread into the padded layout (zeros between) that attention works on.
-  const auto padded = [&](const torch::Tensor& t) {
-    return keep.defined() ? torch::zeros({1, N, t.size(2), head_dim_}, t.options()).index_copy(1, keep, t) : t;
-  };
-  auto q = padded(fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t));
-  auto k = padded(fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t));
-  auto v = padded(v_proj(x).view({1, K, kv_heads_, head_dim_}));
-  const auto prompt_rows = [&](const torch::Tensor& t) {
-    return t.narrow(1, 0, P * n).view({P, n, -1, head_dim_}).transpose(1, 2);
-  };
-  const auto completion_rows = [&](const torch::Tensor& t) {
-    return t.narrow(1, P * n, R * m).view({R, m, -1, head_dim_}).transpose(1, 2);
-  };
-  const auto kp = prompt_rows(k), vp = prompt_rows(v);
-  const auto out_p = attention(prompt_rows(q), kp, vp, {});  // causal
-  // Each completion's keys: its prompt's (gathered per row, so autograd sums their gradients over
-  // the group), then its own.
-  const auto keys = torch::cat({kp.index_select(0, group), completion_rows(k)}, 2);
-  const auto values = torch::cat({vp.index_select(0, group), completion_rows(v)}, 2);
-  const auto out_c = attention(completion_rows(q), keys, values, mask);
-  auto out = torch::cat({out_p.transpose(1, 2).reshape({1, P * n, heads_ * head_dim_}),
-                         out_c.transpose(1, 2).reshape({1, R * m, heads_ * head_dim_})}, 1);
-  if (keep.defined()) out = out.index_select(1, keep);
-  return o_proj(out);
+  // Projections and rotary over every token at once (one product per weight).
+  const auto q = fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t);
+  const auto k = fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t);
+  const auto v = v_proj(x).view({1, K, kv_heads_, head_dim_});
+  if (layout != nullptr)
+    return o_proj(fused::prefix_attention(q.squeeze(0), k.squeeze(0), v.squeeze(0), *layout).view({1, K, heads_ * head_dim_}));
+  return o_proj(shared_prefix_attention(q, k, v, P, n, group, m, mask, keep));
 }
 
-MlpImpl::MlpImpl(const ModelConfig& c, const torch::TensorOptions& o) {
-  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
-  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
-  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, o));
-}
-
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return down_proj(fused::swiglu(gate_proj(x), up_proj(x)));
-}
-
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& o) {
-  self_attn = register_module("self_attn", Attention(c, o));
-  mlp = register_module("mlp", Mlp(c, o));
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, const torch::TensorOptions& o) {
+  if (c.is_deepseek()) latent_attn = register_module("self_attn", LatentAttention(c, o));
+  else self_attn = register_module("self_attn", Attention(c, o));
+  if (c.is_moe_layer(index)) moe = register_module("mlp", Moe(c, o));
+  else mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+}
+
+torch::Tensor DecoderLayerImpl::attend(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                       KvCache* cache, int64_t layer,
+                                       const std::vector<at::indexing::TensorIndex>& cache_slots,
+                                       const torch::Tensor& mask, int64_t used) {
+  if (latent_attn) return latent_attn(x, cos, sin, cache, layer, cache_slots, mask, used);
+  return self_attn(x, cos, sin, cache, layer, cache_slots, mask, used);
 }
 
 DecoderStackImpl::DecoderStackImpl(const ModelConfig& c, const torch::TensorOptions& o) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, o));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, i, o));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
@@ -198,7 +125,7 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   std::vector<at::indexing::TensorIndex> cache_slots;  // where each layer writes its keys/values
   if (cache != nullptr) cache_slots = {torch::arange(h.size(0), positions.options()).view({-1, 1}), positions};
   return through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t i, const torch::Tensor& x) {
-    return layer.self_attn(x, cos, sin, cache, i, cache_slots, mask, used);
+    return layer.attend(x, cos, sin, cache, i, cache_slots, mask, used);
   });
 }
 
@@ -210,7 +137,7 @@ torch::Tensor TransformerImpl::through_layers(torch::Tensor h, const AttendFn& a
     auto* layer = layer_at(i);
     std::tie(h, normed) = layer->post_attention_layernorm->add_then_forward(h, attend(*layer, static_cast<int64_t>(i), normed));
     auto& next_norm = i + 1 < n ? layer_at(i + 1)->input_layernorm : model->norm;
-    std::tie(h, normed) = next_norm->add_then_forward(h, layer->mlp(normed));
+    std::tie(h, normed) = next_norm->add_then_forward(h, layer->feed_forward(normed));
   }
   return normed;
 }
@@ -278,7 +205,7 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   // tokens (its real ones when padding is skipped), then each completion's; where its queries see
   // few keys (prefix_attention_pays), else SDPA over the padded layout.
   std::optional<fused::PrefixLayout> layout;
-  if (fused::prefix_attention_applies(h)) {
+  if (!config_.is_deepseek() && fused::prefix_attention_applies(h)) {
     const auto values = [](const torch::Tensor& t) {
       const auto c = t.to(torch::kCPU, torch::kInt64).contiguous();
       return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -291,6 +218,7 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
     if (!fused::prefix_attention_pays(*layout)) layout.reset();
   }
   h = through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t, const torch::Tensor& x) {
+    if (layer.latent_attn) return layer.latent_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep);
     return layer.self_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep, layout ? &*layout : nullptr);
   });
   if (keep.defined()) h = torch::zeros({1, P * n + R * m, h.size(2)}, h.options()).index_copy(1, keep, h);
@@ -312,7 +240,7 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
   // Query at position p sees cache entries 0..p of its own sequence (the fused CPU decoding
   // kernel reads each row's own prefix and needs no mask).
   torch::Tensor mask;
-  if (S > 1 || !fused::decode_attention_applies(model->embed_tokens->weight, cache.k[0])) {
+  if (S > 1 || config_.is_deepseek() || !fused::decode_attention_applies(model->embed_tokens->weight, cache.k[0])) {
     auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
     mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
   }
@@ -350,6 +278,13 @@ torch::Tensor TransformerImpl::token_logprobs(const torch::Tensor& hidden, const
   return torch::cat(parts, 1);
 }
 
+std::vector<torch::Tensor> TransformerImpl::trainable_parameters() {
+  std::vector<torch::Tensor> out;
+  for (auto& p : parameters())
+    if (p.requires_grad()) out.push_back(p);
+  return out;
+}
+
 void TransformerImpl::init_weights(uint64_t seed) {
   torch::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -357,9 +292,12 @@ void TransformerImpl::init_weights(uint64_t seed) {
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
     torch::Tensor& t = p.value();
-    if (name.size() >= 11 && name.compare(name.size() - 11, 11, "norm.weight") == 0) {
+    const auto ends_with = [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends_with("norm.weight")) {
       t.fill_(1.0);
-    } else if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+    } else if (ends_with(".bias") || ends_with(".e_score_correction_bias")) {
       t.zero_();
     } else {
       // Draw on the CPU with a seeded generator so a seed gives the same weights on any device.

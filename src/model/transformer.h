@@ -1,5 +1,7 @@
-// The Llama-architecture decoder (DeepSeek LLM / Coder / Math, Qwen2 / R1-Distill), defined once
-// in libtorch. Module and parameter names are Hugging Face's, so named_parameters() are exactly
+// The decoder, defined once in libtorch: the Llama architecture (DeepSeek LLM / Coder / Math, Qwen2 /
+// R1-Distill) and DeepSeek-V2/V3's, whose layers attend through multi-head latent attention
+// (latent_attention.h) and whose MLPs from layer first_k_dense_replace on are mixtures of experts
+// (moe.h). Module and parameter names are Hugging Face's, so named_parameters() are exactly
 // the tensor names of model.safetensors ("model.layers.0.self_attn.q_proj.weight", ...).
 //
 // Two entry points over the same weights:
@@ -12,8 +14,10 @@
 
 #include <torch/torch.h>
 
-#include "model/bf16_matmul.h"
 #include "model/config.h"
+#include "model/latent_attention.h"
+#include "model/modules.h"
+#include "model/moe.h"
 #include "model/rope.h"
 
 namespace r1 {
@@ -22,7 +26,9 @@ struct PrefixLayout;  // model/prefix_attention.h
 }
 
 // Keys and values of every layer for a batch of sequences: [B, kv_heads, capacity, head_dim].
-// Each sequence's length is tracked by the caller (the `start` passed to forward_cached).
+// Each sequence's length is tracked by the caller (the `start` passed to forward_cached). With
+// latent attention, k holds each token's latent and rotary key side by side, [B, 1, capacity,
+// kv_lora_rank + qk_rope_head_dim], and v is empty: the values are the latent part of k.
 struct KvCache {
   KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Device device, torch::ScalarType dtype);
   std::vector<torch::Tensor> k, v;
@@ -30,39 +36,6 @@ struct KvCache {
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
   int64_t bytes() const;
 };
-
-// y = x W^T + b with HF's parameter names. Created uninitialised: weights come from a
-// checkpoint or from TransformerImpl::init_weights(), so loading a 7B model does not first
-// draw 7B random numbers.
-class LinearImpl : public torch::nn::Module {
- public:
-  LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x) { return r1::linear(x, weight, bias, &packed); }
-  torch::Tensor weight, bias;  // [out, in], [out] or undefined
-  PackedWeight packed;         // decoding's packed copy of weight (packed_matmul.h)
-};
-TORCH_MODULE(Linear);
-
-class EmbeddingImpl : public torch::nn::Module {
- public:
-  EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
-  torch::Tensor weight;  // [vocab, dim]
-};
-TORCH_MODULE(Embedding);
-
-class RMSNormImpl : public torch::nn::Module {
- public:
-  RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x);
-  // (h + delta, forward(h + delta)): the residual add before this norm, fused when it can be.
-  std::pair<torch::Tensor, torch::Tensor> add_then_forward(const torch::Tensor& h, const torch::Tensor& delta);
-  torch::Tensor weight;
-
- private:
-  double eps_;
-};
-TORCH_MODULE(RMSNorm);
 
 class AttentionImpl : public torch::nn::Module {
  public:
@@ -95,20 +68,21 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-class MlpImpl : public torch::nn::Module {
- public:
-  MlpImpl(const ModelConfig& c, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x);  // down(silu(gate(x)) * up(x))
-  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
-};
-TORCH_MODULE(Mlp);
-
+// Layer `index` of the stack. Exactly one of self_attn / latent_attn and one of mlp / moe is set
+// (each registered under HF's name, "self_attn" and "mlp").
 class DecoderLayerImpl : public torch::nn::Module {
  public:
-  DecoderLayerImpl(const ModelConfig& c, const torch::TensorOptions& options);
+  DecoderLayerImpl(const ModelConfig& c, int64_t index, const torch::TensorOptions& options);
+  // The attention of either kind (see AttentionImpl::forward).
+  torch::Tensor attend(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, KvCache* cache,
+                       int64_t layer, const std::vector<at::indexing::TensorIndex>& cache_slots,
+                       const torch::Tensor& mask, int64_t used);
+  torch::Tensor feed_forward(const torch::Tensor& x) { return moe ? moe(x) : mlp(x); }
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
+  LatentAttention latent_attn{nullptr};
   Mlp mlp{nullptr};
+  Moe moe{nullptr};
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -161,6 +135,10 @@ class TransformerImpl : public torch::nn::Module {
   // log p(targets) for hidden [B, T, H] and targets [B, T], in fp32, computing the vocabulary
   // projection `chunk` positions at a time so a [B, T, V] log-softmax is never materialised.
   torch::Tensor token_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets, int64_t chunk = 256);
+
+  // The parameters a loss trains: all but those with requires_grad false (the routing bias of
+  // DeepSeek-V3's MoE layers, which load balancing moves instead).
+  std::vector<torch::Tensor> trainable_parameters();
 
   // Normal(0, config.initializer_range) for matrices and embeddings, ones for norms, zero biases.
   void init_weights(uint64_t seed);

@@ -59,6 +59,7 @@ struct ChildSetup {
     if (::setgroups(0, nullptr) != 0 || ::setgid(setup.run_as) != 0 || ::setuid(setup.run_as) != 0) ::_exit(126);
   }
   limit(RLIMIT_NPROC, static_cast<rlim_t>(l.processes), static_cast<rlim_t>(l.processes));
+  ::signal(SIGPIPE, SIG_DFL);  // r1 ignores it; the program gets the default it would get anywhere
   ::execve(argv[0], argv, envp);
   ::_exit(127);
 }

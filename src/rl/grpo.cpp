@@ -19,6 +19,7 @@
 #include "rm/reward_model.h"
 #include "tokenizer/chat_template.h"
 #include "train/autocast.h"
+#include "train/expert_balance.h"
 #include "train/optimizer.h"
 #include "util/error.h"
 #include "util/hash.h"
@@ -318,6 +319,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     group->broadcast(params);
   }
   torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay);
+  ExpertBalance balance(policy, o.balance, group.get());  // mixture-of-experts policies
 
   int64_t step = 0;
   uint64_t cursor = 0, epoch = 0;
@@ -556,8 +558,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     double off_policy_masked = 0;   // rollouts the off-policy mask dropped, first pass
     GrpoLossOptions loss_options = o.loss;
     loss_options.max_completion_length = o.max_completion_tokens;
+    nlohmann::json balance_metrics;
     for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
       optimizer.zero_grad();
+      balance.begin_step();
       for (int64_t k = 0; k < micro_batches; ++k) {
         const MicroBatch& batch = batches[k];
         const auto mask = batch.mask.to(device);
@@ -576,7 +580,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         const double micro_tokens = batch.mask.sum().item<double>();
         const double b = static_cast<double>(batch.targets.size(0));
         const double weight = o.loss.loss_agg == "token-mean" ? micro_tokens / std::max(total_tokens, 1.0) : b / N;
-        (terms.loss * weight).backward();
+        auto weighted = terms.loss * weight;
+        if (balance.active()) weighted = weighted + balance.take_loss().to(device) * weight;
+        weighted.backward();
         loss_sum += terms.loss.item<double>() * weight;
         if (pass == 0) {
           kl_sum += terms.kl * micro_tokens;
@@ -591,15 +597,16 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       }
       // Nothing trained here (no rollouts on this rank, or all skipped): the gradient is 0, and AdamW
       // still takes its step (momentum, weight decay) as it would after a backward of zeros.
-      for (auto& p : policy->parameters())
+      for (auto& p : policy->trainable_parameters())
         if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       if (group) {
         std::vector<torch::Tensor> grads;
-        for (auto& p : policy->parameters()) grads.push_back(p.grad());
+        for (auto& p : policy->trainable_parameters()) grads.push_back(p.grad());
         group->all_reduce_sum(grads);
       }
-      grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.clip);
+      grad_norm = torch::nn::utils::clip_grad_norm_(policy->trainable_parameters(), o.clip);
       optimizer.step();
+      balance_metrics = balance.after_step();
     }
     bool stopping = stop && stop->load();
     double trained_all = static_cast<double>(trained_n);  // rollouts trained on, over all ranks
@@ -688,6 +695,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
         line["rm_update_loss"] = rm_update->loss;
         line["rm_update_accuracy"] = rm_update->accuracy;
       }
+      if (balance_metrics.is_object()) line.update(balance_metrics);
       std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
     }
     if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps || step == 1)) {

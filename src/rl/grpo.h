@@ -15,6 +15,7 @@
 #include "rewards/rewards.h"
 #include "rl/grpo_loss.h"
 #include "rl/rm_updates.h"
+#include "train/expert_balance_options.h"
 #include "train/lr_schedule.h"
 
 namespace r1 {
@@ -50,6 +51,7 @@ struct GrpoOptions {
   RmUpdateOptions rm_updates;     // iterative RL: keep training the reward model (every > 0)
   LrSchedule schedule;
   double beta1 = 0.9, beta2 = 0.99, adam_eps = 1e-8, weight_decay = 0.0, clip = 1.0;
+  ExpertBalanceOptions balance;  // mixture-of-experts policies only
   uint64_t seed = 0;
   int64_t save_every = 0, log_every = 1, sample_every = 10, samples_per_log = 4;
   bool resume = false;

@@ -1,5 +1,6 @@
 // AdamW as DeepSeek and most LLM recipes use it: weight decay on matrices and embeddings, none on
-// norms and biases (the 1-D parameters). Shared by pretraining/SFT and GRPO.
+// norms and biases (the 1-D parameters). Shared by pretraining/SFT and GRPO. Parameters no loss
+// trains (requires_grad false: DeepSeek-V3's routing bias, moved by load balancing) are left out.
 #pragma once
 #include <memory>
 #include <vector>
@@ -13,7 +14,7 @@ namespace r1 {
 inline torch::optim::AdamW make_adamw(Transformer& model, double lr, double beta1, double beta2, double eps,
                                       double weight_decay) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->named_parameters()) (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
+  for (auto& p : model->trainable_parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto options = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(wd));

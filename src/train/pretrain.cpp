@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "dist/process_group.h"
+#include "train/expert_balance.h"
 #include "infer/engine.h"
 #include "train/autocast.h"
 #include "train/batch_source.h"
@@ -214,12 +215,14 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     if (o.keep_checkpoints > 0) keep_snapshot(run, done_steps, o.keep_checkpoints);
   };
 
+  ExpertBalance balance(model, o.balance, group.get());
   model->train();
   while (step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = o.schedule.at(step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     optimizer.zero_grad();
+    balance.begin_step();
     // The step's global batch is world x accumulation micro-batches, read in the same order by
     // every rank (so the data position is the same everywhere and the result equals one process
     // with a world-times larger batch); rank r trains on micro-batches [r x acc, (r + 1) x acc).
@@ -237,13 +240,15 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     double loss_sum = 0;
     for (const TrainBatch& batch : mine) {
       auto loss = masked_loss(batch) / std::max(targets, 1.0);
-      loss.backward();
       loss_sum += loss.item<double>();
+      // MoE layers' balance loss: the mean over the global batch's micro-batches.
+      if (balance.active()) loss = loss + balance.take_loss().to(loss.device()) / double(env.world_size * accumulation);
+      loss.backward();
     }
     bool stopping = stop && stop->load();
     if (group) {
       std::vector<torch::Tensor> grads;
-      for (auto& p : model->parameters()) {
+      for (auto& p : model->trainable_parameters()) {
         if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
         grads.push_back(p.grad());
       }
@@ -254,8 +259,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       loss_sum = shared[0].item<double>();
       stopping = shared[1].item<double>() > 0;
     }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.clip);
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(model->trainable_parameters(), o.clip);
     optimizer.step();
+    const nlohmann::json balance_metrics = balance.after_step();
     ++step;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double tokens_per_s = static_cast<double>(o.batch_tokens) / seconds;
@@ -271,6 +277,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       nlohmann::json line = {{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
                              {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
                              {"step_s", seconds}, {"data_s", data_seconds}};
+      line.update(balance_metrics);
       if (evaluate) {
         line["val_loss"] = m.val_loss;
         line["val_bpb"] = m.val_bpb;

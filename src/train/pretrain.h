@@ -10,6 +10,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "train/expert_balance_options.h"
 #include "train/lr_schedule.h"
 
 namespace r1 {
@@ -35,6 +36,7 @@ struct PretrainOptions {
   int64_t micro_batch = 8;      // sequences per forward/backward
   LrSchedule schedule;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip = 1.0;
+  ExpertBalanceOptions balance;  // mixture-of-experts models only
   uint64_t seed = 0;
   int64_t save_every = 0;       // 0: only at the end
   int64_t keep_checkpoints = 0;  // also keep the last K saves as RUN/checkpoints/step-N (hard links)

@@ -6,7 +6,26 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/error.h"
+
 namespace r1 {
+
+// A typed field of a JSON object, with an error that names `origin` (the file) and the key.
+template <typename T>
+T json_field(const nlohmann::json& j, const std::string& key, const std::string& origin) {
+  try {
+    return j.at(key).get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(origin + ": field '" + key + "' is missing or has the wrong type (got " +
+                (j.contains(key) ? j.at(key).dump() : std::string("nothing")) + ")");
+  }
+}
+
+// Sets `out` from the field when it is present and not null.
+template <typename T>
+void json_optional_field(const nlohmann::json& j, const std::string& key, const std::string& origin, T& out) {
+  if (j.contains(key) && !j.at(key).is_null()) out = json_field<T>(j, key, origin);
+}
 
 // Parses a JSON file; errors name the file and the parser's byte position.
 nlohmann::json read_json_file(const std::string& path);

@@ -1,0 +1,225 @@
+"""R1's own architecture (DeepSeek-V2/V3: multi-head latent attention, DeepSeekMoE) against
+transformers' DeepseekV3ForCausalLM and DeepseekV2ForCausalLM, in both directions.
+
+On random tiny configurations (with and without q LoRA, several expert groups, dense first
+layers, YaRN, interleaved and plain rope, V3 and V2 routing): logits within 1e-4 in float32 on
+the full path and the cached path (which attends through the compressed latent, absorbed), the
+same expert set for every token, the gradients of one training step, and checkpoints that load
+in either direction, the per-expert layout of the released checkpoints and transformers 5's fused
+one alike.
+"""
+import json
+import os
+import unittest
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config
+
+from r1test import TempDirCase, r1, write_json
+
+TOL = 1e-4
+BASE = dict(vocab_size=211, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
+            num_key_value_heads=4, max_position_embeddings=64, rms_norm_eps=1e-6, initializer_range=0.2,
+            bos_token_id=1, eos_token_id=2, q_lora_rank=24, kv_lora_rank=16, qk_nope_head_dim=8,
+            qk_rope_head_dim=8, v_head_dim=12, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
+            moe_intermediate_size=32, first_k_dense_replace=1, routed_scaling_factor=2.5)
+YARN_V3 = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,
+           "mscale": 1.0, "mscale_all_dim": 1.0, "beta_fast": 32.0, "beta_slow": 1.0}
+YARN_V2 = {**YARN_V3, "mscale": 0.707, "mscale_all_dim": 0.707}
+
+# name -> (config class, overrides)
+CASES = {
+    "v3_groups": (DeepseekV3Config, dict(n_group=4, topk_group=2, norm_topk_prob=True)),
+    "v3_no_q_lora_yarn": (DeepseekV3Config, dict(q_lora_rank=None, n_group=2, topk_group=1, norm_topk_prob=True,
+                                                 rope_parameters=YARN_V3)),
+    "v3_plain_rope_two_dense": (DeepseekV3Config, dict(rope_interleave=False, n_group=1, topk_group=1,
+                                                       norm_topk_prob=False, first_k_dense_replace=2)),
+    "v2_greedy": (DeepseekV2Config, dict(topk_method="greedy", routed_scaling_factor=1.0, n_shared_experts=2)),
+    "v2_group_limited_yarn": (DeepseekV2Config, dict(topk_method="group_limited_greedy", n_group=4, topk_group=2,
+                                                     routed_scaling_factor=16.0, rope_parameters=YARN_V2)),
+}
+
+
+def random_ids(n_rows, length, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, BASE["vocab_size"], (n_rows, length), generator=g).tolist()
+
+
+def hf_model(cls, overrides, seed):
+    """A transformers model with non-trivial norms and routing biases (so both are checked)."""
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cls(**{**BASE, **overrides}), dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+        for name, b in model.named_buffers():
+            if "e_score_correction_bias" in name:
+                b.copy_(torch.randn_like(b) * 0.1)
+    return model.eval()
+
+
+def hf_routing(model, ids):
+    """The expert set of each token in each MoE layer, as transformers routes it."""
+    chosen = {}
+
+    def hook(name):
+        def record(module, args, output):
+            chosen[name] = output[2].sort(dim=1).values  # (router_logits, weights, indices)
+        return record
+
+    handles = [m.register_forward_hook(hook(n.replace(".gate", ".experts"))) for n, m in model.named_modules()
+               if n.endswith("mlp.gate")]
+    with torch.no_grad():
+        logits = model(torch.tensor(ids)).logits.float()
+    for h in handles:
+        h.remove()
+    return logits, chosen
+
+
+class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
+    def r1_outputs(self, model_dir, ids, mode="full"):
+        ids_path = os.path.join(self.tmp, "ids.json")
+        out = os.path.join(self.tmp, f"logits_{mode}.safetensors")
+        write_json(ids_path, ids)
+        r1("model", "logits", "--model", model_dir, "--input", ids_path, "--out", out, "--mode", mode, "--threads", 1)
+        return load_file(out)
+
+    def assert_close(self, a, b, what, tol=TOL):
+        self.assertEqual(tuple(a.shape), tuple(b.shape), what)
+        diff = (a - b).abs().max().item()
+        self.assertLess(diff, tol, f"{what}: max abs diff {diff}")
+
+    def check_against(self, model, model_dir, what):
+        ids = random_ids(2, 40, seed=7)
+        want, routes = hf_routing(model, ids)
+        self.assertGreater(want.std().item(), 0.1, "logits too flat for a meaningful comparison")
+        full = self.r1_outputs(model_dir, ids)
+        self.assert_close(full["logits"], want, f"{what} full")
+        self.assert_close(self.r1_outputs(model_dir, ids, "cached")["logits"], want, f"{what} latent cache")
+        self.assertEqual(sorted(k for k in full if k != "logits"), sorted(routes), what)
+        for layer, experts in routes.items():
+            self.assertTrue(torch.equal(full[layer], experts), f"{what} {layer}: the expert sets differ")
+
+    def test_transformers_checkpoints_load_in_r1(self):
+        for name, (cls, overrides) in CASES.items():
+            with self.subTest(name):
+                model = hf_model(cls, overrides, seed=len(name))
+                model_dir = os.path.join(self.tmp, name)
+                model.save_pretrained(model_dir)
+                self.check_against(model, model_dir, name)
+
+    def test_r1_checkpoints_load_in_transformers(self):
+        for name, (cls, overrides) in CASES.items():
+            with self.subTest(name):
+                cfg_path = os.path.join(self.tmp, f"{name}.json")
+                write_json(cfg_path, cls(**{**BASE, **overrides}).to_dict())
+                model_dir = os.path.join(self.tmp, name)
+                r1("model", "init", "--config-json", cfg_path, "--out", model_dir, "--seed", 3)
+                model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, local_files_only=True)
+                self.check_against(model.eval(), model_dir, name)
+
+    def test_fused_expert_layout_loads(self):
+        """transformers 5 holds experts fused (experts.gate_up_proj [E, 2I, H], experts.down_proj
+        [E, H, I]); a file in that layout loads like the per-expert one."""
+        cls, overrides = CASES["v3_groups"]
+        model = hf_model(cls, overrides, seed=11)
+        state = {k: v.contiguous() for k, v in model.state_dict().items()}
+        self.assertIn("model.layers.1.mlp.experts.gate_up_proj", state)
+        model_dir = os.path.join(self.tmp, "fused")
+        os.makedirs(model_dir)
+        save_file(state, os.path.join(model_dir, "model.safetensors"), metadata={"format": "pt"})
+        model.config.to_json_file(os.path.join(model_dir, "config.json"))
+        self.check_against(model, model_dir, "fused layout")
+
+    def test_gradients_of_one_training_step(self):
+        for name in ("v3_groups", "v2_group_limited_yarn"):
+            with self.subTest(name):
+                cls, overrides = CASES[name]
+                model = hf_model(cls, overrides, seed=5)
+                model_dir = os.path.join(self.tmp, name)
+                model.save_pretrained(model_dir)
+                ids = random_ids(2, 24, seed=3)
+                ids_path = os.path.join(self.tmp, "ids.json")
+                write_json(ids_path, ids)
+                out = os.path.join(self.tmp, "grads.safetensors")
+                r1("model", "grad", "--model", model_dir, "--input", ids_path, "--out", out, "--threads", 1)
+                got = load_file(out)
+                model.train()
+                loss = model(torch.tensor(ids), labels=torch.tensor(ids)).loss
+                loss.backward()
+                self.assertAlmostEqual(got["loss"].item(), loss.item(), delta=1e-5)
+                want = {}
+                for pname, p in model.named_parameters():
+                    if pname.endswith("experts.gate_up_proj"):  # per expert, as r1 (and the checkpoints) name them
+                        half = p.shape[1] // 2
+                        for j in range(p.shape[0]):
+                            want[pname.replace("gate_up_proj", f"{j}.gate_proj.weight")] = p.grad[j, :half]
+                            want[pname.replace("gate_up_proj", f"{j}.up_proj.weight")] = p.grad[j, half:]
+                    elif pname.endswith("experts.down_proj"):
+                        for j in range(p.shape[0]):
+                            want[pname.replace("down_proj", f"{j}.down_proj.weight")] = p.grad[j]
+                    else:
+                        want[pname] = p.grad
+                self.assertEqual(sorted(k for k in got if k != "loss"), sorted(want))
+                largest = max(g.abs().max().item() for g in want.values())
+                self.assertGreater(largest, 1e-3)
+                for pname, g in want.items():
+                    self.assert_close(got[pname], g, f"{name} gradient of {pname}", tol=1e-5 * max(1.0, largest))
+
+
+class DeepseekConfigs(TempDirCase, unittest.TestCase):
+    def test_presets_have_the_published_sizes(self):
+        """Exact totals from the released configs (reference §7), and transformers' own count of a
+        scaled-down copy of each preset."""
+        want = {"deepseek-v3": (671026419200, 37552297472, 576), "deepseek-v2": (235741434880, 21375800320, 576),
+                "deepseek-v2-lite": (15706484224, 2661150208, 576)}
+        for preset, (total, activated, kv) in want.items():
+            with self.subTest(preset):
+                info = json.loads(r1("model", "info", "--preset", preset, "--json").stdout)
+                self.assertEqual(info["parameters"], total)
+                self.assertEqual(info["activated_parameters"], activated)
+                self.assertEqual(info["kv_cache_values_per_token"], kv * info["num_hidden_layers"])
+                # A copy with 4 layers and a small vocabulary, as r1 writes it: r1's count against
+                # transformers' own (on the meta device: nothing is allocated).
+                small = {k: v for k, v in info.items() if not k.endswith(("parameters", "_per_token"))}
+                small.update(num_hidden_layers=4, vocab_size=256, first_k_dense_replace=1, bos_token_id=0, eos_token_id=1)
+                d = os.path.join(self.tmp, preset)
+                os.makedirs(d)
+                write_json(os.path.join(d, "config.json"), small)
+                ours = json.loads(r1("model", "info", "--model", d, "--json").stdout)
+                with torch.device("meta"):
+                    hf = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(d))
+                hf_count = sum(p.numel() for p in hf.parameters())
+                hf_count += sum(b.numel() for n, b in hf.named_buffers() if "e_score_correction_bias" in n)
+                self.assertEqual(ours["parameters"], hf_count)
+
+    def test_contradictions_are_named(self):
+        base = DeepseekV3Config(**BASE).to_dict()
+        bad = {
+            "scoring_func": ("softmax", "scoring_func"),
+            "topk_method": ("greedy", "topk_method"),
+            "moe_layer_freq": (2, "moe_layer_freq"),
+            "head_dim": (32, "head_dim"),
+            "n_group": (3, "n_group"),
+            "topk_group": (9, "topk_group"),
+        }
+        for key, (value, named) in bad.items():
+            with self.subTest(key):
+                d = os.path.join(self.tmp, key)
+                os.makedirs(d)
+                write_json(os.path.join(d, "config.json"), {**base, key: value})
+                proc = r1("model", "info", "--model", d, check=False)
+                self.assertNotEqual(proc.returncode, 0)
+                self.assertIn(named, proc.stderr)
+        d = os.path.join(self.tmp, "v2_norm")
+        os.makedirs(d)
+        write_json(os.path.join(d, "config.json"), {**DeepseekV2Config(**BASE).to_dict(), "norm_topk_prob": True})
+        proc = r1("model", "info", "--model", d, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("norm_topk_prob", proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
