@@ -42,6 +42,7 @@ bench: build
 	$(VENV)/bin/python bench/run_grpo.py $(BUILD)
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 	$(VENV)/bin/python bench/run_switches.py $(BUILD)
+	$(VENV)/bin/python bench/run_moe.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

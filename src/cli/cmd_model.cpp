@@ -149,6 +149,20 @@ torch::Tensor read_id_batch(const std::string& path) {
   return torch::tensor(flat, torch::kInt64).view({static_cast<int64_t>(j.size()), static_cast<int64_t>(T)});
 }
 
+// The model of --model on the device of --device, and the token ids of --input, checked against
+// its vocabulary and on the same device.
+std::pair<Transformer, torch::Tensor> model_and_ids(const std::string& model_dir, const std::string& input,
+                                                    const RuntimeOptions& rt) {
+  LoadOptions load;
+  load.device = rt.setup();
+  load.dtype = rt.scalar_type();
+  Transformer m = load_model_dir(model_dir, load);
+  auto ids = read_id_batch(input);
+  if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
+    throw Error(input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");
+  return {m, ids.to(load.device)};
+}
+
 void add_grad(CLI::App& model) {
   auto* cmd = model.add_subcommand(
       "grad", "write the gradients of next-token cross-entropy on token ids (the training cross-check's hook)");
@@ -162,16 +176,8 @@ void add_grad(CLI::App& model) {
   cmd->add_option("--out", a->out, "output .safetensors file: 'loss' and every parameter's gradient, float32")->required();
   a->rt.add_to(cmd);
   cmd->callback([a] {
-    torch::Device dev = a->rt.setup();
-    LoadOptions load;
-    load.device = dev;
-    load.dtype = a->rt.scalar_type();
-    Transformer m = load_model_dir(a->model, load);
-    auto ids = read_id_batch(a->input);
+    auto [m, ids] = model_and_ids(a->model, a->input, a->rt);
     if (ids.size(1) < 2) throw Error(a->input + ": rows need at least 2 tokens (one prediction)");
-    if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
-      throw Error(a->input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");
-    ids = ids.to(dev);
     const int64_t T = ids.size(1);
     // The mean over all predictions, as transformers' loss for labels = input ids.
     const auto logits = m->logits(m->forward(ids)).narrow(1, 0, T - 1).to(torch::kFloat32);
@@ -203,16 +209,8 @@ void add_logits(CLI::App& model) {
       ->capture_default_str();
   a->rt.add_to(cmd);
   cmd->callback([a] {
-    torch::Device dev = a->rt.setup();
-    LoadOptions load;
-    load.device = dev;
-    load.dtype = a->rt.scalar_type();
-    Transformer m = load_model_dir(a->model, load);
+    auto [m, ids] = model_and_ids(a->model, a->input, a->rt);
     torch::InferenceMode guard;
-    auto ids = read_id_batch(a->input);
-    if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
-      throw Error(a->input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");
-    ids = ids.to(dev);
     torch::Tensor logits;
     if (a->mode == "full") {
       logits = m->logits(m->forward(ids));

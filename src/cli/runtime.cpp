@@ -49,14 +49,27 @@ bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const st
 }
 
 void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options) {
+  // -1 (what a saved args.toml holds when the flag was not given) means the architecture's default.
+  const auto default_or_within = [](double high) {
+    return CLI::Validator(
+        [high](std::string& text) {
+          const double v = std::stod(text);
+          return v == -1 || (v >= 0 && v <= high) ? std::string() : "must be -1 (default) or in [0, " + std::to_string(high) + "]";
+        },
+        "-1 or [0, " + std::to_string(high) + "]");
+  };
   cmd->add_option("--moe-bias-speed", options.bias_update_speed,
                   "MoE: auxiliary-loss-free balancing, each expert's routing bias moved by this much per step "
-                  "towards equal load (default: 0.001 for DeepSeek-V3 models, none for V2)")
-      ->check(CLI::Range(0.0, 1.0));
+                  "towards equal load (-1: 0.001 for DeepSeek-V3 models, none for V2)")
+      ->check(CLI::Number)
+      ->check(default_or_within(1.0))
+      ->capture_default_str();
   cmd->add_option("--moe-balance-loss", options.balance_loss_weight,
-                  "MoE: weight of the sequence-wise balance loss (default: 1e-4 for V3, config.json's aux_loss_alpha "
+                  "MoE: weight of the sequence-wise balance loss (-1: 1e-4 for V3, config.json's aux_loss_alpha "
                   "or 0.001 for V2)")
-      ->check(CLI::Range(0.0, 10.0));
+      ->check(CLI::Number)
+      ->check(default_or_within(10.0))
+      ->capture_default_str();
 }
 
 }  // namespace r1::cli

@@ -77,26 +77,21 @@ MoeImpl::MoeImpl(const ModelConfig& c, const torch::TensorOptions& o) : moe_(c.m
 
 torch::Tensor MoeImpl::expert_outputs(const torch::Tensor& x, const Routing& r) {
   const int64_t k = r.experts.size(1);
-  // The (token, expert) pairs sorted by expert: each expert's tokens are one contiguous run.
+  // The (token, expert) pairs sorted by expert: each expert's tokens are one contiguous run of
+  // `rows`, gathered once and split (views), so the backward pass is one gather and one scatter
+  // too, not one full-size scatter per expert.
   const auto pairs = r.experts.reshape({-1});
   const auto order = std::get<1>(pairs.sort(/*stable=*/std::optional<bool>(true), 0, /*descending=*/false));
   const auto token = order.div(k, "floor");
-  const auto weight = r.weights.reshape({-1}).index_select(0, order);
   const auto counts = torch::bincount(pairs, {}, moe_.n_routed_experts).to(torch::kCPU);
-  const auto* count = counts.data_ptr<int64_t>();
+  const std::vector<int64_t> count(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + moe_.n_routed_experts);
   for (int64_t e = 0; e < moe_.n_routed_experts; ++e) load_[e] += count[e];
-  // Summed in x's dtype in ascending expert order, as transformers' eager experts do.
-  auto out = torch::zeros_like(x);
-  int64_t first = 0;
-  for (int64_t e = 0; e < moe_.n_routed_experts; ++e) {
-    if (count[e] == 0) continue;
-    const auto rows = token.narrow(0, first, count[e]);
-    const auto y = experts[e]->as<MlpImpl>()->forward(x.index_select(0, rows)) *
-                   weight.narrow(0, first, count[e]).unsqueeze(1);
-    out.index_add_(0, rows, y.to(out.scalar_type()));
-    first += count[e];
-  }
-  return out;
+  const auto rows = x.index_select(0, token).split_with_sizes(count);
+  std::vector<torch::Tensor> outputs;
+  for (int64_t e = 0; e < moe_.n_routed_experts; ++e)
+    if (count[e] > 0) outputs.push_back(experts[e]->as<MlpImpl>()->forward(rows[e]));
+  const auto weighted = torch::cat(outputs) * r.weights.reshape({-1}).index_select(0, order).unsqueeze(1);
+  return torch::zeros_like(x).index_add_(0, token, weighted.to(x.scalar_type()));
 }
 
 torch::Tensor MoeImpl::forward(const torch::Tensor& x) {

@@ -59,9 +59,9 @@ def make_question_model(tmp, documents, vocab_size, specials, max_position, seed
     return model
 
 
-def tiny_policy(tmp):
-    """A random `tiny` preset model with a small tokenizer, and 16 prompts: the policy of the GRPO
-    tests. Returns (model directory, prompts JSONL)."""
+def tiny_policy(tmp, preset="tiny"):
+    """A random `tiny` preset model (or another preset) with a small tokenizer, and 16 prompts: the
+    policy of the GRPO tests. Returns (model directory, prompts JSONL)."""
     corpus = os.path.join(tmp, "corpus.txt")
     with open(corpus, "w") as f:
         for i in range(200):
@@ -69,7 +69,7 @@ def tiny_policy(tmp):
     tok = os.path.join(tmp, "tok.json")
     r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
     base = os.path.join(tmp, "base")
-    r1("model", "init", "--preset", "tiny", "--out", base, "--seed", 1)
+    r1("model", "init", "--preset", preset, "--out", base, "--seed", 1)
     os.replace(tok, os.path.join(base, "tokenizer.json"))
     prompts = os.path.join(tmp, "prompts.jsonl")
     with open(prompts, "w") as f:

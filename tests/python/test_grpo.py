@@ -53,6 +53,29 @@ class Grpo(TempDirCase, unittest.TestCase):
             samples = [json.loads(l) for l in f]
         self.assertTrue(samples and all({"prompt", "completion", "reward", "advantage"} <= set(s) for s in samples))
 
+    def test_a_mixture_of_experts_policy_learns_and_balances_its_experts(self):
+        """R1's own architecture (tiny-v3: latent attention, 8 routed experts): the reward rises, the
+        engine's log-probs (decoded through the latent cache) equal the training pass's, expert loads
+        are logged, and auxiliary-loss-free balancing moves the routing biases, kept in float32."""
+        base, _ = tiny_policy(os.path.join(self.tmp), preset="tiny-v3")
+        out = os.path.join(self.tmp, "moe")
+        args = self.args(out, 16)
+        args[args.index("--init") + 1] = base
+        subprocess.run(args, check=True, capture_output=True)
+        m = self.metrics(out)
+        first = sum(r["reward"] for r in m[:4]) / 4
+        last = sum(r["reward"] for r in m[-4:]) / 4
+        self.assertGreater(last, 2 * first + 0.05, [round(r["reward"], 3) for r in m])
+        self.assertTrue(all(r["rollout_logprob_diff"] < 1e-4 for r in m), [r["rollout_logprob_diff"] for r in m])
+        self.assertEqual(m[-1]["moe_layers"], [1, 2, 3])
+        self.assertTrue(all(1 <= r["moe_load_max_over_mean"] <= 8 for r in m))
+        weights = load_file(os.path.join(out, "model.safetensors"))
+        bias = weights["model.layers.1.mlp.gate.e_score_correction_bias"]
+        self.assertEqual(str(bias.dtype), "float32")
+        # 16 steps of +-0.001 (or 0 at exactly the mean load) each: moved, by at most 0.016.
+        self.assertGreater(abs(bias).max(), 0.0015)
+        self.assertLessEqual(abs(bias).max(), 0.016 + 1e-6)
+
     def test_kill_and_resume_give_identical_weights(self):
         straight = os.path.join(self.tmp, "straight")
         subprocess.run(self.args(straight, 6), check=True, capture_output=True)
