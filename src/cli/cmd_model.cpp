@@ -203,7 +203,10 @@ void add_logits(CLI::App& model) {
   auto a = std::make_shared<Args>();
   cmd->add_option("--model", a->model, "model directory")->required();
   cmd->add_option("--input", a->input, "JSON file: [[ids...], ...], rows of equal length")->required();
-  cmd->add_option("--out", a->out, "output .safetensors file (tensor 'logits', float32 [B, T, V])")->required();
+  cmd->add_option("--out", a->out,
+                  "output .safetensors file: 'logits', float32 [B, T, V]; in full mode also each MoE layer's chosen "
+                  "experts and each multi-token prediction module's logits ('mtp.K', [B, T - K, V])")
+      ->required();
   cmd->add_option("--mode", a->mode, "full (one causal forward) or cached (one token at a time through the KV cache)")
       ->check(CLI::IsMember({"full", "cached"}))
       ->capture_default_str();
@@ -212,8 +215,12 @@ void add_logits(CLI::App& model) {
     auto [m, ids] = model_and_ids(a->model, a->input, a->rt);
     torch::InferenceMode guard;
     torch::Tensor logits;
+    std::vector<torch::Tensor> mtp;  // multi-token prediction modules' logits, when the model has them
     if (a->mode == "full") {
-      logits = m->logits(m->forward(ids));
+      const auto hidden = m->forward(ids);
+      logits = m->logits(hidden);
+      mtp = m->mtp_logits(hidden, ids);
+      for (auto& t : mtp) t = t.to(torch::kFloat32).cpu().contiguous();
     } else {
       const int64_t B = ids.size(0), T = ids.size(1);
       KvCache cache = m->make_cache(B, T);
@@ -226,13 +233,15 @@ void add_logits(CLI::App& model) {
     std::vector<TensorToWrite> out = {{"logits", DType::kF32, logits.sizes().vec(), logits.data_ptr()}};
     // With mixture-of-experts layers, the experts each token went to (full mode), sorted per token.
     std::vector<std::pair<std::string, torch::Tensor>> routes;
-    for (size_t i = 0; a->mode == "full" && i < m->model->layers->size(); ++i) {
+    for (int64_t i = 0; a->mode == "full" && i < m->config().num_hidden_layers; ++i) {
       auto* layer = m->model->layers[i]->as<DecoderLayerImpl>();
       if (!layer->moe) continue;
       routes.emplace_back("model.layers." + std::to_string(i) + ".mlp.experts",
                           std::get<0>(layer->moe->last_experts().sort(1)).to(torch::kCPU).contiguous());
     }
     for (const auto& [name, t] : routes) out.push_back({name, DType::kI64, t.sizes().vec(), t.data_ptr()});
+    for (size_t k = 0; k < mtp.size(); ++k)
+      out.push_back({"mtp." + std::to_string(k + 1), DType::kF32, mtp[k].sizes().vec(), mtp[k].data_ptr()});
     write_safetensors(a->out, out);
     std::printf("wrote %s: logits [%lld, %lld, %lld]\n", a->out.c_str(), (long long)logits.size(0),
                 (long long)logits.size(1), (long long)logits.size(2));

@@ -67,6 +67,11 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--beta2", a->o.beta2)->capture_default_str();
   cmd->add_option("--clip", a->o.clip, "gradient norm clip")->capture_default_str();
   add_expert_balance_flags(cmd, a->o.balance);
+  cmd->add_option("--mtp-weight", a->o.mtp_weight,
+                  "weight of the multi-token prediction loss (DeepSeek-V3 models with num_nextn_predict_layers; "
+                  "V3 used 0.3, then 0.1); 0: off")
+      ->check(CLI::Range(0.0, 10.0))
+      ->capture_default_str();
   cmd->add_option("--seed", a->o.seed, "initialisation and data-order seed")->capture_default_str();
   cmd->add_option("--save-every", a->o.save_every, "checkpoint every N steps (0: at the end only)")->capture_default_str();
   cmd->add_option("--keep-checkpoints", a->o.keep_checkpoints,

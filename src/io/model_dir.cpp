@@ -271,6 +271,16 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
                 " parameters but the weight files hold " + std::to_string(stored) +
                 ": the config does not match the weights (check vocab_size, hidden_size, intermediate_size, "
                 "num_hidden_layers)");
+  // A config that announces multi-token prediction modules the files do not hold (transformers
+  // writes num_nextn_predict_layers 1 into every DeepSeek-V3 config it saves, and never the
+  // modules): the model is built without them, as transformers builds it.
+  if (config.is_deepseek() && config.mtp_layers > 0) {
+    const std::string first = "model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight";
+    bool present = false;
+    for (const auto& f : files)
+      for (const auto& t : f->tensors()) present = present || t.name == first;
+    if (!present) config.mtp_layers = 0;
+  }
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
   copy_weights(model, dir, files, {}, {});
@@ -297,6 +307,21 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       t = t.to(torch::kCPU).contiguous();
       total += t.nbytes();
       tensors.emplace_back(p.key(), t);
+    }
+    // Multi-token prediction modules also carry the embedding and the output head, as the released
+    // DeepSeek-V3 checkpoint stores them (copies: r1 shares the model's own).
+    const ModelConfig& c = model->config();
+    for (int64_t k = 0; c.is_deepseek() && k < c.mtp_layers; ++k) {
+      const std::string prefix = "model.layers." + std::to_string(c.num_hidden_layers + k) + ".";
+      const auto find = [&](const std::string& name) {
+        for (const auto& [n, t] : tensors)
+          if (n == name) return t;
+        throw Error("save: no tensor '" + name + "'");
+      };
+      const auto embed = find("model.embed_tokens.weight");
+      tensors.emplace_back(prefix + "embed_tokens.weight", embed);
+      tensors.emplace_back(prefix + "shared_head.head.weight", c.tie_word_embeddings ? embed : find("lm_head.weight"));
+      total += 2 * embed.nbytes();
     }
     ModelConfig config = model->config();
     config.torch_dtype = torch_dtype_name(tensors.front().second.scalar_type());

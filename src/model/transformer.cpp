@@ -85,6 +85,10 @@ torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const
   return o_proj(shared_prefix_attention(q, k, v, P, n, group, m, mask, keep));
 }
 
+MtpHeadImpl::MtpHeadImpl(const ModelConfig& c, const torch::TensorOptions& o) {
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+}
+
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, const torch::TensorOptions& o) {
   if (c.is_deepseek()) latent_attn = register_module("self_attn", LatentAttention(c, o));
   else self_attn = register_module("self_attn", Attention(c, o));
@@ -92,6 +96,12 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t index, const to
   else mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+  if (index >= c.num_hidden_layers) {  // a multi-token prediction module
+    enorm = register_module("enorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+    hnorm = register_module("hnorm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
+    eh_proj = register_module("eh_proj", Linear(2 * c.hidden_size, c.hidden_size, false, o));
+    shared_head = register_module("shared_head", MtpHead(c, o));
+  }
 }
 
 torch::Tensor DecoderLayerImpl::attend(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -105,7 +115,8 @@ torch::Tensor DecoderLayerImpl::attend(const torch::Tensor& x, const torch::Tens
 DecoderStackImpl::DecoderStackImpl(const ModelConfig& c, const torch::TensorOptions& o) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
   layers = register_module("layers", torch::nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(DecoderLayer(c, i, o));
+  for (int64_t i = 0; i < c.num_hidden_layers + (c.is_deepseek() ? c.mtp_layers : 0); ++i)
+    layers->push_back(DecoderLayer(c, i, o));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
@@ -130,7 +141,7 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
 }
 
 torch::Tensor TransformerImpl::through_layers(torch::Tensor h, const AttendFn& attend) {
-  const size_t n = model->layers->size();
+  const size_t n = static_cast<size_t>(config_.num_hidden_layers);  // the MTP modules come after
   auto layer_at = [&](size_t i) { return model->layers[i]->as<DecoderLayerImpl>(); };
   torch::Tensor normed = n > 0 ? layer_at(0)->input_layernorm(h) : model->norm(h);
   for (size_t i = 0; i < n; ++i) {
@@ -252,6 +263,25 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
     return run_layers(model->embed_tokens(tokens), positions, &view, mask, used);
   }
   return run_layers(model->embed_tokens(tokens), positions, &cache, mask, used);
+}
+
+std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& hidden, const torch::Tensor& tokens) {
+  std::vector<torch::Tensor> out;
+  const int64_t B = tokens.size(0), T = tokens.size(1), L = config_.num_hidden_layers;
+  torch::Tensor h = hidden;
+  for (int64_t k = 1; k + L <= static_cast<int64_t>(model->layers->size()) && k < T; ++k) {
+    auto* layer = model->layers[L + k - 1]->as<DecoderLayerImpl>();
+    const int64_t n = T - k;
+    const auto embedded = layer->enorm(model->embed_tokens(tokens.narrow(1, k, n)));
+    auto x = layer->eh_proj(torch::cat({embedded, layer->hnorm(h.narrow(1, 0, n))}, -1));
+    const auto positions = torch::arange(n, tokens.options().dtype(torch::kInt64)).unsqueeze(0).expand({B, n});
+    const auto [cos, sin] = rope_.cos_sin(positions);
+    x = x + layer->attend(layer->input_layernorm(x), cos, sin, nullptr, 0, {}, {}, 0);
+    x = x + layer->feed_forward(layer->post_attention_layernorm(x));
+    out.push_back(logits(layer->shared_head->norm(x)));
+    h = x;
+  }
+  return out;
 }
 
 torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::Tensor& last) {

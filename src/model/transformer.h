@@ -68,8 +68,19 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
+// The output head's norm of a multi-token prediction module ("shared_head.norm"; the head itself
+// is the model's).
+class MtpHeadImpl : public torch::nn::Module {
+ public:
+  MtpHeadImpl(const ModelConfig& c, const torch::TensorOptions& options);
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(MtpHead);
+
 // Layer `index` of the stack. Exactly one of self_attn / latent_attn and one of mlp / moe is set
-// (each registered under HF's name, "self_attn" and "mlp").
+// (each registered under HF's name, "self_attn" and "mlp"). Layers num_hidden_layers and up are
+// DeepSeek-V3's multi-token prediction modules, named as in the released checkpoint: a decoder
+// layer plus enorm, hnorm, eh_proj and shared_head.norm.
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& c, int64_t index, const torch::TensorOptions& options);
@@ -83,6 +94,10 @@ class DecoderLayerImpl : public torch::nn::Module {
   LatentAttention latent_attn{nullptr};
   Mlp mlp{nullptr};
   Moe moe{nullptr};
+  // Multi-token prediction modules only.
+  RMSNorm enorm{nullptr}, hnorm{nullptr};
+  Linear eh_proj{nullptr};  // [H, 2H]: the embedding's half first
+  MtpHead shared_head{nullptr};
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -129,6 +144,12 @@ class TransformerImpl : public torch::nn::Module {
   // states [B, S, H].
   torch::Tensor forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache,
                                int64_t first_row = 0);
+
+  // Multi-token prediction (DeepSeek-V3 report §2.2): module k (1-based) predicts token i + k + 1
+  // at position i from the previous depth's state at i (depth 0: `hidden`, forward()'s output for
+  // `tokens` [B, T]) and the embedding of token i + k, through its decoder layer (causal over the
+  // positions) and the model's head. Returns each depth's logits, [B, T - k, V] for module k.
+  std::vector<torch::Tensor> mtp_logits(const torch::Tensor& hidden, const torch::Tensor& tokens);
 
   // hidden [..., H] -> logits [..., V] (through lm_head, or the embedding when tied).
   torch::Tensor logits(const torch::Tensor& hidden);

@@ -151,22 +151,37 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     return std::make_unique<PackedSource>(data, o.seq_len, seed, tokenizer.fingerprint());
   };
   std::unique_ptr<BatchSource> source = make_source(o.data, o.seed);
-  // Masked mean cross-entropy (nats) over the targets that count, and their summed loss/count.
-  auto masked_loss = [&](const TrainBatch& batch) {
+  // Summed cross-entropy (nats) over the targets that count. With `mtp`, also the multi-token
+  // prediction loss (--mtp-weight) from the same forward: module k's loss on token i + k + 1 at
+  // every position i whose target counts, summed alike, averaged over the modules.
+  namespace F = torch::nn::functional;
+  const auto summed_ce = [](const torch::Tensor& logits, const torch::Tensor& targets, const torch::Tensor& mask) {
+    auto per_token = F::cross_entropy(logits.to(torch::kFloat32).reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                                      F::CrossEntropyFuncOptions().reduction(torch::kNone));
+    return (per_token * mask.reshape({-1})).sum();
+  };
+  auto masked_loss = [&](const TrainBatch& batch, torch::Tensor* mtp = nullptr) {
     const auto tokens = batch.tokens.to(device), mask = batch.mask.to(device);
     const int64_t T = tokens.size(1) - 1;
     torch::Tensor logits;
+    std::vector<torch::Tensor> depths;
     {
       AutocastScope autocast(bf16, device.type());
       const auto inputs = tokens.narrow(1, 0, T);
-      logits = model->logits(batch.segments.defined() ? model->forward_packed(inputs, batch.segments.to(device))
-                                                      : model->forward(inputs));
+      const auto hidden = batch.segments.defined() ? model->forward_packed(inputs, batch.segments.to(device))
+                                                   : model->forward(inputs);
+      logits = model->logits(hidden);
+      if (mtp) depths = model->mtp_logits(hidden, inputs);
     }
-    logits = logits.to(torch::kFloat32);  // the loss in fp32
-    namespace F = torch::nn::functional;
-    auto per_token = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), tokens.narrow(1, 1, T).reshape({-1}),
-                                      F::CrossEntropyFuncOptions().reduction(torch::kNone));
-    return (per_token * mask.reshape({-1})).sum();
+    if (mtp) {
+      *mtp = torch::zeros({}, torch::TensorOptions().device(device));
+      for (size_t k = 1; k <= depths.size(); ++k) {  // depth k's logits [B, T - k, V]: targets k + 1 .. T
+        const int64_t n = depths[k - 1].size(1);
+        *mtp = *mtp + summed_ce(depths[k - 1], tokens.narrow(1, k + 1, n), mask.narrow(1, k, n));
+      }
+      *mtp = *mtp / static_cast<double>(std::max<size_t>(depths.size(), 1));
+    }
+    return summed_ce(logits, tokens.narrow(1, 1, T), mask);
   };
   // Validation: the same held-out batches every time (a fresh reader, fixed seed). Bits per byte
   // divide by the UTF-8 bytes the target tokens stand for, so tokenizers compare fairly.
@@ -215,6 +230,13 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     if (o.keep_checkpoints > 0) keep_snapshot(run, done_steps, o.keep_checkpoints);
   };
 
+  if (o.mtp_weight > 0) {
+    const ModelConfig& c = model->config();
+    if (!c.is_deepseek() || c.mtp_layers == 0)
+      throw Error("--mtp-weight: the model has no multi-token prediction modules (a DeepSeek-V3 config with "
+                  "num_nextn_predict_layers >= 1 has them)");
+    if (o.pack) throw Error("--mtp-weight does not work with --pack yet (its modules would look across documents)");
+  }
   ExpertBalance balance(model, o.balance, group.get());
   model->train();
   while (step < o.steps) {
@@ -238,9 +260,16 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     }
     const double data_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - d0).count();
     double loss_sum = 0;
+    double mtp_sum = 0;
     for (const TrainBatch& batch : mine) {
-      auto loss = masked_loss(batch) / std::max(targets, 1.0);
+      torch::Tensor mtp;
+      auto loss = masked_loss(batch, o.mtp_weight > 0 ? &mtp : nullptr) / std::max(targets, 1.0);
       loss_sum += loss.item<double>();
+      if (mtp.defined()) {
+        mtp = mtp / std::max(targets, 1.0);
+        mtp_sum += mtp.item<double>();
+        loss = loss + o.mtp_weight * mtp;
+      }
       // MoE layers' balance loss: the mean over the global batch's micro-batches.
       if (balance.active()) loss = loss + balance.take_loss().to(loss.device()) / double(env.world_size * accumulation);
       loss.backward();
@@ -254,10 +283,11 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       }
       group->all_reduce_sum(grads);
       // The loss, and whether any rank was asked to stop (all must stop at the same step).
-      auto shared = torch::tensor({loss_sum, stopping ? 1.0 : 0.0}, torch::kFloat64).to(device);
+      auto shared = torch::tensor({loss_sum, stopping ? 1.0 : 0.0, mtp_sum}, torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
       loss_sum = shared[0].item<double>();
       stopping = shared[1].item<double>() > 0;
+      mtp_sum = shared[2].item<double>();
     }
     const double grad_norm = torch::nn::utils::clip_grad_norm_(model->trainable_parameters(), o.clip);
     optimizer.step();
@@ -278,6 +308,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
                              {"grad_norm", m.grad_norm}, {"tokens_per_s", m.tokens_per_s}, {"mfu", m.mfu},
                              {"step_s", seconds}, {"data_s", data_seconds}};
       line.update(balance_metrics);
+      if (o.mtp_weight > 0) line["mtp_loss"] = mtp_sum;
       if (evaluate) {
         line["val_loss"] = m.val_loss;
         line["val_bpb"] = m.val_bpb;

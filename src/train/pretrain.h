@@ -37,6 +37,7 @@ struct PretrainOptions {
   LrSchedule schedule;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, clip = 1.0;
   ExpertBalanceOptions balance;  // mixture-of-experts models only
+  double mtp_weight = 0;         // multi-token prediction loss weight (DeepSeek-V3: 0.3, then 0.1); 0: off
   uint64_t seed = 0;
   int64_t save_every = 0;       // 0: only at the end
   int64_t keep_checkpoints = 0;  // also keep the last K saves as RUN/checkpoints/step-N (hard links)

@@ -6,7 +6,7 @@ layers, YaRN, interleaved and plain rope, V3 and V2 routing): logits within 1e-4
 the full path and the cached path (which attends through the compressed latent, absorbed), the
 same expert set for every token, the gradients of one training step, and checkpoints that load
 in either direction, the per-expert layout of the released checkpoints and transformers 5's fused
-one alike.
+one alike; greedy `r1 generate` equal to transformers' `generate`, ids and log-probs.
 """
 import json
 import os
@@ -98,7 +98,7 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
         full = self.r1_outputs(model_dir, ids)
         self.assert_close(full["logits"], want, f"{what} full")
         self.assert_close(self.r1_outputs(model_dir, ids, "cached")["logits"], want, f"{what} latent cache")
-        self.assertEqual(sorted(k for k in full if k != "logits"), sorted(routes), what)
+        self.assertEqual(sorted(k for k in full if k.endswith(".experts")), sorted(routes), what)
         for layer, experts in routes.items():
             self.assertTrue(torch.equal(full[layer], experts), f"{what} {layer}: the expert sets differ")
 
@@ -132,6 +132,31 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
         save_file(state, os.path.join(model_dir, "model.safetensors"), metadata={"format": "pt"})
         model.config.to_json_file(os.path.join(model_dir, "config.json"))
         self.check_against(model, model_dir, "fused layout")
+
+    def test_greedy_generation_matches_transformers(self):
+        """r1 generate (the engine: batched prompts of unequal lengths decoding through the latent
+        cache) against transformers' generate: the same ids and log-probs."""
+        for name in ("v3_groups", "v2_group_limited_yarn"):
+            with self.subTest(name):
+                cls, overrides = CASES[name]
+                model = hf_model(cls, overrides, seed=9)
+                model_dir = os.path.join(self.tmp, name)
+                model.save_pretrained(model_dir)
+                prompts = [[1, 5, 9, 33], [1, 7], [1, 100, 101, 102, 103, 104, 20]]
+                args = ["generate", "--model", model_dir, "--max-new-tokens", 12, "--temperature", 0, "--threads", 1]
+                for p in prompts:
+                    args += ["--prompt-ids", ",".join(map(str, p))]
+                rows = [json.loads(l) for l in r1(*args).stdout.splitlines()]
+                self.assertEqual(len(rows), len(prompts))
+                for p, row in zip(prompts, rows):
+                    with torch.no_grad():
+                        out = model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, output_scores=True,
+                                             return_dict_in_generate=True, eos_token_id=2, pad_token_id=0)
+                    want = out.sequences[0, len(p):].tolist()
+                    self.assertEqual(row["ids"], want, f"{name} prompt {p}")
+                    want_lp = [torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, want)]
+                    for a, b in zip(row["logprobs"], want_lp):
+                        self.assertAlmostEqual(a, b, delta=1e-4)
 
     def test_gradients_of_one_training_step(self):
         for name in ("v3_groups", "v2_group_limited_yarn"):
@@ -167,6 +192,102 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
                 self.assertGreater(largest, 1e-3)
                 for pname, g in want.items():
                     self.assert_close(got[pname], g, f"{name} gradient of {pname}", tol=1e-5 * max(1.0, largest))
+
+
+class MultiTokenPrediction(TempDirCase, unittest.TestCase):
+    """DeepSeek-V3's multi-token prediction module (transformers has none: the reference here is its
+    formula, computed with transformers' own decoder layer and norms on r1's saved weights)."""
+
+    def test_module_matches_its_formula_and_the_checkpoint_layout(self):
+        cls, overrides = CASES["v3_groups"]
+        cfg = cls(**{**BASE, **overrides, "num_nextn_predict_layers": 1})
+        cfg_path = os.path.join(self.tmp, "cfg.json")
+        write_json(cfg_path, cfg.to_dict())
+        model_dir = os.path.join(self.tmp, "mtp")
+        r1("model", "init", "--config-json", cfg_path, "--out", model_dir, "--seed", 4)
+        w = load_file(os.path.join(model_dir, "model.safetensors"))
+        L = BASE["num_hidden_layers"]
+        p = f"model.layers.{L}."
+        # The released checkpoint's names, the embedding and head copied in.
+        for name in ("enorm.weight", "hnorm.weight", "eh_proj.weight", "shared_head.norm.weight",
+                     "self_attn.kv_b_proj.weight", "mlp.gate.e_score_correction_bias", "mlp.experts.7.up_proj.weight"):
+            self.assertIn(p + name, w)
+        self.assertTrue(torch.equal(w[p + "embed_tokens.weight"], w["model.embed_tokens.weight"]))
+        self.assertTrue(torch.equal(w[p + "shared_head.head.weight"], w["lm_head.weight"]))
+        ids = random_ids(2, 20, seed=2)
+        ids_path = os.path.join(self.tmp, "ids.json")
+        write_json(ids_path, ids)
+        out = os.path.join(self.tmp, "out.safetensors")
+        r1("model", "logits", "--model", model_dir, "--input", ids_path, "--out", out, "--threads", 1)
+        got = load_file(out)["mtp.1"]
+
+        from transformers.models.deepseek_v3.modeling_deepseek_v3 import (
+            DeepseekV3DecoderLayer, DeepseekV3RMSNorm, DeepseekV3RotaryEmbedding)
+        main = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, local_files_only=True).eval()
+        cfg = main.config
+        layer = DeepseekV3DecoderLayer(cfg, layer_idx=L).eval()
+        state = {k[len(p):]: v for k, v in w.items() if k.startswith(p)}
+        experts = cfg.n_routed_experts
+        state["mlp.experts.gate_up_proj"] = torch.stack(
+            [torch.cat([state.pop(f"mlp.experts.{j}.gate_proj.weight"), state.pop(f"mlp.experts.{j}.up_proj.weight")])
+             for j in range(experts)])
+        state["mlp.experts.down_proj"] = torch.stack([state.pop(f"mlp.experts.{j}.down_proj.weight")
+                                                      for j in range(experts)])
+        state["mlp.gate.e_score_correction_bias"] = state["mlp.gate.e_score_correction_bias"]
+        missing, unexpected = layer.load_state_dict(
+            {k: v for k, v in state.items() if not k.startswith(("enorm", "hnorm", "eh_proj", "shared_head", "embed"))},
+            strict=False)
+        self.assertEqual(missing, [])
+        norm = lambda name: DeepseekV3RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        enorm, hnorm, head_norm = norm("e"), norm("h"), norm("s")
+        with torch.no_grad():
+            enorm.weight.copy_(w[p + "enorm.weight"])
+            hnorm.weight.copy_(w[p + "hnorm.weight"])
+            head_norm.weight.copy_(w[p + "shared_head.norm.weight"])
+            t = torch.tensor(ids)
+            h = main.model(t).last_hidden_state  # after the final norm, as vLLM feeds it
+            x = torch.cat([enorm(main.model.embed_tokens(t[:, 1:])), hnorm(h[:, :-1])], -1) @ w[p + "eh_proj.weight"].T
+            n = x.shape[1]
+            pos = torch.arange(n).unsqueeze(0).expand(2, n)
+            causal = torch.full((n, n), float("-inf")).triu(1)[None, None]
+            x = layer(x, attention_mask=causal, position_ids=pos,
+                      position_embeddings=DeepseekV3RotaryEmbedding(cfg)(x, pos))
+            want = main.lm_head(head_norm(x))
+        self.assertEqual(tuple(got.shape), (2, 19, BASE["vocab_size"]))
+        self.assertLess((got - want).abs().max().item(), TOL)
+
+    def test_pretraining_with_the_mtp_loss(self):
+        """--mtp-weight trains the module (its loss falls) and a model without modules refuses it."""
+        from r1test import tiny_policy  # noqa: F401  (the corpus helpers live there)
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        with open(corpus, "w") as f:
+            for i in range(400):
+                f.write(f"{i} plus {i + 1} makes {2 * i + 1}; the cat sat on the mat {i % 7}\n")
+        tok = os.path.join(self.tmp, "tok.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--special", "<|eos|>", "--out", tok)
+        data = os.path.join(self.tmp, "data")
+        r1("data", "prepare", "--tokenizer", tok, "--input", corpus, "--eos", "<|eos|>", "--out", data)
+        cls, overrides = CASES["v3_groups"]
+        cfg = {**cls(**{**BASE, **overrides, "vocab_size": 300, "num_nextn_predict_layers": 1}).to_dict(),
+               "architectures": ["DeepseekV3ForCausalLM"], "initializer_range": 0.02}
+        cfg_path = os.path.join(self.tmp, "cfg.json")
+        write_json(cfg_path, cfg)
+        out = os.path.join(self.tmp, "run")
+        common = ["--tokenizer", tok, "--data", data, "--steps", 30, "--seq-len", 32, "--batch-tokens", 512,
+                  "--micro-batch", 16, "--lr", "3e-3", "--threads", 1]
+        r1("pretrain", "--model-config", cfg_path, "--out", out, "--mtp-weight", 0.3, *common)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            m = [json.loads(l) for l in f]
+        self.assertLess(m[-1]["mtp_loss"], 0.7 * m[0]["mtp_loss"], [round(r["mtp_loss"], 3) for r in m])
+        self.assertIn("moe_load_max_over_mean", m[-1])
+        # transformers loads the directory (the module's tensors ignored, as for the released model).
+        AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+        llama = os.path.join(self.tmp, "llama")
+        r1("model", "init", "--preset", "tiny", "--out", llama)
+        proc = r1("pretrain", "--init", llama, "--out", os.path.join(self.tmp, "x"), "--mtp-weight", 0.3, *common,
+                  check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("no multi-token prediction modules", proc.stderr)
 
 
 class DeepseekConfigs(TempDirCase, unittest.TestCase):
