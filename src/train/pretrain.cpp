@@ -275,12 +275,14 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       loss.backward();
     }
     bool stopping = stop && stop->load();
+    // A parameter no micro-batch reached (an expert that got no token this step) has gradient 0,
+    // and AdamW still steps it (momentum, decay), whichever rank's tokens went where.
+    std::vector<torch::Tensor> grads;
+    for (auto& p : model->trainable_parameters()) {
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
     if (group) {
-      std::vector<torch::Tensor> grads;
-      for (auto& p : model->trainable_parameters()) {
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.grad());
-      }
       group->all_reduce_sum(grads);
       // The loss, and whether any rank was asked to stop (all must stop at the same step).
       auto shared = torch::tensor({loss_sum, stopping ? 1.0 : 0.0, mtp_sum}, torch::kFloat64).to(device);

@@ -78,6 +78,28 @@ def tiny_policy(tmp, preset="tiny"):
     return base, prompts
 
 
+def assert_greedy_matches_transformers(test, model_dir, hf, prompts, eos, new_tokens=12, what=""):
+    """`r1 generate` greedy on token-id prompts of unequal lengths (one batch) against transformers'
+    `generate` with model `hf`, prompt by prompt: the same ids, log-probs within 1e-4, the same
+    finish reason."""
+    import torch
+    args = ["generate", "--model", model_dir, "--max-new-tokens", new_tokens, "--temperature", 0, "--threads", 1]
+    for p in prompts:
+        args += ["--prompt-ids", ",".join(map(str, p))]
+    rows = [json.loads(l) for l in r1(*args).stdout.splitlines()]
+    test.assertEqual(len(rows), len(prompts))
+    for p, row in zip(prompts, rows):
+        with torch.no_grad():
+            out = hf.generate(torch.tensor([p]), max_new_tokens=new_tokens, do_sample=False, output_scores=True,
+                              return_dict_in_generate=True, eos_token_id=eos, pad_token_id=0)
+        want = out.sequences[0, len(p):].tolist()
+        test.assertEqual(row["ids"], want, f"{what} prompt {p}")
+        want_lp = [torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, want)]
+        for a, b in zip(row["logprobs"], want_lp):
+            test.assertAlmostEqual(a, b, delta=1e-4)
+        test.assertEqual(row["finish_reason"], "stop" if want[-1] == eos else "length")
+
+
 def assert_same_update(test, a, b, start, what=""):
     """Two runs that should take the same update (one process vs data parallel) end with weights a and
     b from `start` (dicts of numpy arrays). They differ by float noise in the order of sums, which

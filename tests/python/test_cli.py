@@ -7,7 +7,7 @@ import unittest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from r1test import TempDirCase, r1, write_json
+from r1test import TempDirCase, assert_greedy_matches_transformers, r1, write_json
 
 
 def tiny_config(**overrides):
@@ -99,23 +99,9 @@ class Cli(TempDirCase, unittest.TestCase):
 
     def test_greedy_generation_matches_transformers(self):
         d = self.make_model(eos_token_id=210)
-        prompts = [[1, 5, 9, 33], [1, 7], [1, 100, 101, 102, 103, 104, 20]]  # unequal lengths, one batch
-        args = ["generate", "--model", d, "--max-new-tokens", 12, "--temperature", 0, "--threads", 1]
-        for p in prompts:
-            args += ["--prompt-ids", ",".join(map(str, p))]
-        rows = [json.loads(l) for l in r1(*args).stdout.splitlines()]
-        self.assertEqual(len(rows), len(prompts))
         hf = AutoModelForCausalLM.from_pretrained(d, local_files_only=True, dtype=torch.float32)
-        for p, row in zip(prompts, rows):
-            with torch.no_grad():
-                out = hf.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, output_scores=True,
-                                  return_dict_in_generate=True, eos_token_id=210, pad_token_id=0)
-            want = out.sequences[0, len(p):].tolist()
-            self.assertEqual(row["ids"], want, f"prompt {p}")
-            want_lp = [torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, want)]
-            for a, b in zip(row["logprobs"], want_lp):
-                self.assertAlmostEqual(a, b, delta=1e-4)
-            self.assertEqual(row["finish_reason"], "stop" if want[-1] == 210 else "length")
+        prompts = [[1, 5, 9, 33], [1, 7], [1, 100, 101, 102, 103, 104, 20]]  # unequal lengths, one batch
+        assert_greedy_matches_transformers(self, d, hf, prompts, eos=210)
 
     def test_sampling_is_reproducible_for_a_seed(self):
         d = self.make_model()

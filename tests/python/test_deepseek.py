@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config
 
-from r1test import TempDirCase, r1, write_json
+from r1test import TempDirCase, assert_greedy_matches_transformers, r1, write_json
 
 TOL = 1e-4
 BASE = dict(vocab_size=211, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
@@ -143,20 +143,7 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
                 model_dir = os.path.join(self.tmp, name)
                 model.save_pretrained(model_dir)
                 prompts = [[1, 5, 9, 33], [1, 7], [1, 100, 101, 102, 103, 104, 20]]
-                args = ["generate", "--model", model_dir, "--max-new-tokens", 12, "--temperature", 0, "--threads", 1]
-                for p in prompts:
-                    args += ["--prompt-ids", ",".join(map(str, p))]
-                rows = [json.loads(l) for l in r1(*args).stdout.splitlines()]
-                self.assertEqual(len(rows), len(prompts))
-                for p, row in zip(prompts, rows):
-                    with torch.no_grad():
-                        out = model.generate(torch.tensor([p]), max_new_tokens=12, do_sample=False, output_scores=True,
-                                             return_dict_in_generate=True, eos_token_id=2, pad_token_id=0)
-                    want = out.sequences[0, len(p):].tolist()
-                    self.assertEqual(row["ids"], want, f"{name} prompt {p}")
-                    want_lp = [torch.log_softmax(s[0].float(), -1)[t].item() for s, t in zip(out.scores, want)]
-                    for a, b in zip(row["logprobs"], want_lp):
-                        self.assertAlmostEqual(a, b, delta=1e-4)
+                assert_greedy_matches_transformers(self, model_dir, model, prompts, eos=2, what=name)
 
     def test_gradients_of_one_training_step(self):
         for name in ("v3_groups", "v2_group_limited_yarn"):
@@ -233,13 +220,11 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
              for j in range(experts)])
         state["mlp.experts.down_proj"] = torch.stack([state.pop(f"mlp.experts.{j}.down_proj.weight")
                                                       for j in range(experts)])
-        state["mlp.gate.e_score_correction_bias"] = state["mlp.gate.e_score_correction_bias"]
-        missing, unexpected = layer.load_state_dict(
+        missing, _ = layer.load_state_dict(
             {k: v for k, v in state.items() if not k.startswith(("enorm", "hnorm", "eh_proj", "shared_head", "embed"))},
             strict=False)
         self.assertEqual(missing, [])
-        norm = lambda name: DeepseekV3RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        enorm, hnorm, head_norm = norm("e"), norm("h"), norm("s")
+        enorm, hnorm, head_norm = (DeepseekV3RMSNorm(cfg.hidden_size, cfg.rms_norm_eps) for _ in range(3))
         with torch.no_grad():
             enorm.weight.copy_(w[p + "enorm.weight"])
             hnorm.weight.copy_(w[p + "hnorm.weight"])
@@ -258,7 +243,6 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
 
     def test_pretraining_with_the_mtp_loss(self):
         """--mtp-weight trains the module (its loss falls) and a model without modules refuses it."""
-        from r1test import tiny_policy  # noqa: F401  (the corpus helpers live there)
         corpus = os.path.join(self.tmp, "corpus.txt")
         with open(corpus, "w") as f:
             for i in range(400):

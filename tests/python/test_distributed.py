@@ -77,6 +77,23 @@ class DataParallel(TempDirCase, unittest.TestCase):
                          read_json(os.path.join(two, "trainer_state", "state.json"))["data"])
         self.assertEqual(proc.stdout.count("final loss"), 1)  # one report, from rank 0
 
+    def test_a_mixture_of_experts_model_two_processes_equal_one(self):
+        """tiny-v3 (latent attention, 8 routed experts, an MTP module trained with --mtp-weight): the
+        expert loads are summed over ranks before the routing biases move, so two processes end with
+        the weights and biases of one."""
+        args = lambda out, micro: [a if a != "tiny" else "tiny-v3" for a in self.pretrain_args(out, 6, micro)] + [
+            "--mtp-weight", "0.3"]
+        one, two = os.path.join(self.tmp, "one"), os.path.join(self.tmp, "two")
+        r1(*args(one, 8))
+        r1("launch", "--nproc", "2", "--", *args(two, 4))
+        self.assert_same_weights(one, two, 1e-5)
+        bias = load_file(os.path.join(two, "model.safetensors"))["model.layers.1.mlp.gate.e_score_correction_bias"]
+        self.assertGreater(float(abs(bias).max()), 0.0015)  # the biases did move
+        m1, m2 = read_jsonl(os.path.join(one, "metrics.jsonl")), read_jsonl(os.path.join(two, "metrics.jsonl"))
+        for x, y in zip(m1, m2):
+            self.assertAlmostEqual(x["mtp_loss"], y["mtp_loss"], places=4)
+            self.assertEqual(x["moe_layer_load_max_over_mean"], y["moe_layer_load_max_over_mean"])
+
     def test_sft_through_a_torchrun_style_environment(self):
         # SFT rows carry different numbers of assistant tokens: the loss must be the mean over the
         # global batch's targets for 2 ranks to equal 1 process.
