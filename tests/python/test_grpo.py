@@ -55,7 +55,7 @@ class Grpo(TempDirCase, unittest.TestCase):
 
     def test_a_mixture_of_experts_policy_learns_and_balances_its_experts(self):
         """R1's own architecture (tiny-v3: latent attention, 8 routed experts): the reward rises, the
-        engine's log-probs (decoded through the latent cache) equal the training pass's, expert loads
+        engine's log-probs (decoded through the latent cache) agree with the training pass's, expert loads
         are logged, and auxiliary-loss-free balancing moves the routing biases, kept in float32."""
         base, _ = tiny_policy(os.path.join(self.tmp), preset="tiny-v3")
         out = os.path.join(self.tmp, "moe")
@@ -66,7 +66,9 @@ class Grpo(TempDirCase, unittest.TestCase):
         first = sum(r["reward"] for r in m[:4]) / 4
         last = sum(r["reward"] for r in m[-4:]) / 4
         self.assertGreater(last, 2 * first + 0.05, [round(r["reward"], 3) for r in m])
-        self.assertTrue(all(r["rollout_logprob_diff"] < 1e-4 for r in m), [r["rollout_logprob_diff"] for r in m])
+        # A mean over the step's tokens: 1e-3, not the dense models' 1e-4, since a token whose two best
+        # experts nearly tie may be routed apart on the two paths (a wrong cache is off by ~1).
+        self.assertTrue(all(r["rollout_logprob_diff"] < 1e-3 for r in m), [r["rollout_logprob_diff"] for r in m])
         self.assertEqual(m[-1]["moe_layers"], [1, 2, 3])
         self.assertTrue(all(1 <= r["moe_load_max_over_mean"] <= 8 for r in m))
         weights = load_file(os.path.join(out, "model.safetensors"))
