@@ -22,7 +22,9 @@ ModelConfig config_from(const std::string& preset, const std::string& model_dir)
 }
 
 // Bytes of one value in the config's storage dtype (what a cache in that dtype spends per value).
-int64_t dtype_bytes(const ModelConfig& c) { return c.torch_dtype == "float32" ? 4 : 2; }
+int64_t dtype_bytes(const ModelConfig& c) {
+  return static_cast<int64_t>(c10::elementSize(torch_dtype_from_name(c.torch_dtype)));
+}
 
 void print_attention(const ModelConfig& c) {
   if (c.is_deepseek()) {

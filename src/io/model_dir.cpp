@@ -13,6 +13,7 @@
 
 #include "util/error.h"
 #include "util/json_file.h"
+#include "util/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -24,19 +25,25 @@ const char* kSingleFile = "model.safetensors";
 
 // Tensors HF may store that carry no weights (older checkpoints saved RoPE buffers).
 bool ignorable_tensor(const std::string& name) {
-  return name.size() >= 9 && name.compare(name.size() - 9, 9, ".inv_freq") == 0;
+  return ends_with(name, ".inv_freq");
 }
 
 // Tensors of multi-token prediction modules (layers num_hidden_layers and up, as the released
 // DeepSeek-V3 stores them) in a DeepSeek model built without them: skipped on load, as
 // transformers does. (Elsewhere a layer too many is an error: the config does not match.)
+// The decimal index (at most 6 digits) that starts at name[from] and ends at a '.', and where it ends.
+std::optional<std::pair<int64_t, size_t>> index_at(const std::string& name, size_t from) {
+  size_t end = from;
+  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
+  if (end == from || end - from > 6 || end >= name.size() || name[end] != '.') return std::nullopt;
+  return std::make_pair(std::stoll(name.substr(from, end - from)), end);
+}
+
 bool beyond_the_layers(const std::string& name, const ModelConfig& c) {
   const std::string prefix = "model.layers.";
   if (!c.is_deepseek() || name.rfind(prefix, 0) != 0) return false;
-  size_t end = prefix.size();
-  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
-  if (end == prefix.size() || end >= name.size() || name[end] != '.' || end - prefix.size() > 6) return false;
-  return std::stoll(name.substr(prefix.size(), end - prefix.size())) >= c.num_hidden_layers;
+  const auto layer = index_at(name, prefix.size());
+  return layer && layer->first >= c.num_hidden_layers;
 }
 
 // transformers 5 stores a MoE layer's experts fused: experts.gate_up_proj [E, 2I, H] (expert j's
@@ -51,13 +58,11 @@ struct FusedExpertSlice {
 std::optional<FusedExpertSlice> fused_expert_slice(const std::string& name) {
   const std::string marker = ".experts.";
   const size_t at = name.rfind(marker);
-  if (at == std::string::npos) return std::nullopt;
-  size_t end = at + marker.size();
-  while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
-  if (end == at + marker.size() || end - at - marker.size() > 6) return std::nullopt;
+  const auto expert = at == std::string::npos ? std::nullopt : index_at(name, at + marker.size());
+  if (!expert) return std::nullopt;
   FusedExpertSlice s;
-  s.expert = std::stoll(name.substr(at + marker.size(), end - at - marker.size()));
-  const std::string rest = name.substr(end), experts = name.substr(0, at) + ".experts.";
+  s.expert = expert->first;
+  const std::string rest = name.substr(expert->second), experts = name.substr(0, at) + ".experts.";
   if (rest == ".gate_proj.weight" || rest == ".up_proj.weight") {
     s.fused = experts + "gate_up_proj";
     s.gate = rest == ".gate_proj.weight";
@@ -189,15 +194,6 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
   std::set<std::string> used;
   // The fused expert tensors read so far, while their layer's experts are being copied.
   std::map<std::string, torch::Tensor> fused;
-  const auto copy_into = [&](torch::Tensor& param, const std::string& name, const torch::Tensor& value,
-                             const std::string& path, const std::string& stored_as) {
-    if (value.sizes() != param.sizes())
-      throw Error(path + ": tensor '" + stored_as + "' gives '" + name + "' shape " + shape_str(value.sizes()) +
-                  ", the config needs " + shape_str(param.sizes()));
-    if (!c10::isFloatingType(value.scalar_type()))
-      throw Error(path + ": tensor '" + stored_as + "' has non-float dtype " + c10::toString(value.scalar_type()));
-    param.copy_(value);
-  };
   for (auto& p : model->named_parameters()) {
     torch::Tensor& param = p.value();
     auto it = stored.find(p.key());
@@ -229,7 +225,12 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
                   ", not [experts, rows, columns] holding expert " + std::to_string(slice->expert));
     torch::Tensor value = all[slice->expert];
     if (slice->gate || slice->up) value = value.narrow(0, slice->up ? all.size(1) / 2 : 0, all.size(1) / 2);
-    copy_into(param, p.key(), value, file->path(), slice->fused);
+    if (value.sizes() != param.sizes())
+      throw Error(file->path() + ": tensor '" + slice->fused + "' gives '" + p.key() + "' shape " +
+                  shape_str(value.sizes()) + ", the config needs " + shape_str(param.sizes()));
+    if (!c10::isFloatingType(value.scalar_type()))
+      throw Error(file->path() + ": tensor '" + slice->fused + "' has non-float dtype " + dtype_name(info->dtype));
+    param.copy_(value);
     used.insert(slice->fused);
   }
   if (!missing.empty()) {
@@ -302,8 +303,7 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       auto t = p.value().detach();
       // DeepSeek-V3's routing bias stays float32 in any checkpoint (steps of 1e-3 on values near 1
       // would vanish in bf16), as in the released one and transformers' _keep_in_fp32_modules.
-      const bool keep_float32 = p.key().size() > 23 && p.key().compare(p.key().size() - 23, 23, "e_score_correction_bias") == 0;
-      if (options.dtype && !keep_float32) t = t.to(*options.dtype);
+      if (options.dtype && !ends_with(p.key(), ".e_score_correction_bias")) t = t.to(*options.dtype);
       t = t.to(torch::kCPU).contiguous();
       total += t.nbytes();
       tensors.emplace_back(p.key(), t);

@@ -5,8 +5,8 @@
 namespace r1 {
 namespace {
 
-// Keeps the topk_group best groups of `choice` [N, E] (by `group_score` of each group's scores)
-// and fills the other groups' entries with `fill`.
+// Keeps the topk_group best groups of `choice` [N, E], ranked by the sum of each group's two best
+// entries (V3) or by its best (V2), and fills the other groups' entries with `fill`.
 torch::Tensor keep_best_groups(const torch::Tensor& choice, const MoeConfig& moe, bool sum_of_two_best, double fill) {
   const int64_t N = choice.size(0), E = choice.size(1), per_group = E / moe.n_group;
   const auto grouped = choice.view({N, moe.n_group, per_group});

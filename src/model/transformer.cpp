@@ -9,6 +9,7 @@
 #include "model/fused_ops.h"
 #include "model/prefix_attention.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace r1 {
 
@@ -322,12 +323,9 @@ void TransformerImpl::init_weights(uint64_t seed) {
   for (auto& p : named_parameters()) {
     const std::string& name = p.key();
     torch::Tensor& t = p.value();
-    const auto ends_with = [&](const std::string& suffix) {
-      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    };
-    if (ends_with("norm.weight")) {
+    if (ends_with(name, "norm.weight")) {
       t.fill_(1.0);
-    } else if (ends_with(".bias") || ends_with(".e_score_correction_bias")) {
+    } else if (ends_with(name, ".bias") || ends_with(name, ".e_score_correction_bias")) {
       t.zero_();
     } else {
       // Draw on the CPU with a seeded generator so a seed gives the same weights on any device.

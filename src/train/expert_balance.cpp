@@ -1,7 +1,5 @@
 #include "train/expert_balance.h"
 
-#include <algorithm>
-
 #include "dist/process_group.h"
 
 namespace r1 {
