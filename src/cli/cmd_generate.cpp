@@ -146,7 +146,11 @@ void add_generate_command(CLI::App& app) {
         tokens += static_cast<int64_t>(c.ids.size());
       }
     }
-    std::cerr << "generated " << tokens << " tokens in " << m.engine->steps() << " decode steps\n";
+    std::cerr << "generated " << tokens << " tokens in " << m.engine->steps() << " decode steps";
+    if (m.engine->drafted_tokens() > 0)
+      std::cerr << "; " << m.engine->accepted_tokens() << " of " << m.engine->drafted_tokens()
+                << " speculative drafts accepted";
+    std::cerr << "\n";
   });
 }
 

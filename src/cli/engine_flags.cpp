@@ -41,6 +41,10 @@ void EngineFlags::add_to(CLI::App* cmd, bool with_sampling, bool model_required)
   cmd->add_flag_callback("--no-packed-weights", [this] { engine.packed_weights = false; },
                          "CPU float32: multiply by the weights as they are, not by a copy packed for MKL "
                          "(saves the weights' size in memory; decoding several sequences is slower)");
+  cmd->add_flag("--speculative", engine.speculative,
+                 "DeepSeek-V3 models with a multi-token prediction module: it drafts the token after next "
+                 "and each step checks its draft (two tokens per step where it was right; the output is "
+                 "what plain decoding gives)");
   rt.add_to(cmd);
   if (!with_sampling) return;
   auto& s = sampling;

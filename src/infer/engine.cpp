@@ -39,6 +39,7 @@ struct Engine::Sequence {
   std::shared_ptr<const Request> request;
   at::Generator generator;
   int64_t length = 0;  // tokens in this sequence's cache row
+  int64_t draft = 0;   // speculative decoding: the MTP module's guess at the token after the last one
   Completion out;
   std::unique_ptr<StreamDecoder> decoder;
   size_t emitted = 0;
@@ -51,6 +52,9 @@ Engine::Engine(Transformer model, const Tokenizer* tokenizer, EngineOptions opti
   const ModelConfig& c = model_->config();
   max_context_ = options_.max_context > 0 ? options_.max_context : c.max_position_embeddings;
   if (options_.max_batch < 1) throw Error("engine: max_batch must be at least 1");
+  if (options_.speculative && model_->mtp_modules() < 1)
+    throw Error("speculative decoding drafts with a multi-token prediction module, and this model has none "
+                "(a DeepSeek-V3 model with num_nextn_predict_layers >= 1 and the module's weights)");
   eos_ids_ = c.eos_token_ids;
   if (tokenizer_ && tokenizer_->eos_id() &&
       std::find(eos_ids_.begin(), eos_ids_.end(), *tokenizer_->eos_id()) == eos_ids_.end())
@@ -61,9 +65,11 @@ Engine::Engine(Transformer model, const Tokenizer* tokenizer, EngineOptions opti
 Engine::~Engine() { stop(); }
 
 int64_t Engine::kv_cache_bytes() const {
+  if (cache_) return cache_->bytes();
   const ModelConfig& c = model_->config();
   const int64_t element = model_->model->embed_tokens->weight.element_size();
-  return 2 * c.num_hidden_layers * options_.max_batch * c.num_key_value_heads * max_context_ * c.head_dim * element;
+  const int64_t layers = c.num_hidden_layers + (options_.speculative ? 1 : 0);
+  return c.kv_cache_values_per_token() / c.num_hidden_layers * layers * options_.max_batch * max_context_ * element;
 }
 
 size_t Engine::waiting() const {
@@ -199,7 +205,7 @@ void copy_cache_rows(KvCache& cache, const std::vector<int64_t>& from, const std
 }  // namespace
 
 void Engine::ensure_cache() {
-  if (!cache_) cache_ = std::make_unique<KvCache>(model_->make_cache(options_.max_batch, max_context_));
+  if (!cache_) cache_ = std::make_unique<KvCache>(model_->make_cache(options_.max_batch, max_context_, options_.speculative));
 }
 
 bool Engine::step() {
@@ -264,10 +270,16 @@ void Engine::admit() {
     std::copy(admitted[j]->request->prompt.begin(), admitted[j]->request->prompt.end(), tokens[j].data_ptr<int64_t>());
   const auto device = model_->model->embed_tokens->weight.device();
   auto hidden = model_->forward_cached(tokens.to(device), std::vector<int64_t>(k, 0), *cache_, first);
+  // Speculative decoding: the MTP module's cache over every prompt position but the last (whose
+  // next token each sample draws for itself), before the prompts' rows are copied.
+  if (options_.speculative && longest > 1)
+    model_->mtp_cached(hidden.narrow(1, 0, longest - 1), tokens.narrow(1, 1, longest - 1).to(device),
+                       std::vector<int64_t>(k, 0), *cache_, first);
   std::vector<int64_t> last(k);
   for (int64_t j = 0; j < k; ++j) last[j] = static_cast<int64_t>(admitted[j]->request->prompt.size()) - 1;
   auto index = torch::tensor(last, torch::kInt64).to(device).view({k, 1, 1}).expand({k, 1, hidden.size(2)});
-  auto logits = model_->logits(hidden.gather(1, index).squeeze(1)).to(torch::kFloat32).cpu();
+  const auto last_hidden = hidden.gather(1, index).squeeze(1);
+  auto logits = model_->logits(last_hidden).to(torch::kFloat32).cpu();
   const auto t1 = Clock::now();
 
   auto make = [&](const Pending& p, int sample) {
@@ -308,26 +320,74 @@ void Engine::admit() {
   std::vector<Sequence*> rows;
   for (size_t r = first; r < active_.size(); ++r) rows.push_back(active_[r].get());
   sample_rows(logits.index_select(0, torch::tensor(logits_row, torch::kInt64)), rows);
+  if (!options_.speculative) return;
+  // Each new row's first draft: the MTP module at its prompt's last position, after the token it drew.
+  std::vector<int64_t> start, next;
+  for (auto* s : rows) {
+    start.push_back(s->length - 1);
+    next.push_back(s->out.ids.back());
+  }
+  const auto R = static_cast<int64_t>(rows.size());
+  draft(last_hidden.index_select(0, torch::tensor(logits_row, torch::kInt64).to(device)).unsqueeze(1),
+        torch::tensor(next, torch::kInt64).view({R, 1}).to(device), start, first, std::vector<int64_t>(R, 0));
 }
 
 void Engine::decode() {
   const int64_t A = static_cast<int64_t>(active_.size());
-  std::vector<int64_t> last(A), start(A);
+  // Each row's last token, and with speculative decoding its draft of the token after it.
+  const int64_t S = options_.speculative ? 2 : 1;
+  std::vector<int64_t> input(A * S), start(A);
   for (int64_t i = 0; i < A; ++i) {
-    last[i] = active_[i]->out.ids.back();
+    input[i * S] = active_[i]->out.ids.back();
+    if (S == 2) input[i * S + 1] = active_[i]->draft;
     start[i] = active_[i]->length;
   }
-  const auto tokens = torch::tensor(last, torch::kInt64).view({A, 1});
   const auto device = model_->model->embed_tokens->weight.device();
-  auto hidden = model_->forward_cached(tokens.to(device), start, *cache_, 0);
-  auto logits = model_->logits(hidden.squeeze(1));
+  auto hidden = model_->forward_cached(torch::tensor(input, torch::kInt64).view({A, S}).to(device), start, *cache_, 0);
+  auto logits = S == 1 ? model_->logits(hidden.squeeze(1)) : model_->logits(hidden);
   ++steps_;
   std::vector<Sequence*> rows;
   for (int64_t i = 0; i < A; ++i) {
     ++active_[i]->length;
     rows.push_back(active_[i].get());
   }
-  sample_rows(logits, rows);
+  sample_rows(S == 1 ? logits : logits.select(1, 0), rows);
+  if (S == 1) return;
+
+  // A draft equal to the token just drawn was the right input at its position: that position's
+  // logits give the next token as well. Elsewhere the draft's cache entry is overwritten next step.
+  std::vector<Sequence*> kept;
+  std::vector<int64_t> kept_rows, pick(A, 0), next(A * 2);
+  for (int64_t i = 0; i < A; ++i) {
+    Sequence& s = *active_[i];
+    if (!s.finished && s.out.ids.back() == s.draft) {
+      ++s.length;
+      kept.push_back(&s);
+      kept_rows.push_back(i);
+      pick[i] = 1;
+    }
+  }
+  drafted_tokens_ += A;
+  accepted_tokens_ += static_cast<int64_t>(kept.size());
+  if (!kept.empty())
+    sample_rows(logits.select(1, 1).index_select(0, torch::tensor(kept_rows, torch::kInt64).to(device)), kept);
+  // The MTP module at both positions: after the drawn token, and after the second one where there is one.
+  for (int64_t i = 0; i < A; ++i) {
+    const auto& ids = active_[i]->out.ids;
+    next[i * 2] = ids[ids.size() - 1 - pick[i]];
+    next[i * 2 + 1] = ids.back();
+  }
+  draft(hidden, torch::tensor(next, torch::kInt64).view({A, 2}).to(device), start, 0, pick);
+}
+
+void Engine::draft(const torch::Tensor& hidden, const torch::Tensor& next, const std::vector<int64_t>& start,
+                   int64_t first, const std::vector<int64_t>& pick) {
+  const auto R = static_cast<int64_t>(pick.size());
+  const auto state = model_->mtp_cached(hidden, next, start, *cache_, first);
+  const auto index = torch::tensor(pick, torch::kInt64).to(state.device()).view({R, 1, 1}).expand({R, 1, state.size(2)});
+  const auto guesses = model_->logits(state.gather(1, index).squeeze(1)).argmax(-1).to(torch::kCPU).contiguous();
+  const int64_t* guess = guesses.data_ptr<int64_t>();
+  for (int64_t r = 0; r < R; ++r) active_[first + r]->draft = guess[r];
 }
 
 void Engine::sample_rows(const torch::Tensor& raw_logits, const std::vector<Sequence*>& rows) {

@@ -32,6 +32,11 @@ struct EngineOptions {
   // CPU float32 decoding multiplies by copies of the weights packed once for MKL (faster products
   // for 2-256 rows; the weights' size again in memory). model/packed_matmul.h.
   bool packed_weights = true;
+  // Self-speculative decoding (DeepSeek-V3 models with a multi-token prediction module): each step
+  // the MTP module drafts the token after next, the model checks it in the same forward as the
+  // next token, and a right draft yields two tokens for one step. What is sampled is exactly what
+  // plain decoding samples: a draft is kept only when it equals the token drawn at its position.
+  bool speculative = false;
 };
 
 struct Completion {
@@ -90,6 +95,9 @@ class Engine {
   int64_t generated_tokens() const { return generated_tokens_; }
   size_t waiting() const;
   size_t active() const { return active_count_; }
+  // Speculative decoding: drafts checked and drafts that were the token drawn.
+  int64_t drafted_tokens() const { return drafted_tokens_; }
+  int64_t accepted_tokens() const { return accepted_tokens_; }
 
  private:
   struct Sequence;
@@ -99,6 +107,11 @@ class Engine {
   bool step();  // one admission + decode round; false when there was nothing to do
   void admit();
   void decode();
+  // The MTP module's guess at each row's token after next: hidden [R, S, H] are the model's states at
+  // positions start[r].. of rows first.., next [R, S] the tokens after them, pick[r] the position
+  // whose guess the row keeps.
+  void draft(const torch::Tensor& hidden, const torch::Tensor& next, const std::vector<int64_t>& start,
+             int64_t first, const std::vector<int64_t>& pick);
   // Samples one token for each row of logits [R, V] (plain rows batched), then consume()s it.
   void sample_rows(const torch::Tensor& logits, const std::vector<Sequence*>& rows);
   void consume(Sequence& s, int64_t id, float logprob, float raw_logprob);  // records it, checks stops
@@ -121,7 +134,7 @@ class Engine {
   std::atomic<bool> stopping_{false};
   uint64_t next_id_ = 1;
   uint64_t seed_counter_ = 0;
-  std::atomic<int64_t> steps_{0}, generated_tokens_{0};
+  std::atomic<int64_t> steps_{0}, generated_tokens_{0}, drafted_tokens_{0}, accepted_tokens_{0};
   std::atomic<size_t> active_count_{0};
 };
 

@@ -95,6 +95,17 @@ torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::
     const auto out = scaled_attention(queries.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), mask, scale_);
     return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
   }
+  if (layer < static_cast<int64_t>(cache->v.size())) {  // a per-head cache (R1_NO_LATENT_CACHE)
+    const auto [keys, values] = expand(p);
+    auto& k_cache = cache->k[layer];
+    auto& v_cache = cache->v[layer];
+    k_cache.permute({0, 2, 1, 3}).index_put_(cache_slots, keys.to(k_cache.scalar_type()));
+    v_cache.permute({0, 2, 1, 3}).index_put_(cache_slots, values.to(v_cache.scalar_type()));
+    const auto queries = torch::cat({p.q_nope, p.q_rope}, 3).transpose(1, 2);
+    const auto out = scaled_attention(queries, k_cache.narrow(2, 0, used).to(queries.scalar_type()),
+                                      v_cache.narrow(2, 0, used).to(queries.scalar_type()), mask, scale_);
+    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
+  }
   // Absorbed: the cache row of a token is [c ; k_rope]; the values are its first `rank` columns.
   auto& stored = cache->k[layer];  // [B, 1, capacity, rank + rope]
   stored.permute({0, 2, 1, 3}).index_put_(cache_slots,

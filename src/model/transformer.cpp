@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 
@@ -13,16 +14,30 @@
 
 namespace r1 {
 
+namespace {
+
+// R1_NO_LATENT_CACHE=1: latent attention caches per-head keys and values as transformers does, not
+// the latent (the benchmark's reference for what the latent cache saves).
+bool full_latent_cache() {
+  static const bool full = std::getenv("R1_NO_LATENT_CACHE") != nullptr;
+  return full;
+}
+
+}  // namespace
+
 KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, torch::Device device,
-                 torch::ScalarType dtype) {
+                 torch::ScalarType dtype, bool with_mtp) {
   auto opts = torch::TensorOptions().device(device).dtype(dtype);
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    if (c.is_deepseek()) {
+  const int64_t layers = c.num_hidden_layers + (with_mtp ? 1 : 0);
+  for (int64_t i = 0; i < layers; ++i) {
+    if (c.is_deepseek() && !full_latent_cache()) {
       k.push_back(torch::zeros({batch, 1, capacity, c.mla.kv_lora_rank + c.mla.qk_rope_head_dim}, opts));
       continue;
     }
-    k.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
-    v.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, opts));
+    const int64_t heads = c.num_key_value_heads;
+    const int64_t dk = c.is_deepseek() ? c.mla.qk_head_dim() : c.head_dim, dv = c.is_deepseek() ? c.mla.v_head_dim : c.head_dim;
+    k.push_back(torch::zeros({batch, heads, capacity, dk}, opts));
+    v.push_back(torch::zeros({batch, heads, capacity, dv}, opts));
   }
 }
 
@@ -237,8 +252,8 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   return {h.narrow(1, 0, P * n).view({P, n, -1}), h.narrow(1, P * n, R * m).view({R, m, -1})};
 }
 
-torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,
-                                              KvCache& cache, int64_t first_row) {
+TransformerImpl::CachedStep TransformerImpl::cached_step(const torch::Tensor& tokens, const std::vector<int64_t>& start,
+                                                        KvCache& cache, int64_t first_row) {
   const int64_t B = tokens.size(0), S = tokens.size(1);
   if (tokens.dim() != 2 || static_cast<int64_t>(start.size()) != B || first_row < 0 || first_row + B > cache.batch())
     throw Error("forward_cached: tokens [B, S], one start per sequence and rows within the cache are required");
@@ -248,41 +263,70 @@ torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const
                 std::to_string(cache.capacity()));
   auto dev = tokens.device();
   auto start_t = torch::tensor(start, torch::kInt64).to(dev);
-  auto positions = start_t.unsqueeze(1) + torch::arange(S, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+  CachedStep step{cache, start_t.unsqueeze(1) + torch::arange(S, torch::TensorOptions().dtype(torch::kInt64).device(dev)),
+                  {}, used};
   // Query at position p sees cache entries 0..p of its own sequence (the fused CPU decoding
   // kernel reads each row's own prefix and needs no mask).
-  torch::Tensor mask;
   if (S > 1 || config_.is_deepseek() || !fused::decode_attention_applies(model->embed_tokens->weight, cache.k[0])) {
     auto key_pos = torch::arange(used, torch::TensorOptions().dtype(torch::kInt64).device(dev));
-    mask = key_pos.view({1, 1, 1, used}) <= positions.view({B, 1, S, 1});
+    step.mask = key_pos.view({1, 1, 1, used}) <= step.positions.view({B, 1, S, 1});
   }
-  if (B < cache.batch()) {
-    // A smaller batch uses cache rows first_row..first_row+B-1.
-    KvCache view = cache;
-    for (auto& t : view.k) t = t.narrow(0, first_row, B);
-    for (auto& t : view.v) t = t.narrow(0, first_row, B);
-    return run_layers(model->embed_tokens(tokens), positions, &view, mask, used);
+  if (B < cache.batch()) {  // a smaller batch uses cache rows first_row..first_row+B-1
+    for (auto& t : step.view.k) t = t.narrow(0, first_row, B);
+    for (auto& t : step.view.v) t = t.narrow(0, first_row, B);
   }
-  return run_layers(model->embed_tokens(tokens), positions, &cache, mask, used);
+  return step;
+}
+
+torch::Tensor TransformerImpl::forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start,
+                                              KvCache& cache, int64_t first_row) {
+  CachedStep step = cached_step(tokens, start, cache, first_row);
+  return run_layers(model->embed_tokens(tokens), step.positions, &step.view, step.mask, step.used);
+}
+
+torch::Tensor TransformerImpl::mtp_module(DecoderLayerImpl& layer, const torch::Tensor& h, const torch::Tensor& next,
+                                          const torch::Tensor& positions, KvCache* cache, int64_t cache_layer,
+                                          const torch::Tensor& mask, int64_t used) {
+  const auto embedded = layer.enorm(model->embed_tokens(next));
+  auto x = layer.eh_proj(torch::cat({embedded, layer.hnorm(h)}, -1));
+  const auto [cos, sin] = rope_.cos_sin(positions);
+  std::vector<at::indexing::TensorIndex> cache_slots;
+  if (cache != nullptr) cache_slots = {torch::arange(x.size(0), positions.options()).view({-1, 1}), positions};
+  x = x + layer.attend(layer.input_layernorm(x), cos, sin, cache, cache_layer, cache_slots, mask, used);
+  return x + layer.feed_forward(layer.post_attention_layernorm(x));
+}
+
+torch::Tensor TransformerImpl::mtp_cached(const torch::Tensor& hidden, const torch::Tensor& next,
+                                          const std::vector<int64_t>& start, KvCache& cache, int64_t first_row) {
+  const int64_t L = config_.num_hidden_layers;
+  if (mtp_modules() < 1 || static_cast<int64_t>(cache.k.size()) <= L)
+    throw Error("mtp_cached: the model has no multi-token prediction module, or the cache no layer for it");
+  CachedStep step = cached_step(next, start, cache, first_row);
+  auto* layer = model->layers[L]->as<DecoderLayerImpl>();
+  return layer->shared_head->norm(mtp_module(*layer, hidden, next, step.positions, &step.view, L, step.mask, step.used));
 }
 
 std::vector<torch::Tensor> TransformerImpl::mtp_logits(const torch::Tensor& hidden, const torch::Tensor& tokens) {
   std::vector<torch::Tensor> out;
   const int64_t B = tokens.size(0), T = tokens.size(1), L = config_.num_hidden_layers;
   torch::Tensor h = hidden;
-  for (int64_t k = 1; k + L <= static_cast<int64_t>(model->layers->size()) && k < T; ++k) {
+  for (int64_t k = 1; k <= mtp_modules() && k < T; ++k) {
     auto* layer = model->layers[L + k - 1]->as<DecoderLayerImpl>();
     const int64_t n = T - k;
-    const auto embedded = layer->enorm(model->embed_tokens(tokens.narrow(1, k, n)));
-    auto x = layer->eh_proj(torch::cat({embedded, layer->hnorm(h.narrow(1, 0, n))}, -1));
     const auto positions = torch::arange(n, tokens.options().dtype(torch::kInt64)).unsqueeze(0).expand({B, n});
-    const auto [cos, sin] = rope_.cos_sin(positions);
-    x = x + layer->attend(layer->input_layernorm(x), cos, sin, nullptr, 0, {}, {}, 0);
-    x = x + layer->feed_forward(layer->post_attention_layernorm(x));
-    out.push_back(logits(layer->shared_head->norm(x)));
-    h = x;
+    h = mtp_module(*layer, h.narrow(1, 0, n), tokens.narrow(1, k, n), positions, nullptr, 0, {}, 0);
+    out.push_back(logits(layer->shared_head->norm(h)));
   }
   return out;
+}
+
+int64_t TransformerImpl::mtp_modules() const {
+  return static_cast<int64_t>(model->layers->size()) - config_.num_hidden_layers;
+}
+
+void TransformerImpl::freeze_mtp_modules() {
+  for (int64_t k = 0; k < mtp_modules(); ++k)
+    for (auto& p : model->layers[config_.num_hidden_layers + k]->parameters()) p.set_requires_grad(false);
 }
 
 torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::Tensor& last) {
@@ -336,9 +380,9 @@ void TransformerImpl::init_weights(uint64_t seed) {
   }
 }
 
-KvCache TransformerImpl::make_cache(int64_t batch, int64_t capacity) {
+KvCache TransformerImpl::make_cache(int64_t batch, int64_t capacity, bool with_mtp) {
   auto w = model->embed_tokens->weight;
-  return KvCache(config_, batch, capacity, w.device(), w.scalar_type());
+  return KvCache(config_, batch, capacity, w.device(), w.scalar_type(), with_mtp);
 }
 
 }  // namespace r1

@@ -28,9 +28,12 @@ struct PrefixLayout;  // model/prefix_attention.h
 // Keys and values of every layer for a batch of sequences: [B, kv_heads, capacity, head_dim].
 // Each sequence's length is tracked by the caller (the `start` passed to forward_cached). With
 // latent attention, k holds each token's latent and rotary key side by side, [B, 1, capacity,
-// kv_lora_rank + qk_rope_head_dim], and v is empty: the values are the latent part of k.
+// kv_lora_rank + qk_rope_head_dim], and v is empty: the values are the latent part of k
+// (R1_NO_LATENT_CACHE=1 caches per-head keys and values instead, for comparison). `with_mtp` adds
+// a layer after the stack's for the first multi-token prediction module (self-speculative decoding).
 struct KvCache {
-  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Device device, torch::ScalarType dtype);
+  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, torch::Device device, torch::ScalarType dtype,
+          bool with_mtp = false);
   std::vector<torch::Tensor> k, v;
   int64_t batch() const { return k.empty() ? 0 : k[0].size(0); }
   int64_t capacity() const { return k.empty() ? 0 : k[0].size(2); }
@@ -145,6 +148,14 @@ class TransformerImpl : public torch::nn::Module {
   torch::Tensor forward_cached(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache,
                                int64_t first_row = 0);
 
+  // Multi-token prediction module 1 over a cache made with_mtp (self-speculative decoding):
+  // hidden [B, S, H] is forward_cached()'s output for the positions start[b].. of rows
+  // first_row.., and next [B, S] the token that follows each of them. Module 1's keys go to the
+  // cache's last layer; returns its states [B, S, H] after shared_head.norm, whose logits() predict
+  // the token after `next`.
+  torch::Tensor mtp_cached(const torch::Tensor& hidden, const torch::Tensor& next, const std::vector<int64_t>& start,
+                           KvCache& cache, int64_t first_row = 0);
+
   // Multi-token prediction (DeepSeek-V3 report §2.2): module k (1-based) predicts token i + k + 1
   // at position i from the previous depth's state at i (depth 0: `hidden`, forward()'s output for
   // `tokens` [B, T]) and the embedding of token i + k, through its decoder layer (causal over the
@@ -163,7 +174,12 @@ class TransformerImpl : public torch::nn::Module {
 
   // Normal(0, config.initializer_range) for matrices and embeddings, ones for norms, zero biases.
   void init_weights(uint64_t seed);
-  KvCache make_cache(int64_t batch, int64_t capacity);
+  KvCache make_cache(int64_t batch, int64_t capacity, bool with_mtp = false);
+  // The multi-token prediction modules' parameters no longer train (requires_grad false): a stage
+  // whose loss does not reach them leaves them as they are instead of decaying them.
+  void freeze_mtp_modules();
+  // The modules this model holds (0 when its files had none).
+  int64_t mtp_modules() const;
 
   // hidden [B, T, H] and each row's last real position [B] -> reward-model scores [B] (fp32).
   torch::Tensor scores(const torch::Tensor& hidden, const torch::Tensor& last);
@@ -181,6 +197,21 @@ class TransformerImpl : public torch::nn::Module {
   // the norm that follows it (one fused pass when no gradient is recorded).
   using AttendFn = std::function<torch::Tensor(DecoderLayerImpl&, int64_t, const torch::Tensor&)>;
   torch::Tensor through_layers(torch::Tensor h, const AttendFn& attend);
+  // Where a forward over a cache writes and what it may read: rows first_row.. of `cache` (view),
+  // each sequence's positions [B, S] from start[b], and the mask [B, 1, S, used] (undefined when
+  // the fused CPU decode kernel needs none).
+  struct CachedStep {
+    KvCache view;
+    torch::Tensor positions, mask;
+    int64_t used;
+  };
+  CachedStep cached_step(const torch::Tensor& tokens, const std::vector<int64_t>& start, KvCache& cache,
+                         int64_t first_row);
+  // Multi-token prediction module `layer`: its decoder layer over eh_proj([enorm(embed(next)) ;
+  // hnorm(h)]), returning the layer's output (before shared_head.norm).
+  torch::Tensor mtp_module(DecoderLayerImpl& layer, const torch::Tensor& h, const torch::Tensor& next,
+                           const torch::Tensor& positions, KvCache* cache, int64_t cache_layer,
+                           const torch::Tensor& mask, int64_t used);
   ModelConfig config_;
   RotaryEmbedding rope_;
 };

@@ -318,6 +318,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     for (auto& p : policy->parameters()) params.push_back(p.detach());
     group->broadcast(params);
   }
+  // GRPO's loss does not reach the multi-token prediction modules: they stay as they are.
+  policy->freeze_mtp_modules();
   torch::optim::AdamW optimizer = make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay);
   ExpertBalance balance(policy, o.balance, group.get());  // mixture-of-experts policies
 

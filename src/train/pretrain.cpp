@@ -205,6 +205,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     m.val_bpb = nats / std::log(2.0) / std::max(bytes, 1.0);
   };
   const double flops_per_token = model->config().training_flops_per_token(o.seq_len);
+  // Without --mtp-weight no loss reaches the multi-token prediction modules: they stay as they are
+  // (an optimizer step on a zero gradient would still decay them).
+  if (o.mtp_weight == 0) model->freeze_mtp_modules();
   torch::optim::AdamW optimizer = make_adamw(model, o.schedule.max_lr, o.beta1, o.beta2, o.eps, o.weight_decay);
   int64_t step = 0;
   if (resuming) {

@@ -10,6 +10,7 @@ one alike; greedy `r1 generate` equal to transformers' `generate`, ids and log-p
 """
 import json
 import os
+import re
 import unittest
 
 import torch
@@ -98,6 +99,11 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
         full = self.r1_outputs(model_dir, ids)
         self.assert_close(full["logits"], want, f"{what} full")
         self.assert_close(self.r1_outputs(model_dir, ids, "cached")["logits"], want, f"{what} latent cache")
+        os.environ["R1_NO_LATENT_CACHE"] = "1"  # per-head keys and values cached instead (the benchmark's reference)
+        try:
+            self.assert_close(self.r1_outputs(model_dir, ids, "cached")["logits"], want, f"{what} per-head cache")
+        finally:
+            del os.environ["R1_NO_LATENT_CACHE"]
         self.assertEqual(sorted(k for k in full if k.endswith(".experts")), sorted(routes), what)
         for layer, experts in routes.items():
             self.assertTrue(torch.equal(full[layer], experts), f"{what} {layer}: the expert sets differ")
@@ -241,6 +247,39 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
         self.assertEqual(tuple(got.shape), (2, 19, BASE["vocab_size"]))
         self.assertLess((got - want).abs().max().item(), TOL)
 
+    def generate(self, model_dir, name, *flags):
+        prompts = os.path.join(self.tmp, "prompts.jsonl")
+        with open(prompts, "w") as f:
+            for p in ("5 plus 6", "17 plus 18 makes", "the cat sat", "300 plus"):
+                f.write(json.dumps({"prompt": p}) + "\n")
+        out = os.path.join(self.tmp, name + ".jsonl")
+        proc = r1("generate", "--model", model_dir, "--prompts", prompts, "--max-new-tokens", 40, "--out", out,
+                  "--threads", 1, *flags)
+        with open(out) as f:
+            return [json.loads(l) for l in f], proc.stderr
+
+    def check_speculative_decoding(self, model_dir):
+        """The trained module's drafts: many accepted, and what comes out is what plain decoding
+        gives, greedy and sampled (same seed: the same draws), with several samples per prompt
+        sharing a prefill and fewer cache rows than sequences."""
+        for flags in (["--temperature", 0], ["--temperature", 1, "--top-p", 0.9, "--seed", 3, "--n", 3,
+                                            "--max-batch", 5]):
+            plain, plain_log = self.generate(model_dir, "plain", *flags)
+            spec, log = self.generate(model_dir, "spec", "--speculative", *flags)
+            for a, b in zip(plain, spec, strict=True):
+                self.assertEqual(a["ids"], b["ids"], flags)
+                self.assertLess(max(abs(x - y) for x, y in zip(a["logprobs"], b["logprobs"])), 1e-5)
+            accepted, drafted = map(int, re.search(r"(\d+) of (\d+) speculative drafts accepted", log).groups())
+            # (measured: 60 of 96 greedy, 112 of 356 sampled at temperature 1)
+            self.assertGreater(accepted, (0.4 if "--seed" not in flags else 0.15) * drafted, log)
+            steps = [int(re.search(r"in (\d+) decode steps", t).group(1)) for t in (plain_log, log)]
+            self.assertLess(steps[1], 0.85 * steps[0], (plain_log, log))
+        llama = os.path.join(self.tmp, "llama")
+        r1("model", "init", "--preset", "tiny", "--out", llama)
+        proc = r1("generate", "--model", llama, "--prompt-ids", "1,2", "--speculative", check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("this model has none", proc.stderr)
+
     def test_pretraining_with_the_mtp_loss(self):
         """--mtp-weight trains the module (its loss falls) and a model without modules refuses it."""
         corpus = os.path.join(self.tmp, "corpus.txt")
@@ -266,6 +305,7 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
         self.assertIn("moe_load_max_over_mean", m[-1])
         # transformers loads the directory (the module's tensors ignored, as for the released model).
         AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
+        self.check_speculative_decoding(out)
         llama = os.path.join(self.tmp, "llama")
         r1("model", "init", "--preset", "tiny", "--out", llama)
         proc = r1("pretrain", "--init", llama, "--out", os.path.join(self.tmp, "x"), "--mtp-weight", 0.3, *common,
