@@ -2,7 +2,8 @@
 //   r1_bench matmul --n 1024             fp32 matmul GFLOP/s: the machine's ceiling, same run
 //   r1_bench bandwidth                   memory read GB/s: batch-1 decoding's ceiling
 //   r1_bench train  --preset bench-s     forward + backward + AdamW step, tokens/s and GFLOP/s
-//   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s (greedy, or --temperature T)
+//   r1_bench decode --preset bench-s --batch 8   KV-cache decoding tokens/s (greedy, or --temperature T;
+//                                        --speculative: MTP drafts, --prompts FILE: real prompts)
 //   r1_bench grpo-pass --preset small    GRPO's training forward + backward over completions of mixed
 //                                        lengths, padding computed (--pad) or skipped (default)
 //   r1_bench attention --preset bench-m --batch 64 --prefix 80   the fused CPU decode attention alone
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -120,14 +122,24 @@ nlohmann::json bench_grpo_pass(const r1::ModelConfig& c, int64_t batch, int64_t 
           {"computed_tokens", pad ? groups * prompt + batch * longest : groups * prompt + real.size(0)}};
 }
 
+// Prompts of the decode measurement: random ids of `length`, or `given` (real prompts, cycled).
+std::vector<int64_t> decode_prompt(const std::vector<std::vector<int64_t>>& given, int64_t b, int64_t vocab,
+                                   int64_t length) {
+  if (!given.empty()) return given[static_cast<size_t>(b) % given.size()];
+  auto ids = torch::randint(vocab, {length}, torch::kInt64);
+  return {ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + length};
+}
+
 nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt, int64_t new_tokens,
-                            int64_t prefill_prompt, double temperature, int repeat) {
+                            int64_t prefill_prompt, double temperature, int repeat, bool speculative,
+                            const std::vector<std::vector<int64_t>>& prompts) {
   const int64_t vocab = model->config().vocab_size;
+  int64_t longest_prompt = prompt;
+  for (const auto& p : prompts) longest_prompt = std::max<int64_t>(longest_prompt, p.size());
   auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens) {
-    auto ids = torch::randint(vocab, {rows, length}, torch::kInt64);
     std::vector<r1::Request> requests(rows);
     for (int64_t b = 0; b < rows; ++b) {
-      requests[b].prompt.assign(ids[b].data_ptr<int64_t>(), ids[b].data_ptr<int64_t>() + length);
+      requests[b].prompt = decode_prompt(length == prompt ? prompts : std::vector<std::vector<int64_t>>{}, b, vocab, length);
       requests[b].params.temperature = temperature;
       requests[b].params.seed = static_cast<uint64_t>(b);
       requests[b].params.max_new_tokens = tokens;
@@ -137,22 +149,32 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   };
   r1::EngineOptions engine_options;
   engine_options.max_batch = batch;
-  engine_options.max_context = std::max(prompt + new_tokens, prefill_prompt + 1);
+  engine_options.max_context = std::max(longest_prompt + new_tokens + 1, prefill_prompt + 1);
+  engine_options.speculative = speculative;
   r1::Engine engine(model, nullptr, engine_options);
   engine.generate(make_requests(batch, prompt, 4));  // warm-up
   auto requests = make_requests(batch, prompt, new_tokens);
+  const int64_t drafted0 = engine.drafted_tokens(), accepted0 = engine.accepted_tokens(), steps0 = engine.steps();
   std::vector<std::vector<r1::Completion>> out;
   auto t0 = Clock::now();
   for (int r = 0; r < repeat; ++r) out = engine.generate(requests);
   const double s = seconds_since(t0) / repeat;
   int64_t produced = 0;
-  for (const auto& g : out) produced += static_cast<int64_t>(g[0].ids.size());
+  double decode_s = 0;  // the decode steps alone (prefill excluded): the longest sequence's
+  for (const auto& g : out) {
+    produced += static_cast<int64_t>(g[0].ids.size());
+    decode_s = std::max(decode_s, g[0].decode_s);
+  }
+  const int64_t drafted = engine.drafted_tokens() - drafted0, accepted = engine.accepted_tokens() - accepted0;
+  const int64_t steps = (engine.steps() - steps0) / repeat;
   // Prefill: `batch` prompts of prefill_prompt tokens, one new token each.
   auto prefill = make_requests(batch, prefill_prompt, 1);
   t0 = Clock::now();
   engine.generate(prefill);
   const double p = seconds_since(t0);
-  return {{"tokens_per_s", produced / s}, {"prefill_tokens_per_s", batch * prefill_prompt / p}};
+  return {{"tokens_per_s", produced / s}, {"decode_tokens_per_s", produced / decode_s}, {"prefill_tokens_per_s", batch * prefill_prompt / p},
+          {"decode_steps", steps}, {"acceptance", drafted > 0 ? double(accepted) / drafted : 0.0},
+          {"kv_cache_bytes_per_token", engine.kv_cache_bytes() / (batch * engine.max_context())}};
 }
 
 // One layer's decode attention for `batch` sequences whose prefixes hold `prefix` positions: the
@@ -230,6 +252,11 @@ int main(int argc, char** argv) {
   double temperature = 0;
   decode->add_option("--temperature", temperature, "0 = greedy; GRPO's rollouts sample at 1")->capture_default_str();
   int repeat = 1;
+  bool speculative = false;
+  decode->add_flag("--speculative", speculative, "MTP self-speculative decoding (DeepSeek-V3 models with the module)");
+  std::string prompts_file;
+  decode->add_option("--prompts", prompts_file, "JSON file: a list of prompts as token-id lists (cycled over the batch)")
+      ->check(CLI::ExistingFile);
   decode->add_option("--repeat", repeat, "time this many generations (mean), for profiles of the steady state")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -256,7 +283,12 @@ int main(int argc, char** argv) {
                               torch::TensorOptions().device(device).dtype(r1::torch_dtype_from_name(dtype)));
       model->init_weights(0);
     }
-    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt, temperature, repeat);
+    std::vector<std::vector<int64_t>> prompts;
+    if (!prompts_file.empty()) {
+      std::ifstream in(prompts_file);
+      prompts = nlohmann::json::parse(in).get<std::vector<std::vector<int64_t>>>();
+    }
+    r = bench_decode(model, batch, prompt, new_tokens, prefill_prompt, temperature, repeat, speculative, prompts);
     r["dtype"] = dtype;
   }
   r["peak_rss_mb"] = peak_rss_mb();

@@ -1,7 +1,9 @@
 """make bench (R1's architecture): training tokens/s of a tiny DeepSeek-V3 model (multi-head latent
 attention + DeepSeekMoE) in r1 against transformers' DeepseekV3ForCausalLM (eager, float32, the
 same threads) on the same configuration and batch, with a dense Llama of the same width beside it
-for scale. Usage: run_moe.py BUILD_DIR"""
+for scale. Then decoding: the latent cache against per-head keys and values (R1_NO_LATENT_CACHE=1)
+on a 185M V3 model, and self-speculative decoding with the MTP module on the demo's V3 shape
+trained here briefly (with --mtp-weight) on the demo's task. Usage: run_moe.py BUILD_DIR"""
 import json
 import os
 import statistics
@@ -32,6 +34,91 @@ V3 = dict(q_lora_rank=64, kv_lora_rank=32, qk_nope_head_dim=32, qk_rope_head_dim
 
 def r1(build, *args):
     return subprocess.run([os.path.join(build, "r1"), *map(str, args)], capture_output=True, text=True, check=True)
+
+
+# A V3 model large enough for decoding to read mostly weights (185M parameters, random weights).
+V3_185M = dict(COMMON, vocab_size=32000, max_position_embeddings=4096, hidden_size=768, intermediate_size=2048, num_hidden_layers=8,
+               num_attention_heads=12, num_key_value_heads=12, q_lora_rank=384, kv_lora_rank=256,
+               qk_nope_head_dim=64, qk_rope_head_dim=32, v_head_dim=64, n_routed_experts=16,
+               num_experts_per_tok=2, moe_intermediate_size=512, n_shared_experts=1, first_k_dense_replace=1,
+               n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=1.0, num_nextn_predict_layers=1,
+               architectures=["DeepseekV3ForCausalLM"], hidden_act="silu")
+
+
+def decode(build, model, batch, threads, *flags, env=None):
+    out = subprocess.run([os.path.join(build, "bench", "r1_bench"), "--threads", str(threads), "decode", "--model",
+                          model, "--batch", str(batch), *map(str, flags)], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def latent_cache_table(build, tmp):
+    cfg = os.path.join(tmp, "v3_185m.json")
+    with open(cfg, "w") as f:
+        json.dump(V3_185M, f)
+    model = os.path.join(tmp, "v3_185m")
+    r1(build, "model", "init", "--config-json", cfg, "--out", model)
+    print(f"\n## Decoding DeepSeek-V3: the latent cache vs per-head keys and values ({THREADS} threads)\n")
+    print("185M parameters (8 layers x 768, 12 heads, latent 256 + rope 32, 16 experts of 512, 2 per token),")
+    print("random weights, greedy, 32 new tokens after prompts of 64 to 2048 tokens; decode steps timed (the")
+    print("prefill excluded). Per-head: R1_NO_LATENT_CACHE=1, the cache transformers keeps.\n")
+    print("| prompt | batch | latent cache tokens/s | per-head cache tokens/s | latent / per-head | "
+          "KV bytes per token, latent | per-head |")
+    print("|---|---|---|---|---|---|---|")
+    for prompt, batch in ((64, 1), (2048, 1), (64, 8), (2048, 8)):
+        flags = ("--prompt", prompt, "--new-tokens", 32, "--prefill-prompt", 16)
+        a = decode(build, model, batch, THREADS, *flags)
+        b = decode(build, model, batch, THREADS, *flags, env={"R1_NO_LATENT_CACHE": "1"})
+        print(f"| {prompt} | {batch} | {a['decode_tokens_per_s']:.1f} | {b['decode_tokens_per_s']:.1f} | "
+              f"{a['decode_tokens_per_s'] / b['decode_tokens_per_s']:.2f}x | {a['kv_cache_bytes_per_token']:,} | "
+              f"{b['kv_cache_bytes_per_token']:,} |", flush=True)
+    return model
+
+
+def speculative_table(build, tmp, big_model):
+    """The demo's V3 shape with one MTP module, pretrained 200 steps on the demo's task (sums)."""
+    task = os.path.join(tmp, "task")
+    r1(build, "data", "arithmetic", "--out", task, "--seed", 1, "--ops", "add", "--corpus-documents", 30000,
+       "--think-fraction", 0.3, "--test-min-carries", 2)
+    tok = os.path.join(tmp, "arith_tok.json")
+    r1(build, "tokenizer", "train", "--input", os.path.join(task, "corpus.jsonl"), "--field", "text",
+       "--vocab-size", 320, "--pattern", "qwen2", "--special", "<|eos|>", "--out", tok)
+    data = os.path.join(tmp, "arith_data")
+    r1(build, "data", "prepare", "--tokenizer", tok, "--input", os.path.join(task, "corpus.jsonl"), "--eos",
+       "<|eos|>", "--out", data)
+    cfg = os.path.join(tmp, "v3_mtp.json")
+    with open(cfg, "w") as f:
+        json.dump({**COMMON, **V3, "vocab_size": 320, "max_position_embeddings": 256, "num_nextn_predict_layers": 1,
+                   "architectures": ["DeepseekV3ForCausalLM"], "hidden_act": "silu"}, f)
+    model = os.path.join(tmp, "v3_mtp")
+    r1(build, "pretrain", "--model-config", cfg, "--tokenizer", tok, "--data", data, "--out", model, "--steps", 200,
+       "--seq-len", 128, "--batch-tokens", 2048, "--micro-batch", 16, "--lr", "3e-3", "--warmup-steps", 20,
+       "--schedule", "cosine", "--mtp-weight", 0.3, "--threads", THREADS)
+    from tokenizers import Tokenizer
+    encode = Tokenizer.from_file(tok).encode
+    with open(os.path.join(task, "test.jsonl")) as f:
+        prompts = [encode(json.loads(line)["prompt"]).ids for line in f][:64]
+    prompts_file = os.path.join(tmp, "prompts.json")
+    with open(prompts_file, "w") as f:
+        json.dump(prompts, f)
+    print("\n## Self-speculative decoding with the MTP module (greedy, 64 new tokens, decode steps timed)\n")
+    print("Each step the module drafts the token after next; the model checks it in the same forward. The")
+    print("output is the same as plain decoding (tests/python/test_deepseek.py). Trained: the demo's V3 shape")
+    print("(2.4M parameters) with one MTP module, pretrained 200 steps with --mtp-weight 0.3 on the demo's")
+    print("sums, prompted with held-out questions. 185M: random weights (its drafts are never right), which")
+    print("gives the cost of a speculative step against a plain one where decoding reads weights.\n")
+    print("| model | batch | threads | plain tokens/s | speculative tokens/s | speed-up | drafts accepted | "
+          "decode steps plain / speculative |")
+    print("|---|---|---|---|---|---|---|---|")
+    runs = [("trained 2.4M", model, b, t, ("--prompts", prompts_file)) for b in (1, 8) for t in (1, 2)]
+    runs += [("random 185M", big_model, 1, THREADS, ())]
+    for name, path, batch, threads, extra in runs:
+        flags = ("--new-tokens", 64, "--repeat", 3) + extra
+        a = decode(build, path, batch, threads, *flags)
+        b = decode(build, path, batch, threads, "--speculative", *flags)
+        print(f"| {name} | {batch} | {threads} | {a['decode_tokens_per_s']:.1f} | {b['decode_tokens_per_s']:.1f} | "
+              f"{b['decode_tokens_per_s'] / a['decode_tokens_per_s']:.2f}x | {100 * b['acceptance']:.0f}% | "
+              f"{a['decode_steps']} / {b['decode_steps']} |", flush=True)
 
 
 def r1_tokens_per_s(build, tmp, name, config, tok, data):
@@ -94,6 +181,8 @@ def main():
         print("|---|---|---|---|")
         for name, ours, theirs in rows:
             print(f"| {name} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.1f}x |")
+        big = latent_cache_table(build, tmp)
+        speculative_table(build, tmp, big)
 
 
 if __name__ == "__main__":

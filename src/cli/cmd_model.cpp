@@ -209,7 +209,8 @@ void add_logits(CLI::App& model) {
                   "output .safetensors file: 'logits', float32 [B, T, V]; in full mode also each MoE layer's chosen "
                   "experts and each multi-token prediction module's logits ('mtp.K', [B, T - K, V])")
       ->required();
-  cmd->add_option("--mode", a->mode, "full (one causal forward) or cached (one token at a time through the KV cache)")
+  cmd->add_option("--mode", a->mode, "full (one causal forward) or cached (through the KV cache: a prefill of the first half, then steps of 1 "
+                  "and 2 tokens)")
       ->check(CLI::IsMember({"full", "cached"}))
       ->capture_default_str();
   a->rt.add_to(cmd);
@@ -227,8 +228,12 @@ void add_logits(CLI::App& model) {
       const int64_t B = ids.size(0), T = ids.size(1);
       KvCache cache = m->make_cache(B, T);
       std::vector<torch::Tensor> steps;
-      for (int64_t t = 0; t < T; ++t)
-        steps.push_back(m->logits(m->forward_cached(ids.narrow(1, t, 1), std::vector<int64_t>(B, t), cache)));
+      // A prefill of the first half, then decoding steps of one and two tokens (speculative
+      // decoding's checks) in turn: each way a cached forward can attend.
+      for (int64_t t = 0, n = std::max<int64_t>(T / 2, 1); t < T; t += n, n = n == 1 ? 2 : 1) {
+        n = std::min(n, T - t);
+        steps.push_back(m->logits(m->forward_cached(ids.narrow(1, t, n), std::vector<int64_t>(B, t), cache)));
+      }
       logits = torch::cat(steps, 1);
     }
     logits = logits.to(torch::kFloat32).cpu().contiguous();

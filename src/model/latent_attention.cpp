@@ -1,6 +1,7 @@
 #include "model/latent_attention.h"
 
 #include <cmath>
+#include <limits>
 
 #include "model/fused_ops.h"
 #include "model/transformer.h"
@@ -20,6 +21,10 @@ double softmax_scale(const ModelConfig& c) {
   }
   return scale;
 }
+
+// Queries per sequence up to which a cached forward attends absorbed (decoding, speculative
+// checks); longer ones (prefills) expand the cached latents.
+constexpr int64_t kLongestAbsorbedQuery = 8;
 
 // The low-rank norms take the RMSNorm constructor's eps, not the config's (as in transformers).
 constexpr double kLatentNormEps = 1e-6;
@@ -110,12 +115,33 @@ torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::
   auto& stored = cache->k[layer];  // [B, 1, capacity, rank + rope]
   stored.permute({0, 2, 1, 3}).index_put_(cache_slots,
                                           torch::cat({p.latent, p.k_rope}, 2).unsqueeze(2).to(stored.scalar_type()));
+  if (T > kLongestAbsorbedQuery) {
+    // A prefill: many queries per sequence make attention compute-bound, where the expanded form
+    // costs less than the absorbed one (nope + v per head against rank + rope twice) and SDPA never
+    // holds the [heads x T, used] scores. The cached latents are expanded as in training.
+    Projected cached;
+    const auto rows = stored.narrow(2, 0, used).squeeze(1).to(p.latent.scalar_type());
+    cached.latent = rows.narrow(2, 0, rank);
+    cached.k_rope = rows.narrow(2, rank, mla_.qk_rope_head_dim);
+    const auto [keys, values] = expand(cached);
+    const auto queries = torch::cat({p.q_nope, p.q_rope}, 3);
+    const auto out = scaled_attention(queries.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), mask, scale_);
+    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
+  }
   const auto w = kv_b_proj->weight.view({heads_, nope + dv, rank});
   const auto w_uk = w.narrow(1, 0, nope), w_uv = w.narrow(1, nope, dv);
   const auto q_latent = torch::einsum("bthd,hdr->bhtr", {p.q_nope, w_uk.to(p.q_nope.scalar_type())});
   const auto queries = torch::cat({q_latent, p.q_rope.transpose(1, 2)}, 3);  // [B, heads, T, rank + rope]
-  const auto keys = stored.narrow(2, 0, used).to(queries.scalar_type());
-  const auto out_latent = scaled_attention(queries, keys, keys.narrow(3, 0, rank), mask, scale_);  // [B, heads, T, rank]
+  // Every head reads the same keys (one latent per token): its T query rows and the other heads' go
+  // in one product per sequence, so the cache is read once per step, never expanded per head. In
+  // fp32 whatever the storage (as scaled_attention's decoding path).
+  const int64_t used_width = rank + mla_.qk_rope_head_dim;
+  const auto keys = stored.narrow(2, 0, used).squeeze(1).to(torch::kFloat32);  // [B, used, rank + rope]
+  auto scores = torch::matmul(queries.reshape({B, heads_ * T, used_width}).to(torch::kFloat32), keys.transpose(1, 2)) * scale_;
+  scores = scores.view({B, heads_, T, used}).masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  const auto out_latent = torch::matmul(torch::softmax(scores.view({B, heads_ * T, used}), -1), keys.narrow(2, 0, rank))
+                              .view({B, heads_, T, rank})
+                              .to(queries.scalar_type());
   const auto out = torch::einsum("bhtr,hvr->bthv", {out_latent, w_uv.to(out_latent.scalar_type())});
   return o_proj(out.reshape({B, T, heads_ * dv}));
 }
