@@ -12,11 +12,14 @@
 # PRECISION (--precision of pretraining and GRPO: auto = fp32 on a CPU; bf16 is faster on CPUs with
 # AMX, with other float rounding, docs/grpo.md). BASE_ONLY=1 stops after the base model (OUT/base,
 # with the task in OUT/task): what bench/run_grpo.py starts GRPO from. ARCH=v3 runs the same recipe on
-# R1's own architecture (DeepSeek-V3's multi-head latent attention and DeepSeekMoE) at the same width.
+# R1's own architecture (DeepSeek-V3's multi-head latent attention, DeepSeekMoE and one multi-token
+# prediction module, trained with the MTP loss and drafting for speculative decoding in the evaluations)
+# at the same width.
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
 SEED=${SEED:-1}
+ARCH=${ARCH:-llama}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 GRPO_STEPS=${GRPO_STEPS:-250}
 GRPO_LR=${GRPO_LR:-5e-5}
@@ -24,7 +27,6 @@ OPS=${OPS:-add}
 THINK_FRACTION=${THINK_FRACTION:-0.3}
 MAX_TOKENS=${MAX_TOKENS:-80}
 PRECISION=${PRECISION:-auto}
-ARCH=${ARCH:-llama}
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
 # NPROC > 1 runs pretraining and GRPO data-parallel (r1 launch): a model this small keeps the cores
 # busier as single-threaded processes than as one multi-threaded process (1.1-1.2x on 2 cores,
@@ -46,16 +48,21 @@ echo "== 2. tokenizer and base model"
   --special '<|eos|>' --out "$OUT/tokenizer.json"
 "$R1" data prepare --tokenizer "$OUT/tokenizer.json" --input "$OUT/task/corpus.jsonl" --eos '<|eos|>' --out "$OUT/data"
 EOS_ID=$("$R1" tokenizer info --tokenizer "$OUT/tokenizer.json" | sed -n 's/^special: *\([0-9]*\) <|eos|>.*/\1/p')
+arch_pretrain=()
+arch_eval=()
 if [ "$ARCH" = v3 ]; then
+arch_pretrain=(--mtp-weight 0.3)
+arch_eval=(--speculative)
 # Latent attention (q LoRA 64, latent 32, heads of 32 + 16 rope dims), a dense first layer, then 8
-# routed experts in 4 groups (2 per token from the best 2 groups) and one shared expert.
+# routed experts in 4 groups (2 per token from the best 2 groups) and one shared expert; one MTP module
+# (weight 0.3 in pretraining, DeepSeek-V3's value; the evaluations decode with its drafts).
 cat > "$OUT/config.json" <<JSON
 {"architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 320, "hidden_size": 128, "intermediate_size": 384,
  "num_hidden_layers": 4, "num_attention_heads": 4, "max_position_embeddings": 256,
  "q_lora_rank": 64, "kv_lora_rank": 32, "qk_nope_head_dim": 32, "qk_rope_head_dim": 16, "v_head_dim": 32,
  "n_routed_experts": 8, "n_shared_experts": 1, "num_experts_per_tok": 2, "moe_intermediate_size": 96,
  "first_k_dense_replace": 1, "n_group": 4, "topk_group": 2, "norm_topk_prob": true, "routed_scaling_factor": 1.0,
- "num_nextn_predict_layers": 0, "rms_norm_eps": 1e-6, "initializer_range": 0.02, "tie_word_embeddings": true,
+ "num_nextn_predict_layers": 1, "rms_norm_eps": 1e-6, "initializer_range": 0.02, "tie_word_embeddings": true,
  "hidden_act": "silu", "eos_token_id": $EOS_ID}
 JSON
 elif [ "$ARCH" = llama ]; then
@@ -71,10 +78,10 @@ else
 fi
 train pretrain --model-config "$OUT/config.json" --tokenizer "$OUT/tokenizer.json" --data "$OUT/data" \
   --out "$OUT/base" --steps "$PRETRAIN_STEPS" --seq-len 128 --batch-tokens 6144 --micro-batch $(( 48 / NPROC )) --lr 3e-3 \
-  --warmup-steps 50 --schedule cosine --seed "$SEED" --precision "$PRECISION"
+  --warmup-steps 50 --schedule cosine --seed "$SEED" --precision "$PRECISION" "${arch_pretrain[@]}"
 if [ "${BASE_ONLY:-0}" = 1 ]; then echo "base model in $OUT/base ($(( $(date +%s) - start )) s)"; exit 0; fi
 eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 --max-new-tokens "$MAX_TOKENS"
-           --reward accuracy_math:1,format_think:0)
+           --reward accuracy_math:1,format_think:0 "${arch_eval[@]}")
 # Both GRPO runs: 16 prompts x 8 completions per step, temperature 1, no KL; only the reward differs.
 grpo_args=(--init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-template plain --steps "$GRPO_STEPS"
            --prompts-per-step 16 --group-size 8 --micro-batch 32 --lr "$GRPO_LR" --temperature 1

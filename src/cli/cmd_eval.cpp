@@ -237,6 +237,9 @@ void run_task_eval(EvalArgs& a) {
     for (const auto& [name, r] : sc.components) component_sums[name] += r.score;
   for (const auto& [name, sum] : component_sums) summary["reward_" + name] = sum / all;
   if (task.kind == "math") summary["maj@" + std::to_string(a.n)] = maj / problems;
+  summary["decode_steps"] = m.engine->steps();
+  if (m.engine->drafted_tokens() > 0)  // --speculative
+    summary["speculative_acceptance"] = double(m.engine->accepted_tokens()) / double(m.engine->drafted_tokens());
   const std::string text = summary.dump(2);
   std::printf("%s\n", text.c_str());
   if (!a.out_dir.empty()) write_text_file(a.out_dir + "/summary.json", text + "\n");

@@ -50,6 +50,7 @@ Transformer load_reward_model(const std::string& dir, torch::Device device, uint
   ModelConfig config = ModelConfig::load((std::filesystem::path(dir) / "config.json").string());
   if (config.sequence_classification) return load_model_dir(dir, {device, torch::kFloat32});
   config.sequence_classification = true;
+  config.mtp_layers = 0;  // a reward model predicts no tokens: a base's MTP modules are left behind
   Transformer model(config, torch::TensorOptions().device(device).dtype(torch::kFloat32));
   model->init_weights(head_seed);
   load_weights(model, dir, /*may_be_missing=*/{"score.weight"}, /*ignore=*/{"lm_head.weight"});

@@ -40,6 +40,12 @@ Transformer with_rope_scaling(Transformer base, const std::string& spec, torch::
   c.rope_scaling.factor = factor;
   if (c.rope_scaling.type == "yarn" || c.rope_scaling.type == "llama3")
     c.rope_scaling.original_max_position_embeddings = c.max_position_embeddings;
+  if (c.rope_scaling.type == "yarn" && c.is_deepseek()) {
+    // DeepSeek-V2/V3's own YaRN (V3 report §4.3): the attention temperature sqrt(t) = 0.1 ln(s) + 1
+    // goes into the softmax scale (mscale_all_dim, squared there), the rotary frequencies unscaled.
+    c.rope_scaling.mscale = 1.0;
+    c.rope_scaling.mscale_all_dim = 1.0;
+  }
   if (c.rope_scaling.type != "dynamic") c.max_position_embeddings = static_cast<int64_t>(c.max_position_embeddings * factor);
   try {
     c.validate();

@@ -11,13 +11,15 @@ one alike; greedy `r1 generate` equal to transformers' `generate`, ids and log-p
 import json
 import os
 import re
+import signal
+import subprocess
 import unittest
 
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, DeepseekV2Config, DeepseekV3Config
 
-from r1test import TempDirCase, assert_greedy_matches_transformers, r1, write_json
+from r1test import R1, TempDirCase, assert_greedy_matches_transformers, r1, wait_for_checkpoint, write_json
 
 TOL = 1e-4
 BASE = dict(vocab_size=211, hidden_size=64, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
@@ -368,3 +370,129 @@ class DeepseekConfigs(TempDirCase, unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeepseekStages(TempDirCase, unittest.TestCase):
+    """The recipe's other stages on a tiny V3 model with an MTP module: a reward model whose scores
+    transformers' DeepseekV3ForSequenceClassification reproduces, SFT (the MTP module untouched), a
+    killed pretraining run resumed to the same weights and routing biases, and YaRN long-context
+    extension with DeepSeek-V3's own YaRN settings, equal to transformers past the original context."""
+
+    def setUp(self):
+        super().setUp()
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        with open(corpus, "w") as f:
+            for i in range(300):
+                f.write(f"question {i}: what is {i % 7} plus {i % 5}? answer: {i % 7 + i % 5}.\n")
+        self.tok = os.path.join(self.tmp, "tokenizer.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", 300, "--special", "<|eos|>", "--out", self.tok)
+        self.data = os.path.join(self.tmp, "data")
+        r1("data", "prepare", "--tokenizer", self.tok, "--input", corpus, "--eos", "<|eos|>", "--out", self.data)
+        cls, overrides = CASES["v3_groups"]
+        cfg = {**cls(**{**BASE, **overrides, "vocab_size": 300, "num_nextn_predict_layers": 1}).to_dict(),
+               "architectures": ["DeepseekV3ForCausalLM"], "initializer_range": 0.05}
+        self.cfg = os.path.join(self.tmp, "cfg.json")
+        write_json(self.cfg, cfg)
+        self.base = os.path.join(self.tmp, "base")
+        r1("model", "init", "--config-json", self.cfg, "--out", self.base, "--seed", 2)
+        import shutil
+        shutil.copy(self.tok, os.path.join(self.base, "tokenizer.json"))
+
+    def pretrain_args(self, out, steps, *extra):
+        return [R1, "pretrain", "--init", self.base, "--tokenizer", self.tok, "--data", self.data, "--out", out,
+                "--steps", str(steps), "--seq-len", "32", "--batch-tokens", "256", "--micro-batch", "4", "--lr",
+                "3e-3", "--seed", "5", "--threads", "1", "--mtp-weight", "0.3", *extra]
+
+    def test_kill_and_resume_give_identical_weights(self):
+        straight = os.path.join(self.tmp, "straight")
+        subprocess.run(self.pretrain_args(straight, 8), check=True, capture_output=True)
+        killed = os.path.join(self.tmp, "killed")
+        proc = subprocess.Popen(self.pretrain_args(killed, 8, "--save-every", "1"), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        state = os.path.join(killed, "trainer_state", "state.json")
+        wait_for_checkpoint(state, 3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        stopped_at = json.load(open(state))["step"]
+        self.assertLess(stopped_at, 8, "the run finished before it could be killed")
+        subprocess.run(self.pretrain_args(killed, 8, "--resume"), check=True, capture_output=True)
+        a = load_file(os.path.join(straight, "model.safetensors"))
+        b = load_file(os.path.join(killed, "model.safetensors"))
+        self.assertEqual(a.keys(), b.keys())
+        moved = [k for k in a if k.endswith("e_score_correction_bias") and a[k].abs().max() > 0]
+        self.assertTrue(moved, "the routing biases should have moved")
+        for k in a:
+            self.assertTrue(torch.equal(a[k], b[k]), f"{k} differs after kill at step {stopped_at} + resume")
+
+    def test_sft_leaves_the_mtp_module_alone(self):
+        chats = os.path.join(self.tmp, "chats.jsonl")
+        with open(chats, "w") as f:
+            for i in range(100):
+                f.write(json.dumps({"messages": [{"role": "user", "content": f"what is {i % 7} plus {i % 5}?"},
+                                                 {"role": "assistant", "content": f"{i % 7 + i % 5}."}]}) + "\n")
+        out = os.path.join(self.tmp, "sft")
+        r1("sft", "--init", self.base, "--tokenizer", self.tok, "--data", chats, "--chat-template", "plain", "--out", out, "--steps", 15,
+           "--seq-len", 32, "--batch-tokens", 256, "--micro-batch", 8, "--lr", "3e-3", "--threads", 1)
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            m = [json.loads(l) for l in f]
+        self.assertLess(m[-1]["loss"], 0.7 * m[0]["loss"])
+        before = load_file(os.path.join(self.base, "model.safetensors"))
+        after = load_file(os.path.join(out, "model.safetensors"))
+        L = BASE["num_hidden_layers"]
+        mtp = [k for k in before if k.startswith(f"model.layers.{L}.") and "embed_tokens" not in k and "head.head" not in k]
+        self.assertTrue(mtp)
+        for k in mtp:
+            self.assertTrue(torch.equal(before[k], after[k]), k)
+        self.assertFalse(torch.equal(before["model.layers.0.self_attn.kv_b_proj.weight"],
+                                     after["model.layers.0.self_attn.kv_b_proj.weight"]))
+
+    def test_reward_model_matches_transformers(self):
+        rows = os.path.join(self.tmp, "pairs.jsonl")
+        with open(rows, "w") as f:
+            for i in range(64):
+                a, b = i % 5, i % 3
+                f.write(json.dumps({"prompt": f"question: what is {a} plus {b}? ", "chosen": f"answer: {a + b}.",
+                                    "rejected": f"answer: {(a + b + 1) % 10}."}) + "\n")
+        out = os.path.join(self.tmp, "rm")
+        r1("rm", "train", "--init", self.base, "--data", rows, "--out", out, "--epochs", 1, "--batch-size", 16,
+           "--lr", "3e-3", "--threads", 1, "--seed", 1)
+        with open(os.path.join(out, "config.json")) as f:
+            self.assertEqual(json.load(f)["architectures"], ["DeepseekV3ForSequenceClassification"])
+        scored = os.path.join(self.tmp, "scored.jsonl")
+        r1("rm", "score", "--model", out, "--input", rows, "--out", scored, "--threads", 1)
+        with open(scored) as f:
+            ours = [json.loads(l) for l in f][:8]
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForSequenceClassification
+        model = AutoModelForSequenceClassification.from_pretrained(out, dtype=torch.float32).eval()
+        tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        with torch.no_grad():
+            for row in ours:
+                for key in ("chosen", "rejected"):
+                    ids = torch.tensor([tok.encode(row["prompt"] + row[key]).ids])
+                    self.assertAlmostEqual(model(input_ids=ids).logits[0, 0].item(), row[key + "_score"], delta=1e-4)
+
+    def test_yarn_extension_matches_transformers_past_the_original_context(self):
+        longer = os.path.join(self.tmp, "long")
+        args = self.pretrain_args(longer, 2, "--rope-scaling", "yarn:4")
+        args[args.index("--seq-len") + 1] = "128"
+        args[args.index("--batch-tokens") + 1] = "512"
+        subprocess.run(args, check=True, capture_output=True)
+        with open(os.path.join(longer, "config.json")) as f:
+            cfg = json.load(f)
+        rope = cfg.get("rope_scaling") or cfg["rope_parameters"]
+        self.assertEqual((rope["rope_type"] if "rope_type" in rope else rope["type"], rope["factor"]), ("yarn", 4.0))
+        self.assertEqual((rope["mscale"], rope["mscale_all_dim"], rope["original_max_position_embeddings"]),
+                         (1.0, 1.0, BASE["max_position_embeddings"]))
+        self.assertEqual(cfg["max_position_embeddings"], 4 * BASE["max_position_embeddings"])
+        ids = random_ids(2, 200, seed=3)  # past the original 64 positions
+        for row in ids:
+            row[:] = [t % 300 for t in row]
+        ids_path = os.path.join(self.tmp, "ids.json")
+        write_json(ids_path, ids)
+        out = os.path.join(self.tmp, "logits.safetensors")
+        r1("model", "logits", "--model", longer, "--input", ids_path, "--out", out, "--threads", 1)
+        model = AutoModelForCausalLM.from_pretrained(longer, dtype=torch.float32, local_files_only=True).eval()
+        with torch.no_grad():
+            want = model(torch.tensor(ids)).logits.float()
+        self.assertLess((load_file(out)["logits"] - want).abs().max().item(), TOL)
