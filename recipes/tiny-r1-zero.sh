@@ -14,12 +14,14 @@
 # with the task in OUT/task): what bench/run_grpo.py starts GRPO from. ARCH=v3 runs the same recipe on
 # R1's own architecture (DeepSeek-V3's multi-head latent attention, DeepSeekMoE and one multi-token
 # prediction module, trained with the MTP loss and drafting for speculative decoding in the evaluations)
-# at the same width.
+# at the same width. FORMAT_RUN=0 skips the second GRPO run (accuracy + format reward); ARCH=v3's
+# default, as its steps cost ~1.6x the dense model's and the bar is the accuracy-only run's.
 set -euo pipefail
 R1=${R1:-build/r1}
 OUT=${OUT:-runs/tiny-r1-zero}
 SEED=${SEED:-1}
 ARCH=${ARCH:-llama}
+FORMAT_RUN=${FORMAT_RUN:-$([ "$ARCH" = v3 ] && echo 0 || echo 1)}
 PRETRAIN_STEPS=${PRETRAIN_STEPS:-1000}
 GRPO_STEPS=${GRPO_STEPS:-250}
 GRPO_LR=${GRPO_LR:-5e-5}
@@ -51,11 +53,12 @@ EOS_ID=$("$R1" tokenizer info --tokenizer "$OUT/tokenizer.json" | sed -n 's/^spe
 arch_pretrain=()
 arch_eval=()
 if [ "$ARCH" = v3 ]; then
-arch_pretrain=(--mtp-weight 0.3)
+arch_pretrain=(--mtp-weight "${MTP_WEIGHT:-0.1}")
 arch_eval=(--speculative)
 # Latent attention (q LoRA 64, latent 32, heads of 32 + 16 rope dims), a dense first layer, then 8
 # routed experts in 4 groups (2 per token from the best 2 groups) and one shared expert; one MTP module
-# (weight 0.3 in pretraining, DeepSeek-V3's value; the evaluations decode with its drafts).
+# (MTP_WEIGHT, default 0.1: DeepSeek-V3's later value; at its first, 0.3, the base already answers
+# 55-67% of the held-out sums bare, docs/grpo.md; the evaluations decode with its drafts).
 cat > "$OUT/config.json" <<JSON
 {"architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 320, "hidden_size": 128, "intermediate_size": 384,
  "num_hidden_layers": 4, "num_attention_heads": 4, "max_position_embeddings": 256,
@@ -92,14 +95,18 @@ echo "== 4. GRPO with the accuracy reward alone"
 train grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0 --out "$OUT/grpo"
 echo "== 5. the trained model on the held-out problems"
 "$R1" eval --model "$OUT/grpo" "${eval_args[@]}" --out-dir "$OUT/eval-after" | tee "$OUT/eval-after.json"
+if [ "$FORMAT_RUN" = 1 ]; then
 echo "== 6. the same GRPO with a format reward for the think block too (accuracy + 0.5 x format)"
 train grpo "${grpo_args[@]}" --reward accuracy_math:1,format_think:0.5 --out "$OUT/grpo-format"
 "$R1" eval --model "$OUT/grpo-format" "${eval_args[@]}" --out-dir "$OUT/eval-format" | tee "$OUT/eval-format.json"
 "$R1" report "$OUT/grpo-format" --out "$OUT/report-format.html"
+else
+echo '{}' > "$OUT/eval-format.json"  # not run: its summary fields are null
+fi
 
 "$R1" report "$OUT/grpo" --out "$OUT/report.html"
 
-field() { sed -n "s/^ *\"$1\": \([-0-9.e]*\),*$/\1/p" "$2" | head -n 1; }
+field() { value=$(sed -n "s/^ *\"$1\": \([-0-9.e]*\),*$/\1/p" "$2" | head -n 1); echo "${value:-null}"; }
 seconds=$(( $(date +%s) - start ))
 cat > "$OUT/summary.json" <<JSON
 {
@@ -115,6 +122,8 @@ cat > "$OUT/summary.json" <<JSON
   "think_rate_after_with_format_reward": $(field think_rate "$OUT/eval-format.json"),
   "format_rate_after_with_format_reward": $(field reward_format_think "$OUT/eval-format.json"),
   "length_after_with_format_reward": $(field mean_response_tokens "$OUT/eval-format.json"),
+  "speculative_acceptance_before": $(field speculative_acceptance "$OUT/eval-before.json"),
+  "speculative_acceptance_after": $(field speculative_acceptance "$OUT/eval-after.json"),
   "pretrain_steps": $PRETRAIN_STEPS, "grpo_steps": $GRPO_STEPS, "seed": $SEED, "arch": "$ARCH",
   "seconds": $seconds
 }
@@ -125,8 +134,11 @@ echo "   accuracy        $(field 'pass@1' "$OUT/eval-before.json") -> $(field 'p
 echo "   thinking rate   $(field think_rate "$OUT/eval-before.json") -> $(field think_rate "$OUT/eval-after.json") | $(field think_rate "$OUT/eval-format.json")   (a closed <think> block)"
 echo "   R1-Zero format  $(field reward_format_think "$OUT/eval-before.json") -> $(field reward_format_think "$OUT/eval-after.json") | $(field reward_format_think "$OUT/eval-format.json")   (one think block first, then <answer>)"
 echo "   response tokens $(field mean_response_tokens "$OUT/eval-before.json") -> $(field mean_response_tokens "$OUT/eval-after.json") | $(field mean_response_tokens "$OUT/eval-format.json")"
+if [ "$ARCH" = v3 ]; then
+  echo "   MTP drafts accepted in speculative decoding: $(field speculative_acceptance "$OUT/eval-before.json") -> $(field speculative_acceptance "$OUT/eval-after.json")"
+fi
 echo "   total ${seconds} s; numbers in $OUT/summary.json, curves and samples in $OUT/report.html (accuracy only)"
-echo "   and $OUT/report-format.html (accuracy + format)"
+if [ "$FORMAT_RUN" = 1 ]; then echo "   and $OUT/report-format.html (accuracy + format)"; fi
 echo "chat with it: $R1 chat --model $OUT/grpo --chat-template plain --temperature 0   (then type: Q: 487+365=? A:)"
 echo "ask it once:  $R1 generate --model $OUT/grpo --prompt 'Q: 487+365=? A:' --temperature 0"
 echo "serve it:     $R1 serve --model $OUT/grpo --chat-template plain --run $OUT/grpo"

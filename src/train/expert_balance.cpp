@@ -51,6 +51,9 @@ nlohmann::json ExpertBalance::after_step() {
     loads = shared.cpu();
   }
   loads = loads.view({static_cast<int64_t>(layers_.size()), E});
+  // A step that routed no token (GRPO when every group's rewards tie: nothing to train) has no
+  // load to balance or report.
+  if (loads.sum().item<double>() == 0) return nlohmann::json::object();
   const auto mean = loads.mean(1, true);
   if (bias_speed_ > 0) {
     torch::NoGradGuard no_grad;

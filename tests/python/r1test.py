@@ -111,6 +111,19 @@ def assert_same_update(test, a, b, start, what=""):
         test.assertLess(float(np.linalg.norm((a[k] - b[k]).ravel())), 2e-3 * update + 1e-7, f"{what} {k}")
 
 
+def kill_at_checkpoint(args, out, step):
+    """Starts the training run `args` (which saves every step into `out`), kills it with SIGKILL once
+    its checkpoint reaches `step`, and returns the step its last checkpoint holds."""
+    import signal
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = os.path.join(out, "trainer_state", "state.json")
+    wait_for_checkpoint(state, step)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(state) as f:
+        return json.load(f)["step"]
+
+
 def wait_for_checkpoint(state_path, step, timeout=120):
     """Waits until a run's trainer_state/state.json reports at least `step` (a run to kill mid-way)."""
     import time

@@ -3,14 +3,13 @@ there, a run killed and resumed ends with exactly the weights of an uninterrupte
 path works with a reference, and invalid option combinations are clear errors up front."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import assert_same_update, wait_for_checkpoint, R1, TempDirCase, r1, tiny_policy
+from r1test import assert_same_update, kill_at_checkpoint, R1, TempDirCase, r1, tiny_policy
 
 
 class Grpo(TempDirCase, unittest.TestCase):
@@ -82,12 +81,7 @@ class Grpo(TempDirCase, unittest.TestCase):
         straight = os.path.join(self.tmp, "straight")
         subprocess.run(self.args(straight, 6), check=True, capture_output=True)
         killed = os.path.join(self.tmp, "killed")
-        proc = subprocess.Popen(self.args(killed, 6, "--save-every", "1"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        state = os.path.join(killed, "trainer_state", "state.json")
-        wait_for_checkpoint(state, 2)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_at_checkpoint(self.args(killed, 6, "--save-every", "1"), killed, 2)
         subprocess.run(self.args(killed, 6, "--resume"), check=True, capture_output=True)
         a = load_file(os.path.join(straight, "model.safetensors"))
         b = load_file(os.path.join(killed, "model.safetensors"))

@@ -9,7 +9,7 @@ import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import wait_for_checkpoint, R1, TempDirCase, r1
+from r1test import kill_at_checkpoint, R1, TempDirCase, r1
 
 COMMON = ["--preset", "tiny", "--seq-len", "32", "--batch-tokens", "256", "--micro-batch", "4", "--lr", "3e-3",
           "--warmup-steps", "2", "--schedule", "cosine", "--seed", "5", "--threads", "1"]
@@ -82,13 +82,7 @@ class Pretrain(TempDirCase, unittest.TestCase):
         straight = os.path.join(self.tmp, "straight")
         subprocess.run(self.run_args(straight, 8), check=True, capture_output=True)
         killed = os.path.join(self.tmp, "killed")
-        proc = subprocess.Popen(self.run_args(killed, 8, "--save-every", "1"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        state = os.path.join(killed, "trainer_state", "state.json")
-        wait_for_checkpoint(state, 3)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        stopped_at = json.load(open(state))["step"]
+        stopped_at = kill_at_checkpoint(self.run_args(killed, 8, "--save-every", "1"), killed, 3)
         self.assertLess(stopped_at, 8, "the run finished before it could be killed")
         subprocess.run(self.run_args(killed, 8, "--resume"), check=True, capture_output=True)
         a, b = self.weights(straight), self.weights(killed)
