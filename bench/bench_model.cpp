@@ -136,10 +136,13 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   const int64_t vocab = model->config().vocab_size;
   int64_t longest_prompt = prompt;
   for (const auto& p : prompts) longest_prompt = std::max<int64_t>(longest_prompt, p.size());
-  auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens) {
+  // The decode measurement's prompts are `prompts` when given; the prefill's are always random.
+  const std::vector<std::vector<int64_t>> random_prompts;
+  auto make_requests = [&](int64_t rows, int64_t length, int64_t tokens,
+                           const std::vector<std::vector<int64_t>>& given) {
     std::vector<r1::Request> requests(rows);
     for (int64_t b = 0; b < rows; ++b) {
-      requests[b].prompt = decode_prompt(length == prompt ? prompts : std::vector<std::vector<int64_t>>{}, b, vocab, length);
+      requests[b].prompt = decode_prompt(given, b, vocab, length);
       requests[b].params.temperature = temperature;
       requests[b].params.seed = static_cast<uint64_t>(b);
       requests[b].params.max_new_tokens = tokens;
@@ -152,8 +155,8 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   engine_options.max_context = std::max(longest_prompt + new_tokens + 1, prefill_prompt + 1);
   engine_options.speculative = speculative;
   r1::Engine engine(model, nullptr, engine_options);
-  engine.generate(make_requests(batch, prompt, 4));  // warm-up
-  auto requests = make_requests(batch, prompt, new_tokens);
+  engine.generate(make_requests(batch, prompt, 4, prompts));  // warm-up
+  auto requests = make_requests(batch, prompt, new_tokens, prompts);
   const int64_t drafted0 = engine.drafted_tokens(), accepted0 = engine.accepted_tokens(), steps0 = engine.steps();
   std::vector<std::vector<r1::Completion>> out;
   auto t0 = Clock::now();
@@ -168,7 +171,7 @@ nlohmann::json bench_decode(r1::Transformer model, int64_t batch, int64_t prompt
   const int64_t drafted = engine.drafted_tokens() - drafted0, accepted = engine.accepted_tokens() - accepted0;
   const int64_t steps = (engine.steps() - steps0) / repeat;
   // Prefill: `batch` prompts of prefill_prompt tokens, one new token each.
-  auto prefill = make_requests(batch, prefill_prompt, 1);
+  auto prefill = make_requests(batch, prefill_prompt, 1, random_prompts);
   t0 = Clock::now();
   engine.generate(prefill);
   const double p = seconds_since(t0);

@@ -319,7 +319,8 @@ void Engine::admit() {
   active_count_ = active_.size();
   std::vector<Sequence*> rows;
   for (size_t r = first; r < active_.size(); ++r) rows.push_back(active_[r].get());
-  sample_rows(logits.index_select(0, torch::tensor(logits_row, torch::kInt64)), rows);
+  const auto prompt_of_row = torch::tensor(logits_row, torch::kInt64);
+  sample_rows(logits.index_select(0, prompt_of_row), rows);
   if (!options_.speculative) return;
   // Each new row's first draft: the MTP module at its prompt's last position, after the token it drew.
   std::vector<int64_t> start, next;
@@ -328,7 +329,7 @@ void Engine::admit() {
     next.push_back(s->out.ids.back());
   }
   const auto R = static_cast<int64_t>(rows.size());
-  draft(last_hidden.index_select(0, torch::tensor(logits_row, torch::kInt64).to(device)).unsqueeze(1),
+  draft(last_hidden.index_select(0, prompt_of_row.to(device)).unsqueeze(1),
         torch::tensor(next, torch::kInt64).view({R, 1}).to(device), start, first, std::vector<int64_t>(R, 0));
 }
 

@@ -87,6 +87,14 @@ std::pair<torch::Tensor, torch::Tensor> LatentAttentionImpl::expand(const Projec
   return {keys, kv.narrow(3, nope, mla_.v_head_dim)};
 }
 
+torch::Tensor LatentAttentionImpl::attend_per_head(const Projected& p, const torch::Tensor& keys,
+                                                   const torch::Tensor& values, const torch::Tensor& mask) {
+  const int64_t B = p.q_nope.size(0), T = p.q_nope.size(1);
+  const auto queries = torch::cat({p.q_nope, p.q_rope}, 3).transpose(1, 2);
+  const auto out = scaled_attention(queries, keys, values, mask, scale_);
+  return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * mla_.v_head_dim}));
+}
+
 torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                                            KvCache* cache, int64_t layer,
                                            const std::vector<at::indexing::TensorIndex>& cache_slots,
@@ -96,9 +104,7 @@ torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::
   const Projected p = project(x, cos, sin);
   if (cache == nullptr) {
     const auto [keys, values] = expand(p);
-    const auto queries = torch::cat({p.q_nope, p.q_rope}, 3);
-    const auto out = scaled_attention(queries.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), mask, scale_);
-    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
+    return attend_per_head(p, keys.transpose(1, 2), values.transpose(1, 2), mask);
   }
   if (layer < static_cast<int64_t>(cache->v.size())) {  // a per-head cache (R1_NO_LATENT_CACHE)
     const auto [keys, values] = expand(p);
@@ -106,10 +112,8 @@ torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::
     auto& v_cache = cache->v[layer];
     k_cache.permute({0, 2, 1, 3}).index_put_(cache_slots, keys.to(k_cache.scalar_type()));
     v_cache.permute({0, 2, 1, 3}).index_put_(cache_slots, values.to(v_cache.scalar_type()));
-    const auto queries = torch::cat({p.q_nope, p.q_rope}, 3).transpose(1, 2);
-    const auto out = scaled_attention(queries, k_cache.narrow(2, 0, used).to(queries.scalar_type()),
-                                      v_cache.narrow(2, 0, used).to(queries.scalar_type()), mask, scale_);
-    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
+    return attend_per_head(p, k_cache.narrow(2, 0, used).to(p.q_nope.scalar_type()),
+                           v_cache.narrow(2, 0, used).to(p.q_nope.scalar_type()), mask);
   }
   // Absorbed: the cache row of a token is [c ; k_rope]; the values are its first `rank` columns.
   auto& stored = cache->k[layer];  // [B, 1, capacity, rank + rope]
@@ -124,9 +128,7 @@ torch::Tensor LatentAttentionImpl::forward(const torch::Tensor& x, const torch::
     cached.latent = rows.narrow(2, 0, rank);
     cached.k_rope = rows.narrow(2, rank, mla_.qk_rope_head_dim);
     const auto [keys, values] = expand(cached);
-    const auto queries = torch::cat({p.q_nope, p.q_rope}, 3);
-    const auto out = scaled_attention(queries.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), mask, scale_);
-    return o_proj(out.transpose(1, 2).reshape({B, T, heads_ * dv}));
+    return attend_per_head(p, keys.transpose(1, 2), values.transpose(1, 2), mask);
   }
   const auto w = kv_b_proj->weight.view({heads_, nope + dv, rank});
   const auto w_uk = w.narrow(1, 0, nope), w_uv = w.narrow(1, nope, dv);

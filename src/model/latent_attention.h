@@ -56,6 +56,10 @@ class LatentAttentionImpl : public torch::nn::Module {
   Projected project(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
   // Per-head keys [B, T, heads, nope + rope] and values [B, T, heads, v] of the full computation.
   std::pair<torch::Tensor, torch::Tensor> expand(const Projected& p);
+  // The full form's attention and output projection: keys [B, heads, S, nope + rope] and values
+  // [B, heads, S, v] per head; returns [B, T, H].
+  torch::Tensor attend_per_head(const Projected& p, const torch::Tensor& keys, const torch::Tensor& values,
+                                const torch::Tensor& mask);
   torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos_t, const torch::Tensor& sin_t) const;
 
   LatentAttentionConfig mla_;

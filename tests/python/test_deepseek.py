@@ -118,12 +118,18 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
         for layer, experts in routes.items() if DTYPE == "float32" else ():
             self.assertTrue(torch.equal(full[layer], experts), f"{what} {layer}: the expert sets differ")
 
+    def saved_hf_model(self, name, seed):
+        """CASES[name] as a transformers model, and the directory it saved itself to."""
+        cls, overrides = CASES[name]
+        model = hf_model(cls, overrides, seed=seed)
+        model_dir = os.path.join(self.tmp, name)
+        model.save_pretrained(model_dir)
+        return model, model_dir
+
     def test_transformers_checkpoints_load_in_r1(self):
-        for name, (cls, overrides) in CASES.items():
+        for name in CASES:
             with self.subTest(name):
-                model = hf_model(cls, overrides, seed=len(name))
-                model_dir = os.path.join(self.tmp, name)
-                model.save_pretrained(model_dir)
+                model, model_dir = self.saved_hf_model(name, seed=len(name))
                 self.check_against(model, model_dir, name)
 
     def test_r1_checkpoints_load_in_transformers(self):
@@ -154,20 +160,14 @@ class DeepseekCrossCheck(TempDirCase, unittest.TestCase):
         cache) against transformers' generate: the same ids and log-probs."""
         for name in ("v3_groups", "v2_group_limited_yarn"):
             with self.subTest(name):
-                cls, overrides = CASES[name]
-                model = hf_model(cls, overrides, seed=9)
-                model_dir = os.path.join(self.tmp, name)
-                model.save_pretrained(model_dir)
+                model, model_dir = self.saved_hf_model(name, seed=9)
                 prompts = [[1, 5, 9, 33], [1, 7], [1, 100, 101, 102, 103, 104, 20]]
                 assert_greedy_matches_transformers(self, model_dir, model, prompts, eos=2, what=name)
 
     def test_gradients_of_one_training_step(self):
         for name in ("v3_groups", "v2_group_limited_yarn"):
             with self.subTest(name):
-                cls, overrides = CASES[name]
-                model = hf_model(cls, overrides, seed=5)
-                model_dir = os.path.join(self.tmp, name)
-                model.save_pretrained(model_dir)
+                model, model_dir = self.saved_hf_model(name, seed=5)
                 ids = random_ids(2, 24, seed=3)
                 ids_path = os.path.join(self.tmp, "ids.json")
                 write_json(ids_path, ids)
