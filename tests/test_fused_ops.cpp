@@ -69,6 +69,16 @@ TEST(FusedOps, SwigluEqualsSiluTimesUpAndItsGradients) {
   EXPECT_FALSE(std::isnan(nan[1].item<float>()));
 }
 
+TEST(FusedOps, SwigluHalvesEqualsSiluOfTheFirstHalfTimesTheSecond) {
+  torch::manual_seed(4);
+  for (int64_t I : {1, 7, 96, 131}) {
+    auto x = torch::randn({5, 2 * I}) * 4, g = torch::randn({5, I});
+    auto fused = run([](auto& in) { return fused::swiglu_halves(in[0]); }, {x}, g);
+    auto ref = run([I](auto& in) { return torch::silu(in[0].narrow(1, 0, I)) * in[0].narrow(1, I, I); }, {x}, g);
+    expect_same(fused, ref, 1e-6, "swiglu_halves I=" + std::to_string(I));
+  }
+}
+
 TEST(FusedOps, RotaryEqualsApplyRotaryAndItsGradients) {
   torch::manual_seed(3);
   const int64_t B = 2, T = 9, H = 3, D = 10;

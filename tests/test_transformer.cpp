@@ -42,7 +42,7 @@ TEST(Transformer, DeepseekParameterNamesAndCountMatchTheConfig) {
   for (const char* name : {"model.layers.0.mlp.gate_proj.weight", "model.layers.0.self_attn.q_a_proj.weight",
                            "model.layers.1.self_attn.kv_a_proj_with_mqa.weight", "model.layers.1.self_attn.kv_b_proj.weight",
                            "model.layers.1.mlp.gate.weight", "model.layers.1.mlp.gate.e_score_correction_bias",
-                           "model.layers.2.mlp.experts.7.down_proj.weight", "model.layers.2.mlp.shared_experts.up_proj.weight"})
+                           "model.layers.2.mlp.experts.down_proj", "model.layers.2.mlp.experts.gate_up_proj", "model.layers.2.mlp.shared_experts.up_proj.weight"})
     EXPECT_TRUE(names.contains(name)) << name;
   EXPECT_FALSE(names.contains("model.layers.1.mlp.gate_proj.weight"));
   EXPECT_FALSE(names["model.layers.1.mlp.gate.e_score_correction_bias"].requires_grad());

@@ -188,7 +188,8 @@ void add_grad(CLI::App& model) {
     std::vector<std::pair<std::string, torch::Tensor>> tensors = {{"loss", loss.detach().to(torch::kCPU).reshape({1})}};
     for (const auto& p : m->named_parameters())
       if (p.value().grad().defined())
-        tensors.emplace_back(p.key(), p.value().grad().to(torch::kCPU, torch::kFloat32).contiguous());
+        for (auto& named : checkpoint_tensors(p.key(), p.value().grad().to(torch::kCPU, torch::kFloat32)))
+          tensors.push_back(std::move(named));
     std::vector<TensorToWrite> out;
     for (const auto& [name, t] : tensors) out.push_back({name, DType::kF32, t.sizes().vec(), t.data_ptr()});
     write_safetensors(a->out, out);

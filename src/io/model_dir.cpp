@@ -46,33 +46,33 @@ bool beyond_the_layers(const std::string& name, const ModelConfig& c) {
   return layer && layer->first >= c.num_hidden_layers;
 }
 
-// transformers 5 stores a MoE layer's experts fused: experts.gate_up_proj [E, 2I, H] (expert j's
-// gate rows, then its up rows) and experts.down_proj [E, H, I]. r1, like the released checkpoints,
-// has a tensor per expert ("...experts.7.up_proj.weight"): this is where one lies in the fused form.
-struct FusedExpertSlice {
-  std::string fused;  // the fused tensor's name
+// The fused routed experts of a MoE layer (model/moe.h: PREFIX.experts.gate_up_proj [E, 2I, H],
+// PREFIX.experts.down_proj [E, H, I]) as the released checkpoints store them, one tensor per
+// expert: PREFIX.experts.{j}.{gate,up,down}_proj.weight. transformers 5 stores the fused form.
+struct ExpertPiece {
+  std::string name;  // the per-expert tensor's name
   int64_t expert = 0;
-  bool gate = false, up = false;  // which half of gate_up_proj; neither: down_proj
+  int64_t first_row = 0, rows = 0;  // its rows in the fused tensor's [expert] slice
 };
 
-std::optional<FusedExpertSlice> fused_expert_slice(const std::string& name) {
-  const std::string marker = ".experts.";
-  const size_t at = name.rfind(marker);
-  const auto expert = at == std::string::npos ? std::nullopt : index_at(name, at + marker.size());
-  if (!expert) return std::nullopt;
-  FusedExpertSlice s;
-  s.expert = expert->first;
-  const std::string rest = name.substr(expert->second), experts = name.substr(0, at) + ".experts.";
-  if (rest == ".gate_proj.weight" || rest == ".up_proj.weight") {
-    s.fused = experts + "gate_up_proj";
-    s.gate = rest == ".gate_proj.weight";
-    s.up = !s.gate;
-  } else if (rest == ".down_proj.weight") {
-    s.fused = experts + "down_proj";
-  } else {
-    return std::nullopt;
+std::vector<ExpertPiece> expert_pieces(const std::string& name, c10::IntArrayRef fused_shape) {
+  const auto at = [&](const std::string& suffix) {
+    return ends_with(name, suffix) ? std::optional<std::string>(name.substr(0, name.size() - suffix.size())) : std::nullopt;
+  };
+  const auto gate_up = at(".experts.gate_up_proj"), down = at(".experts.down_proj");
+  if ((!gate_up && !down) || fused_shape.size() != 3) return {};
+  std::vector<ExpertPiece> pieces;
+  const int64_t rows = fused_shape[1];
+  for (int64_t j = 0; j < fused_shape[0]; ++j) {
+    const std::string expert = (gate_up ? *gate_up : *down) + ".experts." + std::to_string(j);
+    if (gate_up) {
+      pieces.push_back({expert + ".gate_proj.weight", j, 0, rows / 2});
+      pieces.push_back({expert + ".up_proj.weight", j, rows / 2, rows / 2});
+    } else {
+      pieces.push_back({expert + ".down_proj.weight", j, 0, rows});
+    }
   }
-  return s;
+  return pieces;
 }
 
 // All safetensors files of a directory, opened: one file, or the shards listed by the index.
@@ -170,6 +170,14 @@ DType to_safetensors_dtype(torch::ScalarType t) {
   throw Error(std::string("dtype ") + c10::toString(t) + " has no safetensors equivalent");
 }
 
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std::string& name, const torch::Tensor& t) {
+  const auto pieces = expert_pieces(name, t.sizes());
+  if (pieces.empty()) return {{name, t.contiguous()}};
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& piece : pieces) out.emplace_back(piece.name, t[piece.expert].narrow(0, piece.first_row, piece.rows).contiguous());
+  return out;
+}
+
 torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
   auto t = torch::empty(std::vector<int64_t>(info.shape.begin(), info.shape.end()), to_torch_dtype(info.dtype));
   if (info.nbytes() > 0) std::memcpy(t.data_ptr(), file.data(info), info.nbytes());
@@ -180,58 +188,110 @@ namespace {
 
 using WeightFiles = std::vector<std::unique_ptr<SafetensorsFile>>;
 
+// The block shape of DeepSeek's fp8 weights: [rows, cols] elements share one scale.
+struct Fp8Blocks {
+  int64_t rows = 128, cols = 128;
+};
+
+// config.json's quantization_config: DeepSeek's block-wise fp8 (the released V3 and R1) is read and
+// removed from the config, since the weights are dequantised on load; any other method is an error.
+std::optional<Fp8Blocks> take_quantization(ModelConfig& c, const std::string& path) {
+  const auto it = c.extra.find("quantization_config");
+  if (it == c.extra.end()) return std::nullopt;
+  const auto& q = *it;
+  const auto method = q.is_object() ? q.value("quant_method", nlohmann::json()) : nlohmann::json();
+  if (method != "fp8" || q.value("fmt", "e4m3") != "e4m3")
+    throw Error(path + ": quantization_config " + q.dump() +
+                " is not supported (r1 reads DeepSeek's block-wise fp8: quant_method fp8, fmt e4m3)");
+  Fp8Blocks blocks;
+  if (q.contains("weight_block_size")) {
+    const auto& b = q["weight_block_size"];
+    if (!b.is_array() || b.size() != 2 || !b[0].is_number_integer() || !b[1].is_number_integer() ||
+        b[0].get<int64_t>() < 1 || b[1].get<int64_t>() < 1)
+      throw Error(path + ": quantization_config.weight_block_size must be two positive integers, got " + b.dump());
+    blocks = {b[0].get<int64_t>(), b[1].get<int64_t>()};
+  }
+  c.extra.erase("quantization_config");
+  return blocks;
+}
+
+// The tensors of a model directory by name, read with checks against the shape a parameter
+// needs; fp8 weights come dequantised with their block scales, and every tensor read is recorded
+// (the rest must be explainable, see copy_weights).
+class StoredWeights {
+ public:
+  StoredWeights(const std::string& dir, const WeightFiles& files, std::optional<Fp8Blocks> fp8) : fp8_(fp8) {
+    for (const auto& f : files)
+      for (const auto& t : f->tensors()) {
+        if (tensors_.count(t.name)) throw Error(dir + ": tensor '" + t.name + "' is stored in two files");
+        tensors_[t.name] = {f.get(), &t};
+      }
+  }
+  bool has(const std::string& name) const { return tensors_.count(name) > 0; }
+  bool used(const std::string& name) const { return used_.count(name) > 0; }
+  const auto& all() const { return tensors_; }
+
+  // Tensor `name`, which must have `shape` (the parameter's), as a float tensor.
+  torch::Tensor read(const std::string& name, c10::IntArrayRef shape) {
+    const auto& [file, info] = tensors_.at(name);
+    if (!std::equal(info->shape.begin(), info->shape.end(), shape.begin(), shape.end()))
+      throw Error(file->path() + ": tensor '" + name + "' has shape " + shape_str(info->shape) + ", the config needs " +
+                  shape_str(shape));
+    const auto dtype = to_torch_dtype(info->dtype);
+    if (!c10::isFloatingType(dtype))
+      throw Error(file->path() + ": tensor '" + name + "' has non-float dtype " + dtype_name(info->dtype));
+    used_.insert(name);
+    auto value = read_tensor(*file, *info);
+    if (dtype != torch::kFloat8_e4m3fn && dtype != torch::kFloat8_e5m2) return value;
+    return dequantize(name, value, file->path());
+  }
+
+ private:
+  // DeepSeek's block-wise fp8 (the released V3/R1 weights): each [rows x cols] block of weight W
+  // has a float32 W_scale_inv entry, and the weight is W * scale_inv; the block grid is rounded up
+  // (a 576-row weight has 5 rows of 128-row blocks).
+  torch::Tensor dequantize(const std::string& name, const torch::Tensor& w, const std::string& path) {
+    const std::string scale_name = name + "_scale_inv";
+    if (!fp8_ || !has(scale_name) || w.dim() != 2)
+      throw Error(path + ": tensor '" + name + "' is fp8 without " +
+                  (!fp8_ ? "an fp8 quantization_config in config.json" : "a 2-D weight and its '" + scale_name + "'"));
+    const int64_t rows = w.size(0), cols = w.size(1), br = fp8_->rows, bc = fp8_->cols;
+    const auto scale = read(scale_name, {(rows + br - 1) / br, (cols + bc - 1) / bc}).to(torch::kFloat32);
+    const auto per_element =
+        scale.repeat_interleave(br, 0).narrow(0, 0, rows).repeat_interleave(bc, 1).narrow(1, 0, cols);
+    return w.to(torch::kFloat32) * per_element;
+  }
+
+  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> tensors_;
+  std::set<std::string> used_;
+  std::optional<Fp8Blocks> fp8_;
+};
+
 // load_weights on files already opened (load_model_dir reads their headers before allocating).
 void copy_weights(Transformer& model, const std::string& dir, const WeightFiles& files,
-                  const std::set<std::string>& may_be_missing, const std::set<std::string>& ignore) {
-  std::map<std::string, std::pair<const SafetensorsFile*, const TensorInfo*>> stored;
-  for (const auto& f : files)
-    for (const auto& t : f->tensors()) {
-      if (stored.count(t.name)) throw Error(dir + ": tensor '" + t.name + "' is stored in two files");
-      stored[t.name] = {f.get(), &t};
-    }
+                  const std::set<std::string>& may_be_missing, const std::set<std::string>& ignore,
+                  std::optional<Fp8Blocks> fp8) {
+  StoredWeights stored(dir, files, fp8);
   torch::NoGradGuard no_grad;
   std::vector<std::string> missing;
-  std::set<std::string> used;
-  // The fused expert tensors read so far, while their layer's experts are being copied.
-  std::map<std::string, torch::Tensor> fused;
   for (auto& p : model->named_parameters()) {
     torch::Tensor& param = p.value();
-    auto it = stored.find(p.key());
-    if (it != stored.end()) {
-      const auto& [file, info] = it->second;
-      if (!std::equal(info->shape.begin(), info->shape.end(), param.sizes().begin(), param.sizes().end()))
-        throw Error(file->path() + ": tensor '" + p.key() + "' has shape " + shape_str(info->shape) +
-                    ", the config needs " + shape_str(param.sizes()));
-      if (!c10::isFloatingType(to_torch_dtype(info->dtype)))
-        throw Error(file->path() + ": tensor '" + p.key() + "' has non-float dtype " + dtype_name(info->dtype));
-      param.copy_(read_tensor(*file, *info));
-      used.insert(p.key());
+    if (stored.has(p.key())) {
+      param.copy_(stored.read(p.key(), param.sizes()));
       continue;
     }
-    const auto slice = fused_expert_slice(p.key());
-    const auto fused_it = slice ? stored.find(slice->fused) : stored.end();
-    if (fused_it == stored.end()) {
-      if (!may_be_missing.count(p.key())) missing.push_back(p.key());
+    // Fused experts stored one tensor per expert (the released checkpoints, r1's own).
+    const auto pieces = expert_pieces(p.key(), param.sizes());
+    bool complete = !pieces.empty();
+    for (const auto& piece : pieces) complete = complete && stored.has(piece.name);
+    if (!complete) {
+      if (!may_be_missing.count(p.key())) missing.push_back(pieces.empty() ? p.key() : pieces.front().name);
       continue;
     }
-    const auto& [file, info] = fused_it->second;
-    if (!fused.count(slice->fused)) {
-      if (fused.size() >= 2) fused.clear();  // the previous layer's pair
-      fused[slice->fused] = read_tensor(*file, *info);
+    for (const auto& piece : pieces) {
+      auto target = param[piece.expert].narrow(0, piece.first_row, piece.rows);
+      target.copy_(stored.read(piece.name, target.sizes()));
     }
-    const torch::Tensor& all = fused[slice->fused];
-    if (all.dim() != 3 || slice->expert >= all.size(0) || all.size(1) % 2 != 0)
-      throw Error(file->path() + ": tensor '" + slice->fused + "' has shape " + shape_str(info->shape) +
-                  ", not [experts, rows, columns] holding expert " + std::to_string(slice->expert));
-    torch::Tensor value = all[slice->expert];
-    if (slice->gate || slice->up) value = value.narrow(0, slice->up ? all.size(1) / 2 : 0, all.size(1) / 2);
-    if (value.sizes() != param.sizes())
-      throw Error(file->path() + ": tensor '" + slice->fused + "' gives '" + p.key() + "' shape " +
-                  shape_str(value.sizes()) + ", the config needs " + shape_str(param.sizes()));
-    if (!c10::isFloatingType(value.scalar_type()))
-      throw Error(file->path() + ": tensor '" + slice->fused + "' has non-float dtype " + dtype_name(info->dtype));
-    param.copy_(value);
-    used.insert(slice->fused);
   }
   if (!missing.empty()) {
     std::string list;
@@ -239,8 +299,8 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
     if (missing.size() > 8) list += ", ... (" + std::to_string(missing.size()) + " in all)";
     throw Error(dir + ": missing tensors: " + list);
   }
-  for (const auto& [name, where] : stored) {
-    if (used.count(name) || ignorable_tensor(name) || ignore.count(name) || beyond_the_layers(name, model->config()))
+  for (const auto& [name, where] : stored.all()) {
+    if (stored.used(name) || ignorable_tensor(name) || ignore.count(name) || beyond_the_layers(name, model->config()))
       continue;
     // A tied model may still carry lm_head.weight (some exporters write both): accept it.
     if (name == "lm_head.weight" && model->config().tie_word_embeddings) continue;
@@ -253,12 +313,20 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
 
 void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing,
                   const std::set<std::string>& ignore) {
-  copy_weights(model, dir, open_weight_files(dir), may_be_missing, ignore);
+  const fs::path config_path = fs::path(dir) / "config.json";
+  std::optional<Fp8Blocks> fp8;
+  if (fs::exists(config_path)) {
+    ModelConfig config = ModelConfig::load(config_path.string());
+    fp8 = take_quantization(config, config_path.string());
+  }
+  copy_weights(model, dir, open_weight_files(dir), may_be_missing, ignore, fp8);
 }
 
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
-  ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  ModelConfig config = ModelConfig::load(config_path);
+  const auto fp8 = take_quantization(config, config_path);
   const torch::ScalarType dtype = options.dtype.value_or(torch_dtype_from_name(config.torch_dtype));
   // A config far larger than its weights (a mistyped vocab_size or hidden_size) is named here,
   // before allocating it; shapes are checked tensor by tensor in load_weights.
@@ -284,7 +352,7 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   }
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
-  copy_weights(model, dir, files, {}, {});
+  copy_weights(model, dir, files, {}, {}, fp8);
   return model;
 }
 
@@ -304,9 +372,10 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       // DeepSeek-V3's routing bias stays float32 in any checkpoint (steps of 1e-3 on values near 1
       // would vanish in bf16), as in the released one and transformers' _keep_in_fp32_modules.
       if (options.dtype && !ends_with(p.key(), ".e_score_correction_bias")) t = t.to(*options.dtype);
-      t = t.to(torch::kCPU).contiguous();
-      total += t.nbytes();
-      tensors.emplace_back(p.key(), t);
+      for (auto& [name, stored] : checkpoint_tensors(p.key(), t.to(torch::kCPU))) {
+        total += stored.nbytes();
+        tensors.emplace_back(name, stored);
+      }
     }
     // Multi-token prediction modules also carry the embedding and the output head, as the released
     // DeepSeek-V3 checkpoint stores them (copies: r1 shares the model's own).

@@ -37,6 +37,10 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options = 
 void load_weights(Transformer& model, const std::string& dir, const std::set<std::string>& may_be_missing = {},
                   const std::set<std::string>& ignore = {});
 
+// A parameter as checkpoints store it: fused routed experts (model/moe.h) become one tensor per
+// expert, as in the released DeepSeek checkpoints; any other parameter is itself. CPU, contiguous.
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std::string& name, const torch::Tensor& t);
+
 struct SaveOptions {
   // Storage dtype; nullopt = the parameters' dtype. config.json's torch_dtype follows it.
   std::optional<torch::ScalarType> dtype;

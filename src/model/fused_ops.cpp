@@ -144,6 +144,41 @@ struct SwigluFn : torch::autograd::Function<SwigluFn> {
   }
 };
 
+// silu(x[:, :I]) * x[:, I:] for x [N, 2I] (fused experts' gate_up rows): the halves are read in
+// place and the gradient is written as one [N, 2I] tensor, where swiglu on two narrowed views would
+// copy both halves forward and build the gradient from two zero-padded halves.
+struct SwigluHalvesFn : torch::autograd::Function<SwigluHalvesFn> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x_in) {
+    const auto x = x_in.contiguous();
+    const int64_t N = x.size(0), I = x.size(1) / 2;
+    auto y = torch::empty({N, I}, x.options());
+    const float* xp = x.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, N, std::max<int64_t>(1, kGrain / I), [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) swiglu_range(xp + r * 2 * I, xp + r * 2 * I + I, yp + r * I, I);
+    });
+    ctx->save_for_backward({x});
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto x = ctx->get_saved_variables()[0];
+    const auto dy = grads[0].contiguous();
+    const int64_t N = x.size(0), I = x.size(1) / 2;
+    auto dx = torch::empty_like(x);
+    const float *dyp = dy.data_ptr<float>(), *xp = x.data_ptr<float>();
+    float* dxp = dx.data_ptr<float>();
+    at::parallel_for(0, N, std::max<int64_t>(1, kGrain / I), [&](int64_t a, int64_t b) {
+      for (int64_t r = a; r < b; ++r) {
+        const float* g = xp + r * 2 * I;
+        float* dg = dxp + r * 2 * I;
+        swiglu_backward_range(dyp + r * I, g, g + I, dg, dg + I, I);
+      }
+    });
+    return {dx};
+  }
+};
+
 // ---- Rotary embedding -----------------------------------------------------------------------
 
 // One position: x [H, D], cos/sin [D]. sign = +1 forward; -1 backward, which rotates by the
@@ -227,6 +262,13 @@ std::pair<torch::Tensor, torch::Tensor> add_rms_norm(const torch::Tensor& h, con
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up) {
   if (applies(gate) && applies(up) && gate.sizes() == up.sizes()) return SwigluFn::apply(gate, up);
   return torch::silu(gate) * up;
+}
+
+torch::Tensor swiglu_halves(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2 && x.size(1) % 2 == 0, "swiglu_halves: x [N, 2I]");
+  if (applies(x)) return SwigluHalvesFn::apply(x);
+  const int64_t I = x.size(1) / 2;
+  return torch::silu(x.narrow(1, 0, I)) * x.narrow(1, I, I);
 }
 
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {

@@ -31,6 +31,9 @@ std::pair<torch::Tensor, torch::Tensor> add_rms_norm(const torch::Tensor& h, con
 // silu(gate) * up, same shapes.
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
+// silu(x[:, :I]) * x[:, I:] for x [N, 2I]: SwiGLU on a fused gate-and-up product.
+torch::Tensor swiglu_halves(const torch::Tensor& x);
+
 // HF's rotate-half rotary embedding of x [B, T, H, D] with cos/sin [B, T, D] (the same angle for
 // every head): out = x * cos + rotate_half(x) * sin, rotate_half(x) = cat(-x[D/2:], x[:D/2]).
 torch::Tensor rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);

@@ -1,10 +1,12 @@
-// DeepSeekMoE (reference/deepseek-v3-architecture.md §4), with the released checkpoints'
-// parameter names: mlp.gate.weight [E, H] (+ mlp.gate.e_score_correction_bias [E] for V3),
-// mlp.experts.{j}.{gate,up,down}_proj.weight, mlp.shared_experts.{gate,up,down}_proj.weight.
+// DeepSeekMoE (reference/deepseek-v3-architecture.md §4): mlp.gate.weight [E, H] (+
+// mlp.gate.e_score_correction_bias [E] for V3), the routed experts fused as transformers 5 holds
+// them (mlp.experts.gate_up_proj, mlp.experts.down_proj: MoeExperts), and
+// mlp.shared_experts.{gate,up,down}_proj.weight. Checkpoints hold a tensor per routed expert, as
+// the released ones do (mlp.experts.{j}.{gate,up,down}_proj.weight): io/model_dir.cpp converts.
 //
 // y = shared_experts(x) + sum over the k chosen experts e of w_e * expert_e(x). The experts run
 // grouped: the (token, expert) pairs are sorted by expert and each expert multiplies all of its
-// tokens at once, one product per weight, never a loop over tokens.
+// tokens at once, never a loop over tokens.
 #pragma once
 #include <vector>
 
@@ -52,6 +54,20 @@ class MoeGateImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MoeGate);
 
+// The routed experts of one layer, each a SwiGLU MLP without biases, in two tensors:
+// gate_up_proj [E, 2I, H] (expert j's gate rows, then its up rows) and down_proj [E, H, I].
+class MoeExpertsImpl : public torch::nn::Module {
+ public:
+  MoeExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate, const torch::TensorOptions& options);
+  // rows [N, H], sorted by expert: the first count[0] go to expert 0, the next count[1] to expert
+  // 1, ...; returns each row through its expert [N, H].
+  torch::Tensor forward(const torch::Tensor& rows, const std::vector<int64_t>& count);
+  torch::Tensor expert(int64_t e, const torch::Tensor& x);  // one expert's MLP on x [n, H]
+  int64_t size() const { return down_proj.size(0); }
+  torch::Tensor gate_up_proj, down_proj;
+};
+TORCH_MODULE(MoeExperts);
+
 class MoeImpl : public torch::nn::Module {
  public:
   MoeImpl(const ModelConfig& c, const torch::TensorOptions& options);
@@ -67,7 +83,7 @@ class MoeImpl : public torch::nn::Module {
   const torch::Tensor& last_experts() const { return last_experts_; }
 
   MoeGate gate{nullptr};
-  torch::nn::ModuleList experts;
+  MoeExperts experts{nullptr};
   Mlp shared_experts{nullptr};  // null when n_shared_experts is 0
 
  private:

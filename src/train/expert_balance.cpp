@@ -39,7 +39,7 @@ torch::Tensor ExpertBalance::take_loss() {
 
 nlohmann::json ExpertBalance::after_step() {
   if (layers_.empty()) return nlohmann::json::object();
-  const int64_t E = static_cast<int64_t>(layers_.front()->experts->size());
+  const int64_t E = layers_.front()->experts->size();
   std::vector<double> flat;
   for (auto* moe : layers_)
     for (int64_t n : moe->take_load()) flat.push_back(static_cast<double>(n));

@@ -35,11 +35,12 @@ class TempDirCase:
         self._tmp.cleanup()
 
 
-def make_question_model(tmp, documents, vocab_size, specials, max_position, seed):
-    """A random 2-layer Llama directory with a byte-level BPE tokenizer trained (by r1) on short
-    arithmetic questions; EOS is <|eos|>. Returns the model directory (tokenizer.json inside)."""
+def make_question_model(tmp, documents, vocab_size, specials, max_position, seed, deepseek=False):
+    """A random 2-layer Llama directory (deepseek: DeepSeek-V3 with latent attention, experts and an
+    MTP module) with a byte-level BPE tokenizer trained (by r1) on short arithmetic questions; EOS
+    is <|eos|>. Returns the model directory (tokenizer.json inside)."""
     from tokenizers import Tokenizer
-    from transformers import LlamaConfig
+    from transformers import DeepseekV3Config, LlamaConfig
     corpus = os.path.join(tmp, "corpus.txt")
     with open(corpus, "w") as f:
         for i in range(documents):
@@ -48,11 +49,17 @@ def make_question_model(tmp, documents, vocab_size, specials, max_position, seed
     r1("tokenizer", "train", "--input", corpus, "--vocab-size", str(vocab_size), "--special", specials, "--out", tok)
     hf_tok = Tokenizer.from_file(tok)
     cfg = os.path.join(tmp, "config.json")
-    write_json(cfg, LlamaConfig(vocab_size=hf_tok.get_vocab_size(), hidden_size=64, intermediate_size=96,
-                                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                                max_position_embeddings=max_position, initializer_range=0.3,
-                                eos_token_id=hf_tok.token_to_id("<|eos|>"),
-                                architectures=["LlamaForCausalLM"]).to_dict())
+    common = dict(vocab_size=hf_tok.get_vocab_size(), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_position,
+                  initializer_range=0.3, eos_token_id=hf_tok.token_to_id("<|eos|>"))
+    if deepseek:
+        config = DeepseekV3Config(**common, q_lora_rank=24, kv_lora_rank=16, qk_nope_head_dim=8, qk_rope_head_dim=8,
+                                  v_head_dim=12, n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2,
+                                  moe_intermediate_size=32, first_k_dense_replace=1, n_group=4, topk_group=2,
+                                  num_nextn_predict_layers=1, architectures=["DeepseekV3ForCausalLM"])
+    else:
+        config = LlamaConfig(**common, architectures=["LlamaForCausalLM"])
+    write_json(cfg, config.to_dict())
     model = os.path.join(tmp, "model")
     r1("model", "init", "--config-json", cfg, "--out", model, "--seed", seed)
     os.replace(tok, os.path.join(model, "tokenizer.json"))

@@ -324,6 +324,98 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
         self.assertIn("no multi-token prediction modules", proc.stderr)
 
 
+def quantize_fp8(w, block):
+    """DeepSeek's block-wise fp8, as the released V3/R1 weights store it: each block's largest
+    magnitude maps to e4m3's 448, and weight_scale_inv [ceil(rows/br), ceil(cols/bc)] multiplies
+    the fp8 values back."""
+    (rows, cols), (br, bc) = w.shape, block
+    grid = (-(-rows // br), -(-cols // bc))
+    padded = torch.zeros(grid[0] * br, grid[1] * bc)
+    padded[:rows, :cols] = w
+    blocks = padded.view(grid[0], br, grid[1], bc)
+    scale = blocks.abs().amax(dim=(1, 3)).clamp_min(1e-12) / 448.0
+    q = (blocks / scale[:, None, :, None]).view(grid[0] * br, grid[1] * bc)[:rows, :cols]
+    return q.to(torch.float8_e4m3fn).contiguous(), scale
+
+
+def dequantize_fp8(q, scale, block):
+    rows, cols = q.shape
+    return q.float() * scale.repeat_interleave(block[0], 0)[:rows].repeat_interleave(block[1], 1)[:, :cols]
+
+
+class ReleasedFp8Weights(TempDirCase, unittest.TestCase):
+    """DeepSeek-V3 and R1 were released in block-wise fp8 (e4m3 weights + float32 weight_scale_inv
+    per 128 x 128 block, quantization_config in config.json): r1 dequantises on load."""
+
+    def fp8_dir(self, block, name, drop_scale=None, method="fp8"):
+        """r1's tiny V3 (CASES["v3_groups"]) with every linear weight but the router and the output
+        head in fp8, as the released checkpoint; and a float32 directory of the dequantised values."""
+        base = os.path.join(self.tmp, "base")
+        if not os.path.isdir(base):
+            cls, overrides = CASES["v3_groups"]
+            cfg_path = os.path.join(self.tmp, "v3.json")
+            write_json(cfg_path, cls(**{**BASE, **overrides}).to_dict())
+            r1("model", "init", "--config-json", cfg_path, "--out", base, "--seed", 5)
+        state = load_file(os.path.join(base, "model.safetensors"))
+        fp8, dequantised = {}, {}
+        for key, w in state.items():
+            if w.dim() == 2 and "embed" not in key and "lm_head" not in key and not key.endswith("mlp.gate.weight"):
+                q, scale = quantize_fp8(w, block)
+                fp8[key], dequantised[key] = q, dequantize_fp8(q, scale, block)
+                if key != drop_scale:
+                    fp8[key + "_scale_inv"] = scale
+            else:
+                fp8[key] = dequantised[key] = w
+        config = json.load(open(os.path.join(base, "config.json")))
+        out = {}
+        for kind, tensors in (("fp8", fp8), ("dequantised", dequantised)):
+            out[kind] = os.path.join(self.tmp, f"{name}_{kind}")
+            os.makedirs(out[kind])
+            save_file(tensors, os.path.join(out[kind], "model.safetensors"), metadata={"format": "pt"})
+            if kind == "fp8":
+                config = {**config, "quantization_config": {"quant_method": method, "fmt": "e4m3",
+                                                            "activation_scheme": "dynamic",
+                                                            "weight_block_size": list(block)}}
+            write_json(os.path.join(out[kind], "config.json"), config)
+        return out["fp8"], out["dequantised"]
+
+    def logits(self, model_dir, ids):
+        ids_path, out = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "logits.safetensors")
+        write_json(ids_path, ids)
+        r1("model", "logits", "--model", model_dir, "--input", ids_path, "--out", out, "--threads", 1)
+        return load_file(out)["logits"]
+
+    def test_fp8_weights_load_as_transformers_dequantises_them(self):
+        ids = random_ids(2, 24, seed=3)
+        fp8, dequantised = self.fp8_dir((8, 8), "blocks8")
+        model = AutoModelForCausalLM.from_pretrained(fp8, dtype=torch.float32, local_files_only=True).eval()
+        with torch.no_grad():
+            want = model(torch.tensor(ids)).logits.float()
+        got = self.logits(fp8, ids)
+        self.assertLess((got - want).abs().max().item(), TOL)
+        self.assertTrue(torch.equal(got, self.logits(dequantised, ids)))
+
+    def test_block_grid_rounds_up(self):
+        """128 x 128 blocks on weights of 24-96 rows: one partial block per weight (the released
+        V3's kv_a_proj_with_mqa has 576 rows, 4.5 blocks). transformers requires whole blocks; the
+        reference is the dequantisation above, equal to the bit."""
+        ids = random_ids(2, 24, seed=4)
+        fp8, dequantised = self.fp8_dir((128, 128), "blocks128")
+        self.assertTrue(torch.equal(self.logits(fp8, ids), self.logits(dequantised, ids)))
+
+    def test_bad_fp8_checkpoints_are_named(self):
+        key = "model.layers.1.self_attn.kv_b_proj.weight"
+        ids_path, out = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "out.safetensors")
+        write_json(ids_path, random_ids(1, 4, seed=1))
+        fp8, _ = self.fp8_dir((8, 8), "no_scale", drop_scale=key)
+        err = r1("model", "logits", "--model", fp8, "--input", ids_path, "--out", out, check=False).stderr
+        self.assertIn(f"'{key}' is fp8 without", err)
+        other, _ = self.fp8_dir((8, 8), "gptq", method="gptq")
+        err = r1("model", "logits", "--model", other, "--input", ids_path, "--out", out, check=False).stderr
+        self.assertIn("quantization_config", err)
+        self.assertIn("not supported", err)
+
+
 class DeepseekConfigs(TempDirCase, unittest.TestCase):
     def test_presets_have_the_published_sizes(self):
         """Exact totals from the released configs (reference §7), and transformers' own count of a

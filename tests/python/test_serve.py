@@ -1,7 +1,7 @@
 """r1 serve over real HTTP: the OpenAI endpoints (JSON and server-sent-event streams), the same
 tokens as r1 generate, request validation with 4xx error objects while the server stays up,
 concurrent streaming clients, a disconnecting client freeing its slot, the concurrency limit and
-the API key."""
+the API key; all of it again on a DeepSeek-V3 model decoding speculatively with its MTP module."""
 import http.client
 import json
 import os
@@ -213,5 +213,18 @@ class Serve(TempDirCase, unittest.TestCase):
             proc.wait(timeout=30)
 
 
+class ServeDeepseek(Serve):
+    """The same server on R1's architecture (latent cache, experts) decoding speculatively with its
+    MTP module: the output is plain decoding's."""
+    @classmethod
+    def setUpClass(cls):
+        cls.case = TempDirCase()
+        cls.case.setUp()
+        cls.model = make_question_model(cls.case.tmp, 300, 320, "<|eos|>,<|im_start|>,<|im_end|>", 4096, 3,
+                                        deepseek=True)
+        cls.proc, cls.port = cls.start_server(["--max-body-bytes", "4000", "--max-concurrent", "12", "--speculative"])
+
+
 if __name__ == "__main__":
     unittest.main()
+
