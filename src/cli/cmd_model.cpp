@@ -265,6 +265,7 @@ void add_model_command(CLI::App& app) {
   add_init(*model);
   add_logits(*model);
   add_grad(*model);
+  add_model_inspect(*model);
 }
 
 }  // namespace r1::cli

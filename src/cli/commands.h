@@ -10,6 +10,7 @@ inline constexpr const char* kUnsafeNoSandboxHelp =
     "filesystem, network or process isolation (by default that is an error)";
 
 void add_model_command(CLI::App& app);
+void add_model_inspect(CLI::App& model);  // r1 model inspect (cmd_gguf.cpp)
 void add_generate_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
 void add_data_command(CLI::App& app);

@@ -11,10 +11,11 @@ ExpertBalance::ExpertBalance(Transformer& model, const ExpertBalanceOptions& opt
   double loss_weight = options.balance_loss_weight;
   if (loss_weight < 0) loss_weight = v3 ? 1e-4 : c.extra.value("aux_loss_alpha", 0.001);
   bias_speed_ = options.bias_update_speed < 0 ? (c.moe.sigmoid_scores() ? 0.001 : 0.0) : options.bias_update_speed;
-  // The main stack's MoE layers (multi-token prediction modules, when trained, are not balanced).
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+  // The stack's MoE layers, and those of the multi-token prediction modules when this stage trains
+  // them (pretraining with --mtp-weight; frozen, they route nothing and keep their biases).
+  for (int64_t i = 0; i < static_cast<int64_t>(model->model->layers->size()); ++i) {
     auto* layer = model->model->layers[i]->as<DecoderLayerImpl>();
-    if (!layer->moe) continue;
+    if (!layer->moe || (i >= c.num_hidden_layers && !layer->moe->gate->weight.requires_grad())) continue;
     layer->moe->set_balance_loss_weight(loss_weight);
     layers_.push_back(layer->moe.get());
     layer_index_.push_back(i);

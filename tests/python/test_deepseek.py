@@ -291,7 +291,8 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
         self.assertIn("this model has none", proc.stderr)
 
     def test_pretraining_with_the_mtp_loss(self):
-        """--mtp-weight trains the module (its loss falls) and a model without modules refuses it."""
+        """--mtp-weight trains the module (its loss falls, its experts balanced) and a model without
+        modules refuses it."""
         corpus = os.path.join(self.tmp, "corpus.txt")
         with open(corpus, "w") as f:
             for i in range(400):
@@ -312,7 +313,11 @@ class MultiTokenPrediction(TempDirCase, unittest.TestCase):
         with open(os.path.join(out, "metrics.jsonl")) as f:
             m = [json.loads(l) for l in f]
         self.assertLess(m[-1]["mtp_loss"], 0.7 * m[0]["mtp_loss"], [round(r["mtp_loss"], 3) for r in m])
-        self.assertIn("moe_load_max_over_mean", m[-1])
+        # The module's experts are balanced as the stack's are (layer 3, after layers 0-2): its
+        # routing biases moved.
+        self.assertEqual(m[-1]["moe_layers"], [1, 2, 3])
+        bias = load_file(os.path.join(out, "model.safetensors"))["model.layers.3.mlp.gate.e_score_correction_bias"]
+        self.assertGreater(bias.abs().max().item(), 0)
         # transformers loads the directory (the module's tensors ignored, as for the released model).
         AutoModelForCausalLM.from_pretrained(out, local_files_only=True)
         self.check_speculative_decoding(out)

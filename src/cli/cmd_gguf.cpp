@@ -1,0 +1,59 @@
+// r1 model inspect FILE.gguf: what a GGUF file holds (metadata and tensors, as gguf-dump prints
+// them), and with --dequantize its tensors as float32 safetensors under their GGUF names (the hook
+// the dequantisation cross-checks against PyPI's gguf use).
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "io/gguf.h"
+#include "io/safetensors.h"
+
+namespace r1::cli {
+namespace {
+
+// A metadata value on one line: long arrays (the vocabulary) shortened to their first entries.
+std::string shown(const gguf::Value& v) {
+  if (v.type != gguf::ValueType::kArray) return v.value.dump();
+  std::string s = std::string("[") + gguf::value_type_name(v.element_type) + " x " + std::to_string(v.value.size()) + "]";
+  for (size_t i = 0; i < v.value.size() && i < 4; ++i) s += (i ? ", " : " ") + v.value[i].dump();
+  return v.value.size() > 4 ? s + ", ..." : s;
+}
+
+std::string dims(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? " x " : "") + std::to_string(shape[i]);
+  return s;
+}
+
+}  // namespace
+
+void add_model_inspect(CLI::App& model) {
+  auto* cmd = model.add_subcommand("inspect", "print a GGUF file's metadata and tensors");
+  auto file = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  cmd->add_option("file", *file, "a .gguf file")->required();
+  cmd->add_option("--dequantize", *out, "also write every tensor, dequantised to float32, to this .safetensors file");
+  cmd->callback([file, out] {
+    const gguf::File f(*file);
+    std::printf("%s: GGUF v%u, %zu metadata entries, %zu tensors\n", f.path().c_str(), f.version(),
+                f.metadata().size(), f.tensors().size());
+    for (const auto& [key, value] : f.metadata())
+      std::printf("  %-44s %-8s %s\n", key.c_str(), gguf::value_type_name(value.type), shown(value).c_str());
+    for (const auto& t : f.tensors())
+      std::printf("  %-44s %-5s %s (torch %s)\n", t.name.c_str(), gguf::tensor_type_name(t.type), dims(t.ne).c_str(),
+                  dims(t.torch_shape()).c_str());
+    if (out->empty()) return;
+    std::vector<std::vector<float>> values;
+    std::vector<TensorToWrite> tensors;
+    values.reserve(f.tensors().size());
+    for (const auto& t : f.tensors()) {
+      values.emplace_back(static_cast<size_t>(t.numel()));
+      f.dequantize(t, values.back().data());
+      tensors.push_back({t.name, DType::kF32, t.torch_shape(), values.back().data()});
+    }
+    write_safetensors(*out, std::move(tensors));
+    std::printf("wrote %s: %zu tensors in float32\n", out->c_str(), values.size());
+  });
+}
+
+}  // namespace r1::cli

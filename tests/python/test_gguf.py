@@ -1,0 +1,155 @@
+"""r1's GGUF reader (src/io/gguf.cpp) against PyPI's gguf package, llama.cpp's own Python reader:
+files written by gguf's GGUFWriter, tensors of every type r1 reads dequantised bit for bit as
+gguf.quants.dequantize does (random blocks, subnormal scales included), metadata read back with
+their types; and truncated, malformed and mutated files refused with an error naming the file,
+never a crash."""
+import os
+import random
+import subprocess
+import unittest
+
+import gguf
+import numpy as np
+from safetensors.numpy import load_file
+
+from r1test import R1, TempDirCase, r1
+
+T = gguf.GGMLQuantizationType
+# Where each block type keeps its fp16 scales (reference/gguf.md §2): filled with finite values
+# (random bytes there would be NaN or Inf one time in 32), subnormals included.
+F16_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q5_1: [0, 2], T.Q8_0: [0], T.Q2_K: [80, 82],
+              T.Q3_K: [108], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+
+
+def random_f16(rng, n):
+    """n finite binary16 bit patterns: random sign and mantissa, exponent 0 (subnormal) to 30."""
+    bits = rng.integers(0, 1 << 16, n, dtype=np.uint16)
+    exponent = rng.integers(0, 31, n, dtype=np.uint16)
+    return (bits & 0x83FF) | (exponent << 10)
+
+
+def random_blocks(rng, qtype, rows, cols):
+    """A [rows, cols] tensor of qtype as raw bytes: random blocks with finite scales."""
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    raw = rng.integers(0, 256, (rows, cols // block, size), dtype=np.uint8)
+    for off in F16_FIELDS[qtype]:
+        raw[:, :, off:off + 2] = random_f16(rng, rows * (cols // block)).view(np.uint8).reshape(rows, -1, 2)
+    return raw.reshape(rows, cols // block * size)
+
+
+class GgufReader(TempDirCase, unittest.TestCase):
+    def write(self, name, tensors, metadata=()):
+        path = os.path.join(self.tmp, name)
+        w = gguf.GGUFWriter(path, "llama")
+        for add in metadata:
+            add(w)
+        for tname, array, qtype in tensors:
+            w.add_tensor(tname, array, raw_dtype=qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        return path
+
+    def dequantised_by_r1(self, path):
+        out = os.path.join(self.tmp, "out.safetensors")
+        r1("model", "inspect", path, "--dequantize", out)
+        return load_file(out)
+
+    def test_every_type_dequantises_as_gguf_does(self):
+        rng = np.random.default_rng(1)
+        tensors = [("f32", rng.standard_normal((3, 64), dtype=np.float32), None),
+                   ("f16", random_f16(rng, 3 * 64).view(np.float16).reshape(3, 64), None),
+                   ("bf16", (rng.integers(0, 1 << 16, (3, 64), dtype=np.uint16) & 0x807F)
+                    | (rng.integers(0, 255, (3, 64), dtype=np.uint16) << 7), T.BF16)]  # finite
+        for qtype in F16_FIELDS:
+            tensors.append((qtype.name.lower(), random_blocks(rng, qtype, 3, 512), qtype))
+        path = self.write("types.gguf", tensors)
+        got = self.dequantised_by_r1(path)
+        for t in gguf.GGUFReader(path).tensors:
+            with self.subTest(t.tensor_type.name):
+                want = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+                self.assertEqual(got[t.name].shape, want.shape)
+                self.assertTrue(np.isfinite(want).all())
+                # Bit for bit: the same float32 patterns.
+                self.assertTrue(np.array_equal(got[t.name].view(np.uint32), want.view(np.uint32)),
+                                f"{t.name}: {np.count_nonzero(got[t.name] != want)} values differ")
+
+    def test_metadata_and_shapes_are_read(self):
+        rng = np.random.default_rng(2)
+        path = self.write("meta.gguf", [("blk.0.attn_q.weight", rng.standard_normal((8, 32), dtype=np.float32), None)],
+                          [lambda w: w.add_uint32("llama.block_count", 30), lambda w: w.add_float32("eps", 1e-5),
+                           lambda w: w.add_string("tokenizer.ggml.model", "gpt2"),
+                           lambda w: w.add_array("tokenizer.ggml.tokens", ["a", "b", "Ġthe"]),
+                           lambda w: w.add_bool("tokenizer.ggml.add_bos_token", False)])
+        out = r1("model", "inspect", path).stdout
+        self.assertIn("llama.block_count", out)
+        self.assertRegex(out, r"llama\.block_count\s+UINT32\s+30")
+        self.assertRegex(out, r"tokenizer\.ggml\.tokens\s+ARRAY\s+\[STRING x 3\] \"a\", \"b\", \"Ġthe\"")
+        self.assertRegex(out, r"tokenizer\.ggml\.add_bos_token\s+BOOL\s+false")
+        self.assertRegex(out, r"blk\.0\.attn_q\.weight\s+F32\s+32 x 8 \(torch 8 x 32\)")
+
+    def refused(self, path, *expected):
+        proc = subprocess.run([R1, "model", "inspect", path], capture_output=True, text=True, timeout=60)
+        self.assertEqual(proc.returncode, 1, f"exit {proc.returncode}: {proc.stderr[-500:]}")
+        self.assertIn(path, proc.stderr)
+        for e in expected:
+            self.assertIn(e, proc.stderr)
+        return proc.stderr
+
+    def test_malformed_files_are_refused_by_name(self):
+        rng = np.random.default_rng(3)
+        good = self.write("good.gguf", [("w", random_blocks(rng, T.Q8_0, 4, 64), T.Q8_0),
+                                        ("v", rng.standard_normal((2, 32), dtype=np.float32), None)],
+                          [lambda w: w.add_array("tokens", ["x"] * 100)])
+        with open(good, "rb") as f:
+            data = f.read()
+
+        def variant(name, blob):
+            path = os.path.join(self.tmp, name)
+            with open(path, "wb") as f:
+                f.write(blob)
+            return path
+
+        self.refused(variant("empty.gguf", b""), "truncated")
+        self.refused(variant("magic.gguf", b"GGUG" + data[4:]), "not a GGUF file")
+        self.refused(variant("v1.gguf", data[:4] + (1).to_bytes(4, "little") + data[8:]), "version 1")
+        self.refused(variant("big.gguf", data[:4] + (3 << 24).to_bytes(4, "little") + data[8:]), "big-endian")
+        self.refused(variant("count.gguf", data[:8] + (1 << 40).to_bytes(8, "little") + data[16:]), "cannot fit")
+        self.refused(variant("tail.gguf", data[:-8]), "truncated")
+        # The array's count (after the key "tokens", its type and the element type) set huge.
+        at = data.index(b"tokens") + len(b"tokens") + 8
+        self.refused(variant("array.gguf", data[:at] + (1 << 33).to_bytes(8, "little") + data[at + 8:]), "tokens")
+        # Tensor v's offset (the last 8 bytes of its info) moved by one alignment unit.
+        info_end = data.index((1).to_bytes(8, "little") + b"v" + (2).to_bytes(4, "little")) + 8 + 1 + 4 + 16 + 4
+        offset = int.from_bytes(data[info_end:info_end + 8], "little")
+        self.refused(variant("offset.gguf", data[:info_end] + (offset + 32).to_bytes(8, "little") + data[info_end + 8:]),
+                     "tensor 'v' has offset")
+        # Every prefix of the file: a clean error, never a crash.
+        for cut in sorted(set(rng.integers(0, len(data), 12).tolist())):
+            self.refused(variant("cut.gguf", data[:cut]))
+
+    def test_random_mutations_never_crash(self):
+        rng = np.random.default_rng(4)
+        good = self.write("fuzz.gguf", [("w", random_blocks(rng, T.Q4_K, 2, 256), T.Q4_K)],
+                          [lambda w: w.add_string("name", "x" * 40), lambda w: w.add_array("ids", list(range(20)))])
+        with open(good, "rb") as f:
+            data = bytearray(f.read())
+        path = os.path.join(self.tmp, "mutant.gguf")
+        header_end = data.index(b"w") + 64  # mutate the header and tensor infos, where parsing happens
+        rnd = random.Random(5)
+        for _ in range(30):  # the reader alone is fuzzed 3,000 times in r1_tests (test_gguf.cpp)
+            mutant = bytearray(data)
+            for _ in range(rnd.randint(1, 4)):
+                mutant[rnd.randrange(header_end)] = rnd.randrange(256)
+            with open(path, "wb") as f:
+                f.write(mutant)
+            proc = subprocess.run([R1, "model", "inspect", path, "--dequantize", os.path.join(self.tmp, "m.st")],
+                                  capture_output=True, text=True, timeout=60)
+            self.assertIn(proc.returncode, (0, 1), proc.stderr[-500:])
+            if proc.returncode:
+                self.assertIn("error: " + path, proc.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
