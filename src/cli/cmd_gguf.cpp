@@ -1,11 +1,14 @@
 // r1 model inspect FILE.gguf: what a GGUF file holds (metadata and tensors, as gguf-dump prints
 // them), and with --dequantize its tensors as float32 safetensors under their GGUF names (the hook
-// the dequantisation cross-checks against PyPI's gguf use).
+// the dequantisation cross-checks against PyPI's gguf use). r1 model import FILE.gguf --out DIR: the
+// model as a Hugging Face directory (io/gguf_import.h).
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
 #include "io/gguf.h"
+#include "io/gguf_import.h"
+#include "io/model_dir.h"
 #include "io/safetensors.h"
 
 namespace r1::cli {
@@ -53,6 +56,23 @@ void add_model_inspect(CLI::App& model) {
     }
     write_safetensors(*out, std::move(tensors));
     std::printf("wrote %s: %zu tensors in float32\n", out->c_str(), values.size());
+  });
+}
+
+void add_model_import(CLI::App& model) {
+  auto* cmd = model.add_subcommand("import", "convert a GGUF model (llama, qwen2) into a Hugging Face model directory");
+  auto file = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto dtype = std::make_shared<std::string>("float32");
+  cmd->add_option("file", *file, "a .gguf file")->required();
+  cmd->add_option("--out", *out, "the model directory to write")->required();
+  cmd->add_option("--dtype", *dtype, "storage dtype: float32, bfloat16 or float16")->capture_default_str();
+  cmd->callback([file, out, dtype] {
+    const gguf::File f(*file);
+    const ImportResult r = import_gguf_weights(f, *out, torch_dtype_from_name(*dtype));
+    std::printf("wrote %s: %s, %lld parameters from %lld tensors, %s\n", out->c_str(),
+                r.config.architecture_name().c_str(), (long long)r.config.parameter_count(), (long long)r.tensors,
+                dtype->c_str());
   });
 }
 

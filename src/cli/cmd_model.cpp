@@ -266,6 +266,7 @@ void add_model_command(CLI::App& app) {
   add_logits(*model);
   add_grad(*model);
   add_model_inspect(*model);
+  add_model_import(*model);
 }
 
 }  // namespace r1::cli

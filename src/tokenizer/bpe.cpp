@@ -21,13 +21,18 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
   }
   id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
   for (const auto& [tok, id] : vocab_) id_to_token_[id] = tok;
+  // Real vocabularies may lack a few byte characters (SmolLM2's has no token for 21 bytes); like HF
+  // tokenizers' BPE without unk_token or byte fallback, encoding drops such bytes. A vocabulary
+  // without most of them is not byte-level at all.
+  int missing = 0;
   for (int b = 0; b < 256; ++b) {
     auto it = vocab_.find(byte_to_unicode(static_cast<uint8_t>(b)));
-    if (it == vocab_.end())
-      throw Error(origin + ": the vocabulary lacks the byte-level character for byte " + std::to_string(b) +
-                  " (not a byte-level BPE vocabulary?)");
-    byte_id_[b] = it->second;
+    byte_id_[b] = it == vocab_.end() ? -1 : it->second;
+    missing += it == vocab_.end();
   }
+  if (missing > 128)
+    throw Error(origin + ": the vocabulary lacks the byte-level characters of " + std::to_string(missing) +
+                " of the 256 bytes (not a byte-level BPE vocabulary?)");
   merge_of_.reserve(merges.size());
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& [a, b] = merges[r];
@@ -83,9 +88,13 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
       return;
     }
   }
-  const int n = static_cast<int>(piece.size());
-  if (n == 1) {
-    out.push_back(byte_id_[static_cast<uint8_t>(piece[0])]);
+  thread_local std::vector<int32_t> bytes;  // the piece's byte tokens, those the vocabulary lacks left out
+  bytes.clear();
+  for (char c : piece)
+    if (const int32_t id = byte_id_[static_cast<uint8_t>(c)]; id >= 0) bytes.push_back(id);
+  const int n = static_cast<int>(bytes.size());
+  if (n <= 1) {
+    if (n == 1) out.push_back(bytes[0]);
     return;
   }
   struct Symbol {
@@ -104,7 +113,7 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
   thread_local std::vector<Symbol> sym;
   thread_local std::vector<Candidate> heap;  // a min-heap through std::push_heap/pop_heap
   sym.resize(n);
-  for (int i = 0; i < n; ++i) sym[i] = {byte_id_[static_cast<uint8_t>(piece[i])], i - 1, i + 1 < n ? i + 1 : -1, true};
+  for (int i = 0; i < n; ++i) sym[i] = {bytes[i], i - 1, i + 1 < n ? i + 1 : -1, true};
   heap.clear();
   const std::greater<Candidate> later;
   auto push_pair = [&](int left) {

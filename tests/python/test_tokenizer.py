@@ -42,7 +42,8 @@ def r1_jsonl(args, lines):
                           capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         raise AssertionError(proc.stderr)
-    return [json.loads(l) for l in proc.stdout.splitlines()]
+    # One JSON object per "\n": not splitlines(), which also splits at U+0085 and U+2028 inside strings.
+    return [json.loads(l) for l in proc.stdout.split("\n") if l]
 
 
 class AgainstHuggingFace(unittest.TestCase):

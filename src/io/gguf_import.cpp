@@ -1,0 +1,157 @@
+#include "io/gguf_import.h"
+
+#include <cstdio>
+#include <optional>
+#include <set>
+
+#include "io/gguf_tokenizer.h"
+#include "io/model_dir.h"
+#include "model/transformer.h"
+#include "util/error.h"
+
+namespace r1 {
+namespace {
+
+const gguf::Value& required(const gguf::File& f, const std::string& key) {
+  const gguf::Value* v = f.find(key);
+  if (!v) throw Error(f.path() + ": metadata '" + key + "' is missing");
+  return *v;
+}
+
+int64_t int_value(const gguf::File& f, const std::string& key, std::optional<int64_t> fallback = std::nullopt) {
+  const gguf::Value* v = f.find(key);
+  if (!v && fallback) return *fallback;
+  const auto& value = required(f, key).value;
+  if (!value.is_number_integer() || value.get<int64_t>() < 0)
+    throw Error(f.path() + ": metadata '" + key + "' must be a non-negative integer, got " + value.dump());
+  return value.get<int64_t>();
+}
+
+double float_value(const gguf::File& f, const std::string& key, std::optional<double> fallback = std::nullopt) {
+  const gguf::Value* v = f.find(key);
+  if (!v && fallback) return *fallback;
+  const auto& value = required(f, key).value;
+  if (!value.is_number()) throw Error(f.path() + ": metadata '" + key + "' must be a number, got " + value.dump());
+  return value.get<double>();
+}
+
+// The Hugging Face name of each GGUF tensor of a llama/qwen2 model (reference/gguf.md §3).
+std::string hf_name(const std::string& gguf_name) {
+  static const std::vector<std::pair<std::string, std::string>> top = {
+      {"token_embd.weight", "model.embed_tokens.weight"},
+      {"output_norm.weight", "model.norm.weight"},
+      {"output.weight", "lm_head.weight"}};
+  for (const auto& [g, h] : top)
+    if (gguf_name == g) return h;
+  static const std::vector<std::pair<std::string, std::string>> per_layer = {
+      {"attn_norm.weight", "input_layernorm.weight"},  {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},    {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},    {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},        {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},        {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},     {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"}};
+  const std::string prefix = "blk.";
+  if (gguf_name.rfind(prefix, 0) != 0) return "";
+  const size_t dot = gguf_name.find('.', prefix.size());
+  if (dot == std::string::npos) return "";
+  const std::string layer = gguf_name.substr(prefix.size(), dot - prefix.size()), rest = gguf_name.substr(dot + 1);
+  if (layer.empty() || layer.find_first_not_of("0123456789") != std::string::npos) return "";
+  for (const auto& [g, h] : per_layer)
+    if (rest == g) return "model.layers." + layer + "." + h;
+  return "";
+}
+
+// llama.cpp's converter interleaves the rotate-half halves of each q/k head (row h*hd + 2i + t of
+// the file is row h*hd + t*hd/2 + i of the model); transformers undoes it for arch llama only.
+torch::Tensor unpermute_rows(const torch::Tensor& w, int64_t heads) {
+  auto sizes = w.sizes().vec();
+  std::vector<int64_t> file_order = {heads, w.size(0) / heads / 2, 2};
+  file_order.insert(file_order.end(), sizes.begin() + 1, sizes.end());
+  return w.reshape(file_order).transpose(1, 2).reshape(sizes);
+}
+
+}  // namespace
+
+ModelConfig config_from_gguf(const gguf::File& f) {
+  const auto& arch_value = required(f, "general.architecture").value;
+  const std::string arch = arch_value.is_string() ? arch_value.get<std::string>() : "";
+  ModelConfig c;
+  if (arch == "llama") c.architecture = Architecture::kLlama;
+  else if (arch == "qwen2") c.architecture = Architecture::kQwen2;
+  else throw Error(f.path() + ": architecture '" + arch + "' (r1 imports llama and qwen2)");
+  const std::string a = arch + ".";
+  c.max_position_embeddings = int_value(f, a + "context_length");
+  c.hidden_size = int_value(f, a + "embedding_length");
+  c.num_hidden_layers = int_value(f, a + "block_count");
+  if (const gguf::Value* v = f.find(a + "feed_forward_length"); v && v->type == gguf::ValueType::kArray)
+    throw Error(f.path() + ": '" + a + "feed_forward_length' differs per layer, which r1 does not support");
+  c.intermediate_size = int_value(f, a + "feed_forward_length");
+  c.num_attention_heads = int_value(f, a + "attention.head_count");
+  c.num_key_value_heads = int_value(f, a + "attention.head_count_kv", c.num_attention_heads);
+  c.rms_norm_eps = float_value(f, a + "attention.layer_norm_rms_epsilon");
+  c.rope_theta = float_value(f, a + "rope.freq_base", 10000.0);
+  c.head_dim = int_value(f, a + "attention.key_length",
+                         c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  if (int_value(f, a + "rope.dimension_count", c.head_dim) != c.head_dim)
+    throw Error(f.path() + ": rope.dimension_count differs from the head size (partial rotary is not supported)");
+  if (const gguf::Value* s = f.find(a + "rope.scaling.type"); s && s->value != "none")
+    throw Error(f.path() + ": rope scaling " + s->value.dump() + " is not imported (transformers ignores it too)");
+  const gguf::Value* tokens = f.find("tokenizer.ggml.tokens");
+  c.vocab_size = int_value(f, a + "vocab_size", tokens ? static_cast<int64_t>(tokens->value.size()) : -1);
+  c.tie_word_embeddings = f.tensor("output.weight") == nullptr;
+  c.attention_bias = c.architecture == Architecture::kLlama && f.tensor("blk.0.attn_q.bias") != nullptr;
+  if (f.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {int_value(f, "tokenizer.ggml.bos_token_id")};
+  if (f.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {int_value(f, "tokenizer.ggml.eos_token_id")};
+  if (f.find("tokenizer.ggml.padding_token_id")) c.pad_token_id = int_value(f, "tokenizer.ggml.padding_token_id");
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(f.path() + ": the metadata describes an impossible model: " + e.what());
+  }
+  return c;
+}
+
+ImportResult import_gguf_weights(const gguf::File& f, const std::string& out, torch::ScalarType dtype) {
+  ImportResult result;
+  result.config = config_from_gguf(f);
+  ModelConfig& c = result.config;
+  Transformer model(c, torch::TensorOptions().dtype(dtype));
+  auto params = model->named_parameters();
+  std::set<std::string> filled;
+  torch::NoGradGuard no_grad;
+  for (const auto& t : f.tensors()) {
+    if (t.name == "rope_freqs.weight") {
+      std::fprintf(stderr, "%s: ignoring rope_freqs.weight (Llama 3 rope factors; transformers ignores them too)\n",
+                   f.path().c_str());
+      continue;
+    }
+    const std::string name = hf_name(t.name);
+    torch::Tensor* param = name.empty() ? nullptr : params.find(name);
+    if (!param) throw Error(f.path() + ": tensor '" + t.name + "' has no place in a " + c.model_type() + " model");
+    if (t.torch_shape() != param->sizes().vec())
+      throw Error(f.path() + ": tensor '" + t.name + "' has shape " + c10::str(c10::IntArrayRef(t.torch_shape())) +
+                  ", the metadata's config needs " + c10::str(param->sizes()));
+    auto value = torch::empty(t.torch_shape(), torch::kFloat32);
+    f.dequantize(t, value.data_ptr<float>());
+    if (c.architecture == Architecture::kLlama && (t.name.find(".attn_q.") != std::string::npos ||
+                                                   t.name.find(".attn_k.") != std::string::npos)) {
+      const bool is_k = t.name.find(".attn_k.") != std::string::npos;
+      value = unpermute_rows(value, is_k ? c.num_key_value_heads : c.num_attention_heads);
+    }
+    param->copy_(value);
+    filled.insert(name);
+    ++result.tensors;
+  }
+  for (const auto& p : params)
+    if (!filled.count(p.key()))
+      throw Error(f.path() + ": no tensor for '" + p.key() + "' (the file lacks part of the model)");
+  c.torch_dtype = torch_dtype_name(dtype);
+  SaveOptions save;
+  save.dtype = dtype;
+  save.write_extra = [&f](const std::string& dir) { write_gguf_tokenizer(f, dir); };  // published together
+  save_model_dir(model, out, save);
+  return result;
+}
+
+}  // namespace r1
