@@ -235,5 +235,96 @@ class RealModelImport(unittest.TestCase):
         self.assertIn("<|im_start|>assistant", config["chat_template"])
 
 
+
+class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
+    """A random Qwen2 (q/k/v biases, rope pairs by halves: no Q/K permutation) written to GGUF with
+    gguf's writer under llama.cpp's names, with a byte-level tokenizer trained by r1 and
+    tokenizer.ggml.pre "qwen2": r1's import against transformers' loading of the file."""
+
+    def test_qwen2_logits_and_tokenizer_equal_transformers(self):
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+        from test_tokenizer import random_strings
+        corpus = os.path.join(self.tmp, "corpus.txt")
+        with open(corpus, "w") as f:
+            f.write("\n".join(random_strings(300, seed=1)))
+        tok_path = os.path.join(self.tmp, "tokenizer.json")
+        r1("tokenizer", "train", "--input", corpus, "--vocab-size", 400, "--pattern", "qwen2",
+           "--special", "<|endoftext|>,<|im_start|>,<|im_end|>", "--out", tok_path)
+        with open(tok_path) as f:
+            tok = json.load(f)
+        by_id = {i: t for t, i in tok["model"]["vocab"].items()}
+        by_id.update({a["id"]: a["content"] for a in tok["added_tokens"]})
+        tokens = [by_id[i] for i in range(len(by_id))]
+        vocab = {t: i for i, t in enumerate(tokens)}
+        specials = {a["content"] for a in tok["added_tokens"]}
+        merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+        torch.manual_seed(0)
+        config = Qwen2Config(vocab_size=len(tokens), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                             rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+        names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+                 "lm_head.weight": "output.weight"}
+        per_layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+                     "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+                     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+                     "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+                     "self_attn.v_proj.bias": "attn_v.bias", "mlp.gate_proj.weight": "ffn_gate.weight",
+                     "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+        path = os.path.join(self.tmp, "qwen2.gguf")
+        w = gguf.GGUFWriter(path, "qwen2")
+        for key, value in (("context_length", 128), ("embedding_length", 64), ("block_count", 2),
+                           ("feed_forward_length", 96), ("attention.head_count", 4), ("attention.head_count_kv", 2)):
+            w.add_uint32(f"qwen2.{key}", value)
+        w.add_float32("qwen2.attention.layer_norm_rms_epsilon", 1e-6)
+        w.add_float32("qwen2.rope.freq_base", 10000.0)
+        w.add_string("tokenizer.ggml.model", "gpt2")
+        w.add_string("tokenizer.ggml.pre", "qwen2")
+        w.add_array("tokenizer.ggml.tokens", tokens)
+        w.add_array("tokenizer.ggml.token_type", [3 if t in specials else 1 for t in tokens])
+        w.add_array("tokenizer.ggml.merges", merges)
+        w.add_uint32("tokenizer.ggml.eos_token_id", vocab["<|im_end|>"])
+        rng = np.random.default_rng(7)
+        for name, p in model.state_dict().items():
+            value = p.detach().numpy().copy()
+            if "norm" in name:
+                value += rng.standard_normal(value.shape).astype(np.float32) * 0.1
+            if name.startswith("model.layers."):
+                layer, rest = name[len("model.layers."):].split(".", 1)
+                gguf_name = f"blk.{layer}.{per_layer[rest]}"
+            else:
+                gguf_name = names[name]
+            # Matrices in Q8_0 (as llama.cpp quantises them), vectors in F32.
+            if value.ndim == 2:
+                w.add_tensor(gguf_name, gguf.quants.quantize(value, T.Q8_0), raw_dtype=T.Q8_0)
+            else:
+                w.add_tensor(gguf_name, value)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        out = os.path.join(self.tmp, "imported")
+        r1("model", "import", path, "--out", out)
+        hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file="qwen2.gguf", dtype=torch.float32).eval()
+        ids = [[5, 17, 99, 200, 3, 150, 42], [7, 7, 300, 12, 60, 61, 62]]
+        ids_path, logits_path = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "logits.st")
+        with open(ids_path, "w") as f:
+            json.dump(ids, f)
+        r1("model", "logits", "--model", out, "--input", ids_path, "--out", logits_path, "--threads", 1)
+        got = torch.from_numpy(load_file(logits_path)["logits"])
+        with torch.no_grad():
+            want = hf(torch.tensor(ids)).logits
+        self.assertGreater(want.std().item(), 0.05)
+        self.assertLess((got - want).abs().max().item(), 1e-4)
+        hf_tok = AutoTokenizer.from_pretrained(self.tmp, gguf_file="qwen2.gguf")
+        texts = random_strings(100, seed=9)
+        want_ids = [hf_tok(t, add_special_tokens=False).input_ids for t in texts]
+        ours = os.path.join(out, "tokenizer.json")
+        self.assertEqual([Tokenizer.from_file(ours).encode(t, add_special_tokens=False).ids for t in texts], want_ids)
+        self.assertEqual(r1_jsonl(["encode", "--tokenizer", ours], texts), want_ids)
+
+
 if __name__ == "__main__":
     unittest.main()
