@@ -4,11 +4,12 @@
 #   make test   install, build, run every test
 #   make build  install and build
 #   make bench  install, build, run the benchmarks (prints tables)
+#   make check-llamacpp  exported GGUF files in llama.cpp itself (builds llama-cpp-python: ~10 min)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 VENV = $(shell bash scripts/setup.sh --print-venv | tail -n 1)
 
-.PHONY: all setup build test demo pretrain-demo bench clean
+.PHONY: all setup build test demo pretrain-demo bench check-llamacpp clean
 
 all: build
 
@@ -43,6 +44,12 @@ bench: build
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 	$(VENV)/bin/python bench/run_switches.py $(BUILD)
 	$(VENV)/bin/python bench/run_moe.py $(BUILD)
+
+# llama.cpp built from PyPI's llama-cpp-python source into the virtualenv; the demo's GRPO model is
+# checked too when `make demo` has left one.
+check-llamacpp: build
+	$(VENV)/bin/python -c "import llama_cpp" 2>/dev/null || $(VENV)/bin/python -m pip install llama-cpp-python==0.3.36
+	$(VENV)/bin/python bench/check_llamacpp.py $(BUILD) $(wildcard runs/tiny-r1-zero/grpo)
 
 clean:
 	rm -rf $(BUILD)

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "io/gguf.h"
+#include "io/gguf_export.h"
 #include "io/gguf_import.h"
 #include "io/model_dir.h"
 #include "io/safetensors.h"
@@ -73,6 +74,25 @@ void add_model_import(CLI::App& model) {
     std::printf("wrote %s: %s, %lld parameters from %lld tensors, %s\n", out->c_str(),
                 r.config.architecture_name().c_str(), (long long)r.config.parameter_count(), (long long)r.tensors,
                 dtype->c_str());
+  });
+}
+
+void add_model_export(CLI::App& model) {
+  auto* cmd = model.add_subcommand("export", "write a Llama or Qwen2 model directory as a GGUF file (llama.cpp, Ollama)");
+  auto dir = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  auto format = std::make_shared<std::string>("gguf");
+  auto type = std::make_shared<std::string>("f16");
+  cmd->add_option("dir", *dir, "the model directory (with its tokenizer.json)")->required();
+  cmd->add_option("--out", *out, "the file to write")->required();
+  cmd->add_option("--format", *format, "gguf")->check(CLI::IsMember({"gguf"}))->capture_default_str();
+  cmd->add_option("--type", *type, "matrix type: f32, f16, bf16 or q8_0 (norms and biases stay f32)")
+      ->check(CLI::IsMember({"f32", "f16", "bf16", "q8_0"}))
+      ->capture_default_str();
+  cmd->callback([dir, out, format, type] {  // the captures keep the options' storage alive
+    const GgufExportResult r = export_gguf(*dir, *type, *out);
+    std::printf("wrote %s: %lld tensors, %s, %.1f MB\n", out->c_str(), (long long)r.tensors, type->c_str(),
+                static_cast<double>(r.bytes) / 1e6);
   });
 }
 

@@ -267,6 +267,7 @@ void add_model_command(CLI::App& app) {
   add_grad(*model);
   add_model_inspect(*model);
   add_model_import(*model);
+  add_model_export(*model);
 }
 
 }  // namespace r1::cli

@@ -12,6 +12,7 @@ inline constexpr const char* kUnsafeNoSandboxHelp =
 void add_model_command(CLI::App& app);
 void add_model_inspect(CLI::App& model);  // r1 model inspect (cmd_gguf.cpp)
 void add_model_import(CLI::App& model);   // r1 model import (cmd_gguf.cpp)
+void add_model_export(CLI::App& model);   // r1 model export (cmd_gguf.cpp)
 void add_generate_command(CLI::App& app);
 void add_tokenizer_command(CLI::App& app);
 void add_data_command(CLI::App& app);

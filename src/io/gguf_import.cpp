@@ -35,15 +35,17 @@ double float_value(const gguf::File& f, const std::string& key, std::optional<do
   return value.get<double>();
 }
 
-// The Hugging Face name of each GGUF tensor of a llama/qwen2 model (reference/gguf.md §3).
-std::string hf_name(const std::string& gguf_name) {
-  static const std::vector<std::pair<std::string, std::string>> top = {
+// llama.cpp's tensor names of a llama/qwen2 model and their Hugging Face names (reference/gguf.md §3).
+const std::vector<std::pair<std::string, std::string>>& top_level_names() {
+  static const std::vector<std::pair<std::string, std::string>> names = {
       {"token_embd.weight", "model.embed_tokens.weight"},
       {"output_norm.weight", "model.norm.weight"},
       {"output.weight", "lm_head.weight"}};
-  for (const auto& [g, h] : top)
-    if (gguf_name == g) return h;
-  static const std::vector<std::pair<std::string, std::string>> per_layer = {
+  return names;
+}
+
+const std::vector<std::pair<std::string, std::string>>& layer_names() {  // after "blk.N." / "model.layers.N."
+  static const std::vector<std::pair<std::string, std::string>> names = {
       {"attn_norm.weight", "input_layernorm.weight"},  {"ffn_norm.weight", "post_attention_layernorm.weight"},
       {"attn_q.weight", "self_attn.q_proj.weight"},    {"attn_k.weight", "self_attn.k_proj.weight"},
       {"attn_v.weight", "self_attn.v_proj.weight"},    {"attn_output.weight", "self_attn.o_proj.weight"},
@@ -51,27 +53,39 @@ std::string hf_name(const std::string& gguf_name) {
       {"attn_v.bias", "self_attn.v_proj.bias"},        {"attn_output.bias", "self_attn.o_proj.bias"},
       {"ffn_gate.weight", "mlp.gate_proj.weight"},     {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"}};
-  const std::string prefix = "blk.";
-  if (gguf_name.rfind(prefix, 0) != 0) return "";
-  const size_t dot = gguf_name.find('.', prefix.size());
+  return names;
+}
+
+// `name` with `from_prefix` + "N." + one of the table's `from` names replaced by its other side.
+std::string renamed(const std::string& name, bool to_hf) {
+  for (const auto& [g, h] : top_level_names())
+    if (name == (to_hf ? g : h)) return to_hf ? h : g;
+  const std::string from_prefix = to_hf ? "blk." : "model.layers.", to_prefix = to_hf ? "model.layers." : "blk.";
+  if (name.rfind(from_prefix, 0) != 0) return "";
+  const size_t dot = name.find('.', from_prefix.size());
   if (dot == std::string::npos) return "";
-  const std::string layer = gguf_name.substr(prefix.size(), dot - prefix.size()), rest = gguf_name.substr(dot + 1);
+  const std::string layer = name.substr(from_prefix.size(), dot - from_prefix.size()), rest = name.substr(dot + 1);
   if (layer.empty() || layer.find_first_not_of("0123456789") != std::string::npos) return "";
-  for (const auto& [g, h] : per_layer)
-    if (rest == g) return "model.layers." + layer + "." + h;
+  for (const auto& [g, h] : layer_names())
+    if (rest == (to_hf ? g : h)) return to_prefix + layer + "." + (to_hf ? h : g);
   return "";
 }
 
-// llama.cpp's converter interleaves the rotate-half halves of each q/k head (row h*hd + 2i + t of
-// the file is row h*hd + t*hd/2 + i of the model); transformers undoes it for arch llama only.
-torch::Tensor unpermute_rows(const torch::Tensor& w, int64_t heads) {
-  auto sizes = w.sizes().vec();
-  std::vector<int64_t> file_order = {heads, w.size(0) / heads / 2, 2};
-  file_order.insert(file_order.end(), sizes.begin() + 1, sizes.end());
-  return w.reshape(file_order).transpose(1, 2).reshape(sizes);
-}
+std::string hf_name(const std::string& gguf_name) { return renamed(gguf_name, true); }
 
 }  // namespace
+
+std::string gguf_tensor_name(const std::string& hf) { return renamed(hf, false); }
+
+// llama.cpp's converter interleaves the rotate-half halves of each q/k head (row h*hd + 2i + t of
+// the file is row h*hd + t*hd/2 + i of the model); transformers undoes it for arch llama only.
+torch::Tensor llama_cpp_qk_rows(const torch::Tensor& w, int64_t heads, bool to_file) {
+  const auto sizes = w.sizes().vec();
+  std::vector<int64_t> model_order = {heads, 2, w.size(0) / heads / 2}, file_order = {heads, w.size(0) / heads / 2, 2};
+  model_order.insert(model_order.end(), sizes.begin() + 1, sizes.end());
+  file_order.insert(file_order.end(), sizes.begin() + 1, sizes.end());
+  return w.reshape(to_file ? model_order : file_order).transpose(1, 2).reshape(sizes);
+}
 
 ModelConfig config_from_gguf(const gguf::File& f) {
   const auto& arch_value = required(f, "general.architecture").value;
@@ -137,7 +151,7 @@ ImportResult import_gguf_weights(const gguf::File& f, const std::string& out, to
     if (c.architecture == Architecture::kLlama && (t.name.find(".attn_q.") != std::string::npos ||
                                                    t.name.find(".attn_k.") != std::string::npos)) {
       const bool is_k = t.name.find(".attn_k.") != std::string::npos;
-      value = unpermute_rows(value, is_k ? c.num_key_value_heads : c.num_attention_heads);
+      value = llama_cpp_qk_rows(value, is_k ? c.num_key_value_heads : c.num_attention_heads, /*to_file=*/false);
     }
     param->copy_(value);
     filled.insert(name);

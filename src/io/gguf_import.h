@@ -16,6 +16,12 @@ namespace r1 {
 // The model's config.json as the GGUF metadata describes it; throws r1::Error naming the key.
 ModelConfig config_from_gguf(const gguf::File& f);
 
+// llama.cpp's name of a Llama/Qwen2 model tensor ("model.layers.3.self_attn.q_proj.weight" ->
+// "blk.3.attn_q.weight"), or "" for a name it has none for.
+std::string gguf_tensor_name(const std::string& hf_name);
+// q_proj/k_proj rows (weights or biases) in llama.cpp's order for arch llama (to_file), or back.
+torch::Tensor llama_cpp_qk_rows(const torch::Tensor& w, int64_t heads, bool to_file);
+
 struct ImportResult {
   ModelConfig config;
   int64_t tensors = 0;

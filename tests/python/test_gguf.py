@@ -326,5 +326,70 @@ class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
         self.assertEqual(r1_jsonl(["encode", "--tokenizer", ours], texts), want_ids)
 
 
+class Export(TempDirCase, unittest.TestCase):
+    """r1 model export --format gguf on a random Llama with an r1-trained tokenizer: gguf's reader
+    reads it as llama.cpp expects, import(export(model)) is the model bit for bit in f32, Q8_0
+    blocks are gguf's own quantisation of the same values byte for byte, F16/BF16 are torch's
+    roundings, and transformers' loading of the exported file gives r1's logits."""
+
+    def test_round_trip_types_and_transformers(self):
+        import torch
+        from safetensors.torch import load_file as load_torch
+        from transformers import AutoModelForCausalLM
+        from test_tokenizer import random_strings
+        from r1test import make_question_model
+        model = make_question_model(self.tmp, 200, 300, "<|eos|>,<|im_start|>,<|im_end|>", 128, 3)
+        files = {}
+        for t in ("f32", "f16", "bf16", "q8_0"):
+            files[t] = os.path.join(self.tmp, f"model.{t}.gguf")
+            r1("model", "export", model, "--format", "gguf", "--type", t, "--out", files[t])
+        reader = gguf.GGUFReader(files["f32"])
+        field = lambda key: reader.fields[key].contents()
+        self.assertEqual(field("general.architecture"), "llama")
+        self.assertEqual(field("llama.block_count"), 2)
+        self.assertEqual(reader.fields["llama.block_count"].types, [gguf.GGUFValueType.UINT32])
+        self.assertEqual(reader.fields["tokenizer.ggml.token_type"].types,
+                         [gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32])
+        with open(os.path.join(model, "config.json")) as f:
+            config = json.load(f)
+        self.assertEqual(len(field("tokenizer.ggml.tokens")), config["vocab_size"])
+        self.assertEqual(field("tokenizer.ggml.pre"), "deepseek-v3")
+        # Round trip in f32: every tensor back bit for bit, the tokenizer encoding the same ids.
+        back = os.path.join(self.tmp, "back")
+        r1("model", "import", files["f32"], "--out", back)
+        a, b = load_torch(os.path.join(model, "model.safetensors")), load_torch(os.path.join(back, "model.safetensors"))
+        self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+            self.assertTrue(torch.equal(a[k], b[k]), k)
+        texts = random_strings(50, seed=3)
+        self.assertEqual(r1_jsonl(["encode", "--tokenizer", os.path.join(back, "tokenizer.json")], texts),
+                         r1_jsonl(["encode", "--tokenizer", os.path.join(model, "tokenizer.json")], texts))
+        # The other types against gguf's quantiser and torch's roundings of the f32 file's values.
+        f32 = {t.name: np.array(t.data) for t in reader.tensors}
+        for t in ("f16", "bf16", "q8_0"):
+            for tensor in gguf.GGUFReader(files[t]).tensors:
+                with self.subTest(t, tensor=tensor.name):
+                    values = f32[tensor.name]
+                    if values.ndim == 1:
+                        self.assertEqual(tensor.tensor_type, T.F32)
+                        continue
+                    if t == "q8_0":
+                        want = gguf.quants.quantize(values, T.Q8_0)
+                    else:
+                        dtype = torch.float16 if t == "f16" else torch.bfloat16
+                        want = torch.from_numpy(values).to(dtype).view(torch.int16).numpy()
+                    self.assertTrue(np.array_equal(np.array(tensor.data).view(np.uint8), want.view(np.uint8)))
+        # transformers loads the exported file and computes r1's logits.
+        hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file="model.f32.gguf", dtype=torch.float32).eval()
+        ids = [[5, 17, 99, 200, 3, 150, 42]]
+        ids_path, logits_path = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "logits.st")
+        with open(ids_path, "w") as f:
+            json.dump(ids, f)
+        r1("model", "logits", "--model", model, "--input", ids_path, "--out", logits_path, "--threads", 1)
+        got = torch.from_numpy(load_file(logits_path)["logits"])
+        with torch.no_grad():
+            self.assertLess((got - hf(torch.tensor(ids)).logits).abs().max().item(), 1e-4)
+
+
 if __name__ == "__main__":
     unittest.main()
