@@ -57,8 +57,9 @@ arch_pretrain=(--mtp-weight "${MTP_WEIGHT:-0.1}")
 arch_eval=(--speculative)
 # Latent attention (q LoRA 64, latent 32, heads of 32 + 16 rope dims), a dense first layer, then 8
 # routed experts in 4 groups (2 per token from the best 2 groups) and one shared expert; one MTP module
-# (MTP_WEIGHT, default 0.1: DeepSeek-V3's later value; at its first, 0.3, the base already answers
-# 55-67% of the held-out sums bare, docs/grpo.md; the evaluations decode with its drafts).
+# (MTP_WEIGHT, default 0.1: DeepSeek-V3's later value; the MTP loss makes the trunk compute the sum,
+# so the higher the weight the less GRPO has left to gain, docs/grpo.md; the evaluations decode
+# with its drafts).
 cat > "$OUT/config.json" <<JSON
 {"architectures": ["DeepseekV3ForCausalLM"], "vocab_size": 320, "hidden_size": 128, "intermediate_size": 384,
  "num_hidden_layers": 4, "num_attention_heads": 4, "max_position_embeddings": 256,

@@ -60,13 +60,9 @@ ApiRequest parse_api_request(const json& body, bool chat, const ApiLimits& limit
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   ApiRequest r;
   r.chat = chat;
-  if (body.contains("model")) {
-    if (!body["model"].is_string()) throw bad("model", "expected a string");
-    const std::string model = body["model"].get<std::string>();
-    if (!model.empty() && model != limits.model_name)
-      throw ApiError(404, "the model '" + model + "' does not exist (this server has '" + limits.model_name + "')",
-                     "model");
-  }
+  // One model is served, so any name is accepted, as llama.cpp's server does (clients send the name
+  // of the model they think they talk to); /v1/models says so.
+  if (body.contains("model") && !body["model"].is_string()) throw bad("model", "expected a string");
   if (chat) {
     if (!body.contains("messages")) throw bad("messages", "is required");
     if (!body["messages"].is_array() || body["messages"].empty()) throw bad("messages", "expected a non-empty array");

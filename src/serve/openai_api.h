@@ -28,7 +28,6 @@ struct ApiLimits {
   int64_t max_context = 0;       // prompt + completion
   int64_t max_n = 8;
   int64_t vocab_size = 0;
-  std::string model_name;
 };
 
 struct ApiRequest {

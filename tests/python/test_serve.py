@@ -1,7 +1,8 @@
 """r1 serve over real HTTP: the OpenAI endpoints (JSON and server-sent-event streams), the same
 tokens as r1 generate, request validation with 4xx error objects while the server stays up,
-concurrent streaming clients, a disconnecting client freeing its slot, the concurrency limit and
-the API key; all of it again on a DeepSeek-V3 model decoding speculatively with its MTP module."""
+concurrent streaming clients, a disconnecting client freeing its slot, the concurrency limit, the
+API key and the official `openai` client naming any model; all of it again on a DeepSeek-V3 model
+decoding speculatively with its MTP module."""
 import http.client
 import json
 import os
@@ -74,7 +75,28 @@ class Serve(TempDirCase, unittest.TestCase):
         status, text = self.request("GET", "/health")
         self.assertEqual((status, json.loads(text)["status"]), (200, "ok"))
         status, text = self.request("GET", "/v1/models")
-        self.assertEqual(json.loads(text)["data"][0]["id"], "r1")
+        model = json.loads(text)["data"][0]
+        self.assertEqual(model["id"], os.path.basename(self.model))  # named after the model directory
+        self.assertTrue(model["meta"]["accepts_any_model_name"])
+
+    def test_official_openai_client_with_any_model_name(self):
+        """The `openai` package, naming the model it thinks it talks to, as clients do."""
+        from openai import OpenAI
+        client = OpenAI(base_url=f"http://127.0.0.1:{self.port}/v1", api_key="unused", max_retries=0)
+        self.assertEqual([m.id for m in client.models.list()], [os.path.basename(self.model)])
+        chat = client.chat.completions.create(model="SmolLM2-135M-Instruct", temperature=0, max_tokens=8,
+                                              messages=[{"role": "user", "content": "what is 3 plus 4?"}])
+        self.assertEqual(chat.model, os.path.basename(self.model))
+        self.assertEqual(chat.choices[0].message.role, "assistant")
+        self.assertLessEqual(chat.usage.completion_tokens, 8)
+        text = client.completions.create(model="gpt-4", prompt="question 4: what", max_tokens=12, temperature=0)
+        cli = json.loads(r1("generate", "--model", self.model, "--prompt", "question 4: what", "--max-new-tokens", 12,
+                            "--temperature", 0, "--threads", 1).stdout)
+        self.assertEqual(text.choices[0].text, cli["text"])
+        streamed = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="x", temperature=0, max_tokens=8, stream=True, messages=[{"role": "user", "content": "hi"}]))
+        self.assertEqual(streamed, client.chat.completions.create(
+            model="x", temperature=0, max_tokens=8, messages=[{"role": "user", "content": "hi"}]).choices[0].message.content)
 
     def test_completion_equals_r1_generate(self):
         status, out = self.post("/v1/completions", {"prompt": "question 4: what", "max_tokens": 12, "temperature": 0,
@@ -130,7 +152,7 @@ class Serve(TempDirCase, unittest.TestCase):
             ({"prompt": "x", "n": 0}, None, 400, "n"),
             ({"prompt": "x", "stop": [1]}, None, 400, "stop"),
             ({"prompt": "x", "logit_bias": {"99999": 1}}, None, 400, "logit_bias"),
-            ({"prompt": "x", "model": "gpt-4"}, None, 404, "model"),
+            ({"prompt": "x", "model": 4}, None, 400, "model"),
             ({"prompt": "x" * 5000}, None, 413, None),
         ]
         for body, raw, want, param in cases:
