@@ -67,6 +67,23 @@ TEST(ChatTemplate, DeepSeekCoderInstruct) {
   EXPECT_EQ(masked_text(t, r), "sorted(x)\n<|EOT|>");
 }
 
+TEST(ChatTemplate, ChatMlDefaultSystemMessagesAreReadFromTheJinja) {
+  // SmolLM2-135M-Instruct's template (a newline inside the literal) and Qwen2.5's (the \n escape).
+  const std::string smollm2 =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
+      "You are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}"
+      "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+  EXPECT_EQ(chatml_default_system(smollm2), "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  const std::string qwen =
+      "{%- if messages[0]['role'] != 'system' %}{{- '<|im_start|>system\\nYou are Qwen.\\nBe brief.<|im_end|>\\n' }}"
+      "{%- endif %}";
+  EXPECT_EQ(chatml_default_system(qwen), "You are Qwen.\nBe brief.");
+  EXPECT_EQ(chatml_default_system("{{'<|im_start|>' + message['role']}}"), "");
+  // A system text computed by the template is not a literal r1 can take.
+  EXPECT_EQ(chatml_default_system("{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n' + x + "
+                                  "'<|im_end|>' }}{% endif %}"), "");
+}
+
 TEST(ChatTemplate, RecognisesJinjaAndRejectsUnknownOnes) {
   EXPECT_EQ(chat_format_from_jinja(deepseek().chat_template()), ChatFormat::kDeepSeekV3);
   EXPECT_EQ(chat_format_from_jinja("{{ 'User: ' + m }}{{ 'Assistant: ' }}"), ChatFormat::kDeepSeekLlm);

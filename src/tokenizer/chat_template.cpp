@@ -88,6 +88,31 @@ ChatFormat chat_format_from_name(const std::string& name) {
   throw Error("unknown chat template '" + name + "' (known: " + known + ")");
 }
 
+std::string chatml_default_system(const std::string& jinja) {
+  // The block ChatML templates (Qwen2.5, SmolLM2) open with when the first message is not the
+  // system's: {{ '<|im_start|>system\nTEXT<|im_end|>\n' }} after a `!= 'system'` test.
+  const size_t test = jinja.find("!= 'system'");
+  if (test == std::string::npos) return "";
+  const std::string open = "'<|im_start|>system";
+  const size_t at = jinja.find(open, test);
+  if (at == std::string::npos || jinja.find("{%", test) < at) return "";
+  size_t from = at + open.size();  // then a newline, written as one or as the escape \n
+  if (jinja.compare(from, 2, "\\n") == 0) from += 2;
+  else if (jinja.compare(from, 1, "\n") == 0) from += 1;
+  else return "";
+  const size_t close = jinja.find("<|im_end|>", from);
+  if (close == std::string::npos) return "";
+  const std::string text = jinja.substr(from, close - from);
+  if (text.find('\'') != std::string::npos || text.find("{{") != std::string::npos) return "";  // not a literal
+  std::string out;  // the literal's \n escapes as newlines
+  for (size_t i = 0; i < text.size(); ++i) {
+    const bool escape = text[i] == '\\' && i + 1 < text.size() && text[i + 1] == 'n';
+    out += escape ? '\n' : text[i];
+    i += escape;
+  }
+  return out;
+}
+
 ChatFormat chat_format_from_jinja(const std::string& jinja) {
   auto has = [&](const char* s) { return jinja.find(s) != std::string::npos; };
   if (has("<｜User｜>") && has("<｜Assistant｜>")) return has("<think>\\n") ? ChatFormat::kDeepSeekR1 : ChatFormat::kDeepSeekV3;
@@ -148,6 +173,9 @@ RenderedChat render_chat(const Tokenizer& t, ChatFormat format, const std::vecto
     case ChatFormat::kChatMl: {
       const std::string start = special_text(t, "<|im_start|>", "turn starts");
       const std::string end = special_text(t, "<|im_end|>", "turn ends");
+      const std::string fallback = chatml_default_system(t.chat_template());
+      if (!fallback.empty() && (messages.empty() || messages[0].role != "system"))
+        b.add(start + "system\n" + fallback + end + "\n");
       for (const auto& m : messages) {
         if (m.role == "assistant") {
           b.add(start + "assistant\n");

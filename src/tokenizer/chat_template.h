@@ -44,6 +44,10 @@ ChatFormat chat_format_from_name(const std::string& name);
 // unknown one is an r1::Error saying how to pick one by name.
 ChatFormat chat_format_from_jinja(const std::string& jinja);
 
+// The system message a ChatML Jinja template inserts when the conversation has none (SmolLM2's
+// "You are a helpful AI assistant named SmolLM, ..."), or "": render_chat adds it for kChatMl.
+std::string chatml_default_system(const std::string& jinja);
+
 // The DeepSeek-R1 paper's R1-Zero training template with `{prompt}` in place of the question.
 extern const char* const kR1ZeroTemplate;
 

@@ -216,6 +216,42 @@ class RealModelImport(unittest.TestCase):
                             "--max-new-tokens", 3, "--temperature", 0, "--threads", 2).stdout)
         self.assertEqual(out["text"], " Paris.\n")
 
+    def test_chat_equals_transformers_over_the_files_chat_template(self):
+        """`r1 generate --chat` renders SmolLM2's own template (ChatML with its default system
+        message) and answers token for token as transformers' greedy generate over that template."""
+        import torch
+        question = "What is the capital of France?"
+        prompt = self.hf_tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=True,
+                                                       add_generation_prompt=True, return_dict=False)
+        with torch.no_grad():
+            want = self.hf.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False, eos_token_id=2,
+                                    pad_token_id=2)[0, len(prompt):].tolist()
+        out = json.loads(r1("generate", "--model", self.model, "--chat", "--prompt", question, "--max-new-tokens", 12,
+                            "--temperature", 0, "--threads", 2).stdout)
+        self.assertEqual(out["prompt_tokens"], len(prompt))
+        self.assertEqual(out["ids"], want)
+        self.assertEqual(out["text"], "The capital of France is Paris.")
+
+    def test_served_to_the_openai_client(self):
+        """r1 serve on the import, asked by the official openai client under the checkpoint's name."""
+        from openai import OpenAI
+        proc = subprocess.Popen([R1, "serve", "--model", self.model, "--port", "0", "--threads", "2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = proc.stdout.readline()
+            self.assertIn("http://", line, proc.stderr.read() if "http://" not in line else "")
+            port = int(line.split("http://")[1].split("/")[0].split(":")[1])
+            client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+            self.assertEqual([m.id for m in client.models.list()], ["smollm2"])
+            chat = client.chat.completions.create(model="HuggingFaceTB/SmolLM2-135M-Instruct", temperature=0,
+                                                  max_tokens=12,
+                                                  messages=[{"role": "user", "content": "What is the capital of France?"}])
+            self.assertEqual(chat.choices[0].message.content, "The capital of France is Paris.")
+            self.assertEqual(chat.choices[0].finish_reason, "stop")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
     def test_tokenizer_equals_transformers(self):
         """r1's tokenizer.json gives transformers' ids (in r1 and in HF tokenizers), on the project's
         tokenizer samples, random strings and text with the 21 bytes the vocabulary has no token for."""
