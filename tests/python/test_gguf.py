@@ -131,6 +131,30 @@ class GgufReader(TempDirCase, unittest.TestCase):
         for cut in sorted(set(rng.integers(0, len(data), 12).tolist())):
             self.refused(variant("cut.gguf", data[:cut]))
 
+    def test_import_names_what_a_file_lacks(self):
+        """Valid GGUF files that do not describe an importable model: errors naming the key or tensor."""
+        rng = np.random.default_rng(6)
+        keys = [lambda w: w.add_uint32("llama.context_length", 64), lambda w: w.add_uint32("llama.embedding_length", 32),
+                lambda w: w.add_uint32("llama.feed_forward_length", 64),
+                lambda w: w.add_uint32("llama.attention.head_count", 4),
+                lambda w: w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5),
+                lambda w: w.add_uint32("llama.vocab_size", 16)]
+        embd = ("token_embd.weight", rng.standard_normal((16, 32), dtype=np.float32), None)
+
+        def imported(name, tensors, metadata):
+            proc = subprocess.run([R1, "model", "import", self.write(name, tensors, metadata), "--out",
+                                   os.path.join(self.tmp, name + ".dir")], capture_output=True, text=True, timeout=60)
+            self.assertEqual(proc.returncode, 1, proc.stderr)
+            return proc.stderr
+
+        self.assertIn("metadata 'llama.block_count' is missing", imported("nokey.gguf", [embd], keys))
+        keys.append(lambda w: w.add_uint32("llama.block_count", 1))
+        self.assertIn("no tensor for 'model.layers.0.", imported("partial.gguf", [embd], keys))
+        wrong = ("token_embd.weight", rng.standard_normal((16, 48), dtype=np.float32), None)
+        self.assertIn("tensor 'token_embd.weight' has shape [16, 48]", imported("shape.gguf", [wrong], keys))
+        stray = ("blk.0.ffn_gate_exps.weight", rng.standard_normal((4, 32), dtype=np.float32), None)
+        self.assertIn("'blk.0.ffn_gate_exps.weight' has no place", imported("stray.gguf", [embd, stray], keys))
+
     def test_random_mutations_never_crash(self):
         rng = np.random.default_rng(4)
         good = self.write("fuzz.gguf", [("w", random_blocks(rng, T.Q4_K, 2, 256), T.Q4_K)],
