@@ -239,16 +239,13 @@ GgufExportResult export_gguf(const std::string& model_dir, const std::string& ty
   w.string("general.name", fs::path(model_dir).lexically_normal().filename().string());
   w.u32("general.file_type", ftype);
   w.u32("general.quantization_version", 2);
-  w.u32(a + ".vocab_size", static_cast<uint32_t>(c.vocab_size));
-  w.u32(a + ".context_length", static_cast<uint32_t>(c.max_position_embeddings));
-  w.u32(a + ".embedding_length", static_cast<uint32_t>(c.hidden_size));
-  w.u32(a + ".block_count", static_cast<uint32_t>(c.num_hidden_layers));
-  w.u32(a + ".feed_forward_length", static_cast<uint32_t>(c.intermediate_size));
-  w.u32(a + ".attention.head_count", static_cast<uint32_t>(c.num_attention_heads));
-  w.u32(a + ".attention.head_count_kv", static_cast<uint32_t>(c.num_key_value_heads));
-  w.u32(a + ".attention.key_length", static_cast<uint32_t>(c.head_dim));
-  w.u32(a + ".attention.value_length", static_cast<uint32_t>(c.head_dim));
-  w.u32(a + ".rope.dimension_count", static_cast<uint32_t>(c.head_dim));
+  const std::pair<const char*, int64_t> sizes[] = {
+      {"vocab_size", c.vocab_size}, {"context_length", c.max_position_embeddings},
+      {"embedding_length", c.hidden_size}, {"block_count", c.num_hidden_layers},
+      {"feed_forward_length", c.intermediate_size}, {"attention.head_count", c.num_attention_heads},
+      {"attention.head_count_kv", c.num_key_value_heads}, {"attention.key_length", c.head_dim},
+      {"attention.value_length", c.head_dim}, {"rope.dimension_count", c.head_dim}};
+  for (const auto& [key, value] : sizes) w.u32(a + "." + key, static_cast<uint32_t>(value));
   w.f32(a + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
   w.f32(a + ".rope.freq_base", static_cast<float>(c.rope_theta));
   add_tokenizer(w, tok, c, tokenizer_path);

@@ -148,11 +148,9 @@ ImportResult import_gguf_weights(const gguf::File& f, const std::string& out, to
                   ", the metadata's config needs " + c10::str(param->sizes()));
     auto value = torch::empty(t.torch_shape(), torch::kFloat32);
     f.dequantize(t, value.data_ptr<float>());
-    if (c.architecture == Architecture::kLlama && (t.name.find(".attn_q.") != std::string::npos ||
-                                                   t.name.find(".attn_k.") != std::string::npos)) {
-      const bool is_k = t.name.find(".attn_k.") != std::string::npos;
-      value = llama_cpp_qk_rows(value, is_k ? c.num_key_value_heads : c.num_attention_heads, /*to_file=*/false);
-    }
+    const bool q = t.name.find(".attn_q.") != std::string::npos, k = t.name.find(".attn_k.") != std::string::npos;
+    if (c.architecture == Architecture::kLlama && (q || k))
+      value = llama_cpp_qk_rows(value, k ? c.num_key_value_heads : c.num_attention_heads, /*to_file=*/false);
     param->copy_(value);
     filled.insert(name);
     ++result.tensors;

@@ -88,15 +88,6 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
       return;
     }
   }
-  thread_local std::vector<int32_t> bytes;  // the piece's byte tokens, those the vocabulary lacks left out
-  bytes.clear();
-  for (char c : piece)
-    if (const int32_t id = byte_id_[static_cast<uint8_t>(c)]; id >= 0) bytes.push_back(id);
-  const int n = static_cast<int>(bytes.size());
-  if (n <= 1) {
-    if (n == 1) out.push_back(bytes[0]);
-    return;
-  }
   struct Symbol {
     int32_t id;
     int prev, next;
@@ -112,8 +103,18 @@ void BpeModel::merge_piece(std::string_view piece, std::vector<int32_t>& out) co
   // Buffers reused across pieces on this thread: no allocation per piece once warm.
   thread_local std::vector<Symbol> sym;
   thread_local std::vector<Candidate> heap;  // a min-heap through std::push_heap/pop_heap
-  sym.resize(n);
-  for (int i = 0; i < n; ++i) sym[i] = {bytes[i], i - 1, i + 1 < n ? i + 1 : -1, true};
+  sym.clear();
+  for (char c : piece)  // one symbol per byte; bytes the vocabulary lacks are left out
+    if (const int32_t id = byte_id_[static_cast<uint8_t>(c)]; id >= 0) {
+      const int i = static_cast<int>(sym.size());
+      sym.push_back({id, i - 1, i + 1, true});
+    }
+  const int n = static_cast<int>(sym.size());
+  if (n <= 1) {
+    if (n == 1) out.push_back(sym[0].id);
+    return;
+  }
+  sym.back().next = -1;
   heap.clear();
   const std::greater<Candidate> later;
   auto push_pair = [&](int left) {
