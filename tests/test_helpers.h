@@ -21,6 +21,15 @@ inline ModelConfig tiny_config(int64_t heads = 4, int64_t kv_heads = 2, bool tie
   return c;
 }
 
+// Qwen3 at tiny_config's size: heads of 16 dims (wider than hidden / heads = 8) with per-head q/k
+// norms.
+inline ModelConfig tiny_qwen3_config() {
+  ModelConfig c = tiny_config(4, 2);
+  c.architecture = Architecture::kQwen3;
+  c.head_dim = 16;
+  return c;
+}
+
 // DeepSeek-V3's architecture at tiny_config's size: latent attention (q LoRA 16, latent 12, heads of
 // 8 + 4 rope dims, values 6), a dense first layer, then 8 routed experts in 4 groups (2 per token,
 // from the 2 best groups) and a shared expert.

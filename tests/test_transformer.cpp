@@ -13,6 +13,7 @@ using testing::random_model;
 using testing::random_tokens;
 using testing::tiny_config;
 using testing::tiny_deepseek_config;
+using testing::tiny_qwen3_config;
 
 double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
 
@@ -69,9 +70,10 @@ TEST(Transformer, KvCacheDecodingOfUnequalPromptsMatchesFullForward) {
   // composite path (index_put_ and masked attention) that CUDA and other dtypes take.
   // Variant 4: DeepSeek-V3's latent attention, decoding absorbed from the latent cache, in float32
   // only: in half precision a token near a routing tie may go to other experts on the two paths.
-  for (int variant = 0; variant < 5; ++variant) {
+  // Variant 5: Qwen3 (q/k norms, heads wider than hidden / heads).
+  for (int variant = 0; variant < 6; ++variant) {
     const bool qwen = variant == 1, bf16 = variant == 2 || variant == 3;
-    ModelConfig c = variant == 4 ? tiny_deepseek_config() : tiny_config();
+    ModelConfig c = variant == 4 ? tiny_deepseek_config() : variant == 5 ? tiny_qwen3_config() : tiny_config();
     if (qwen) c.architecture = Architecture::kQwen2;
     Transformer m = random_model(c);
     if (variant == 2) m->to(torch::kBFloat16);
@@ -134,13 +136,15 @@ TEST(Transformer, SharedPrefixEqualsEachPromptPlusCompletionAlone) {
   // (the CPU's fused attention, model/prefix_attention.h) and float64 (SDPA over a padded layout,
   // the path of other devices and dtypes).
   // DeepSeek-V3's layers take the SDPA path in float32 too.
-  for (const bool deepseek : {false, true})
+  for (const auto arch : {Architecture::kLlama, Architecture::kQwen3, Architecture::kDeepseekV3})
   for (const auto dtype : {torch::kFloat32, torch::kFloat64})
   for (const bool skip_padding : {false, true}) {
   SCOPED_TRACE(std::string(skip_padding ? "padding skipped" : "every position") + (dtype == torch::kFloat64 ? ", float64" : "") +
-               (deepseek ? ", DeepSeek-V3" : ""));
+               (arch == Architecture::kQwen3 ? ", Qwen3" : arch == Architecture::kDeepseekV3 ? ", DeepSeek-V3" : ""));
   torch::manual_seed(5);
-  Transformer m = random_model(deepseek ? tiny_deepseek_config() : tiny_config(4, 2));
+  Transformer m = random_model(arch == Architecture::kDeepseekV3 ? tiny_deepseek_config()
+                               : arch == Architecture::kQwen3    ? tiny_qwen3_config()
+                                                                 : tiny_config(4, 2));
   m->to(dtype);
   const int64_t V = m->config().vocab_size;
   const std::vector<int64_t> prompt_len = {3, 5}, completion_len = {4, 1, 6, 2}, group = {0, 0, 1, 1};
@@ -215,7 +219,8 @@ TEST(Transformer, GqaEqualsMhaWithRepeatedKvHeads) {
 
 TEST(Transformer, GradientsReachEveryParameter) {
   for (bool tied : {false, true}) {
-    ModelConfig c = tiny_config(4, 2, tied);
+    ModelConfig c = tied ? tiny_qwen3_config() : tiny_config(4, 2);  // Qwen3: its q/k norms too
+    c.tie_word_embeddings = tied;
     c.attention_bias = true;
     c.mlp_bias = true;
     Transformer m = random_model(c);

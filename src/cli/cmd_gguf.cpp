@@ -61,7 +61,7 @@ void add_model_inspect(CLI::App& model) {
 }
 
 void add_model_import(CLI::App& model) {
-  auto* cmd = model.add_subcommand("import", "convert a GGUF model (llama, qwen2) into a Hugging Face model directory");
+  auto* cmd = model.add_subcommand("import", "convert a GGUF model (llama, qwen2, qwen3) into a Hugging Face model directory");
   auto file = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto dtype = std::make_shared<std::string>("float32");
@@ -78,7 +78,7 @@ void add_model_import(CLI::App& model) {
 }
 
 void add_model_export(CLI::App& model) {
-  auto* cmd = model.add_subcommand("export", "write a Llama or Qwen2 model directory as a GGUF file (llama.cpp, Ollama)");
+  auto* cmd = model.add_subcommand("export", "write a Llama, Qwen2 or Qwen3 model directory as a GGUF file (llama.cpp, Ollama)");
   auto dir = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto format = std::make_shared<std::string>("gguf");

@@ -35,9 +35,9 @@ void print_attention(const ModelConfig& c) {
                 (long long)m.qk_nope_head_dim, (long long)m.qk_rope_head_dim, (long long)m.v_head_dim);
     return;
   }
-  std::printf("attention:       %lld heads, %lld kv heads (%s), head_dim %lld%s\n", (long long)c.num_attention_heads,
+  std::printf("attention:       %lld heads, %lld kv heads (%s), head_dim %lld%s%s\n", (long long)c.num_attention_heads,
               (long long)c.num_key_value_heads, c.num_key_value_heads == c.num_attention_heads ? "MHA" : "GQA",
-              (long long)c.head_dim, c.has_qkv_bias() ? ", q/k/v bias" : "");
+              (long long)c.head_dim, c.has_qkv_bias() ? ", q/k/v bias" : "", c.has_qk_norm() ? ", q/k norms" : "");
 }
 
 void print_mlp(const ModelConfig& c) {

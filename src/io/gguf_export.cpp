@@ -225,8 +225,8 @@ GgufExportResult export_gguf(const std::string& model_dir, const std::string& ty
   const uint32_t ftype = file_type(type);
   Transformer model = load_model_dir(model_dir);
   const ModelConfig& c = model->config();
-  if (c.architecture != Architecture::kLlama && c.architecture != Architecture::kQwen2)
-    throw Error(model_dir + ": " + c.architecture_name() + " is not exported to GGUF (Llama and Qwen2 are)");
+  if (c.is_deepseek() || c.sequence_classification)
+    throw Error(model_dir + ": " + c.architecture_name() + " is not exported to GGUF (Llama, Qwen2 and Qwen3 are)");
   if (!c.rope_scaling.type.empty())
     throw Error(model_dir + ": rope scaling '" + c.rope_scaling.type + "' is not exported to GGUF");
   const std::string tokenizer_path = (fs::path(model_dir) / "tokenizer.json").string();

@@ -1,4 +1,4 @@
-// r1 model export DIR --format gguf: a Llama or Qwen2 model directory (with its tokenizer) as a GGUF
+// r1 model export DIR --format gguf: a Llama, Qwen2 or Qwen3 model directory (with its tokenizer) as a GGUF
 // file that llama.cpp and Ollama load (reference/gguf.md §1-6): the metadata llama.cpp requires with
 // the exact types its loader checks, tensors under llama.cpp's names (Q/K rows permuted for arch
 // llama, as its converter does), matrices in F32, F16, BF16 or Q8_0 (bit-exact to gguf-py's

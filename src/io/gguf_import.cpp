@@ -35,7 +35,7 @@ double float_value(const gguf::File& f, const std::string& key, std::optional<do
   return value.get<double>();
 }
 
-// llama.cpp's tensor names of a llama/qwen2 model and their Hugging Face names (reference/gguf.md §3).
+// llama.cpp's tensor names of a llama/qwen2/qwen3 model and their Hugging Face names (reference/gguf.md §3).
 const std::vector<std::pair<std::string, std::string>>& top_level_names() {
   static const std::vector<std::pair<std::string, std::string>> names = {
       {"token_embd.weight", "model.embed_tokens.weight"},
@@ -51,6 +51,7 @@ const std::vector<std::pair<std::string, std::string>>& layer_names() {  // afte
       {"attn_v.weight", "self_attn.v_proj.weight"},    {"attn_output.weight", "self_attn.o_proj.weight"},
       {"attn_q.bias", "self_attn.q_proj.bias"},        {"attn_k.bias", "self_attn.k_proj.bias"},
       {"attn_v.bias", "self_attn.v_proj.bias"},        {"attn_output.bias", "self_attn.o_proj.bias"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"}, {"attn_k_norm.weight", "self_attn.k_norm.weight"},
       {"ffn_gate.weight", "mlp.gate_proj.weight"},     {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"}};
   return names;
@@ -93,7 +94,8 @@ ModelConfig config_from_gguf(const gguf::File& f) {
   ModelConfig c;
   if (arch == "llama") c.architecture = Architecture::kLlama;
   else if (arch == "qwen2") c.architecture = Architecture::kQwen2;
-  else throw Error(f.path() + ": architecture '" + arch + "' (r1 imports llama and qwen2)");
+  else if (arch == "qwen3") c.architecture = Architecture::kQwen3;
+  else throw Error(f.path() + ": architecture '" + arch + "' (r1 imports llama, qwen2 and qwen3)");
   const std::string a = arch + ".";
   c.max_position_embeddings = int_value(f, a + "context_length");
   c.hidden_size = int_value(f, a + "embedding_length");
@@ -114,7 +116,8 @@ ModelConfig config_from_gguf(const gguf::File& f) {
   const gguf::Value* tokens = f.find("tokenizer.ggml.tokens");
   c.vocab_size = int_value(f, a + "vocab_size", tokens ? static_cast<int64_t>(tokens->value.size()) : -1);
   c.tie_word_embeddings = f.tensor("output.weight") == nullptr;
-  c.attention_bias = c.architecture == Architecture::kLlama && f.tensor("blk.0.attn_q.bias") != nullptr;
+  // Qwen2's q/k/v biases are part of the architecture; Llama's and Qwen3's are optional.
+  c.attention_bias = c.architecture != Architecture::kQwen2 && f.tensor("blk.0.attn_q.bias") != nullptr;
   if (f.find("tokenizer.ggml.bos_token_id")) c.bos_token_ids = {int_value(f, "tokenizer.ggml.bos_token_id")};
   if (f.find("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {int_value(f, "tokenizer.ggml.eos_token_id")};
   if (f.find("tokenizer.ggml.padding_token_id")) c.pad_token_id = int_value(f, "tokenizer.ggml.padding_token_id");

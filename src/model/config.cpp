@@ -104,6 +104,7 @@ const std::set<std::string>& interpreted_keys() {
 
 std::string ModelConfig::architecture_name() const {
   const char* base = architecture == Architecture::kQwen2        ? "Qwen2"
+                     : architecture == Architecture::kQwen3        ? "Qwen3"
                      : architecture == Architecture::kDeepseekV2 ? "DeepseekV2"
                      : architecture == Architecture::kDeepseekV3 ? "DeepseekV3"
                                                                  : "Llama";
@@ -113,6 +114,7 @@ std::string ModelConfig::architecture_name() const {
 std::string ModelConfig::model_type() const {
   switch (architecture) {
     case Architecture::kQwen2: return "qwen2";
+    case Architecture::kQwen3: return "qwen3";
     case Architecture::kDeepseekV2: return "deepseek_v2";
     case Architecture::kDeepseekV3: return "deepseek_v3";
     default: return "llama";
@@ -131,6 +133,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   } else if (j.contains("model_type")) {
     std::string mt = json_field<std::string>(j, "model_type", origin);
     arch = mt == "qwen2"         ? "Qwen2ForCausalLM"
+           : mt == "qwen3"       ? "Qwen3ForCausalLM"
            : mt == "llama"       ? "LlamaForCausalLM"
            : mt == "deepseek_v2" ? "DeepseekV2ForCausalLM"
            : mt == "deepseek_v3" ? "DeepseekV3ForCausalLM"
@@ -145,10 +148,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& origin) {
   }
   if (arch == "LlamaForCausalLM") c.architecture = Architecture::kLlama;
   else if (arch == "Qwen2ForCausalLM") c.architecture = Architecture::kQwen2;
+  else if (arch == "Qwen3ForCausalLM") c.architecture = Architecture::kQwen3;
   else if (arch == "DeepseekV2ForCausalLM") c.architecture = Architecture::kDeepseekV2;
   else if (arch == "DeepseekV3ForCausalLM") c.architecture = Architecture::kDeepseekV3;
   else throw Error(origin + ": architecture '" + arch + "' is not supported (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                   "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, and their ForSequenceClassification reward models)");
+                   "Qwen3ForCausalLM, DeepseekV2ForCausalLM, DeepseekV3ForCausalLM, and their ForSequenceClassification reward models)");
   if (c.sequence_classification) {  // HF derives num_labels from id2label
     int64_t labels = 1;
     if (j.contains("num_labels")) labels = json_field<int64_t>(j, "num_labels", origin);

@@ -1,5 +1,5 @@
 // ModelConfig: the architecture of a decoder, read from and written to a Hugging Face config.json:
-// the Llama family (LlamaForCausalLM, Qwen2ForCausalLM) and DeepSeek-V2/V3 (multi-head latent
+// the Llama family (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM) and DeepSeek-V2/V3 (multi-head latent
 // attention, DeepSeekMoE, multi-token prediction). Torch-free.
 #pragma once
 #include <cstdint>
@@ -23,7 +23,7 @@ struct RopeScaling {
   double low_freq_factor = 1.0, high_freq_factor = 4.0;
 };
 
-enum class Architecture { kLlama, kQwen2, kDeepseekV2, kDeepseekV3 };
+enum class Architecture { kLlama, kQwen2, kQwen3, kDeepseekV2, kDeepseekV3 };
 
 // Multi-head latent attention (DeepSeek-V2/V3, reference/deepseek-v3-architecture.md §2): keys and
 // values of all heads come from one compressed latent per token (kv_lora_rank wide) plus one rotary
@@ -68,7 +68,7 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // Llama: bias on q/k/v/o. Qwen2 always has q/k/v bias.
+  bool attention_bias = false;  // Llama, Qwen3: bias on q/k/v/o. Qwen2 always has q/k/v bias.
   bool mlp_bias = false;
   double initializer_range = 0.006;  // DeepSeek LLM init std
   std::vector<int64_t> bos_token_ids, eos_token_ids;  // HF allows an int or a list
@@ -90,11 +90,13 @@ struct ModelConfig {
   bool is_moe_layer(int64_t layer) const { return moe.n_routed_experts > 0 && layer >= moe.first_k_dense_replace; }
 
   bool has_qkv_bias() const { return architecture == Architecture::kQwen2 || attention_bias; }
-  bool has_o_bias() const { return (architecture == Architecture::kLlama || is_deepseek()) && attention_bias; }
+  bool has_o_bias() const { return architecture != Architecture::kQwen2 && attention_bias; }
+  // Qwen3: queries and keys RMS-normalised per head (weights [head_dim]) before RoPE.
+  bool has_qk_norm() const { return architecture == Architecture::kQwen3; }
   int64_t q_dim() const { return num_attention_heads * head_dim; }
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
   std::string architecture_name() const;  // "LlamaForCausalLM", "Qwen2ForSequenceClassification", ...
-  std::string model_type() const;         // "llama", "qwen2", "deepseek_v2", "deepseek_v3"
+  std::string model_type() const;         // "llama", "qwen2", "qwen3", "deepseek_v2", "deepseek_v3"
 
   // Throws r1::Error naming the field for impossible values.
   void validate() const;

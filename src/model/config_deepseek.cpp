@@ -187,6 +187,7 @@ int64_t attention_parameter_count(const ModelConfig& c) {
     int64_t n = h * c.q_dim() + 2 * h * c.kv_dim() + c.q_dim() * h;
     if (c.has_qkv_bias()) n += c.q_dim() + 2 * c.kv_dim();
     if (c.has_o_bias()) n += h;
+    if (c.has_qk_norm()) n += 2 * c.head_dim;
     return n;
   }
   const LatentAttentionConfig& m = c.mla;

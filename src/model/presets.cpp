@@ -42,6 +42,19 @@ ModelConfig r1_distill_qwen(int64_t vocab, int64_t hidden, int64_t inter, int64_
   return c;
 }
 
+// Qwen3 (R1-0528 was distilled into Qwen3-8B): head_dim 128 whatever the width, per-head q/k
+// norms, no attention bias, 40,960 positions, theta 1e6; tied embeddings up to 4B.
+ModelConfig qwen3(int64_t hidden, int64_t inter, int64_t layers, int64_t heads, bool tie) {
+  ModelConfig c = with_tokens(llama(151936, hidden, inter, layers, heads, 8, 40960), 151643, 151645);
+  c.architecture = Architecture::kQwen3;
+  c.head_dim = 128;
+  c.rope_theta = 1000000.0;
+  c.initializer_range = 0.02;
+  c.tie_word_embeddings = tie;
+  c.torch_dtype = "bfloat16";
+  return c;
+}
+
 // DeepSeek-V2/V3 (reference/deepseek-v3-architecture.md §6): latent attention sizes q_lora (0:
 // none), kv_lora, and V3's per-head 128 nope + 64 rope query/key dims, 128 value dims.
 ModelConfig deepseek_moe(Architecture arch, int64_t vocab, int64_t hidden, int64_t inter, int64_t layers, int64_t heads,
@@ -116,6 +129,10 @@ std::vector<Preset> build_presets() {
                r1_distill_qwen(151936, 1536, 8960, 12, 2)});
   p.push_back({"r1-distill-qwen-7b", "DeepSeek-R1-Distill-Qwen-7B (Qwen2, GQA 28/4)",
                r1_distill_qwen(152064, 3584, 18944, 28, 4)});
+  p.push_back({"qwen3-0.6b", "Qwen3-0.6B (GQA 16/8, head_dim 128, q/k norms, tied)", qwen3(1024, 3072, 28, 16, true)});
+  p.push_back({"qwen3-1.7b", "Qwen3-1.7B (GQA 16/8, tied)", qwen3(2048, 6144, 28, 16, true)});
+  p.push_back({"qwen3-4b", "Qwen3-4B (GQA 32/8, tied)", qwen3(2560, 9728, 36, 32, true)});
+  p.push_back({"qwen3-8b", "Qwen3-8B (GQA 32/8; the R1-0528 student)", qwen3(4096, 12288, 36, 32, false)});
   p.push_back({"deepseek-v3", "DeepSeek-V3 / R1 / R1-Zero (MLA, 256 routed experts, 8 per token, MTP 1)", deepseek_v3()});
   p.push_back({"deepseek-v2", "DeepSeek-V2 (MLA, 160 routed experts, 6 per token)", deepseek_v2()});
   p.push_back({"deepseek-v2-lite", "DeepSeek-V2-Lite (MLA without q LoRA, 64 routed experts)", deepseek_v2_lite()});

@@ -54,6 +54,24 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, const torch::TensorOptions& o
   k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias(), o));
   v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.has_qkv_bias(), o));
   o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.has_o_bias(), o));
+  if (c.has_qk_norm()) {
+    q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps, o));
+    k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps, o));
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> AttentionImpl::rotated_qk(const torch::Tensor& x, const torch::Tensor& cos,
+                                                                  const torch::Tensor& sin) {
+  // Rotated in the projections' own [B, T, heads, D] layout (one fused pass on the CPU).
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj(x).view({B, T, heads_, head_dim_});
+  auto k = k_proj(x).view({B, T, kv_heads_, head_dim_});
+  if (q_norm) {
+    q = q_norm(q);
+    k = k_norm(k);
+  }
+  const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
+  return {fused::rotary(q, cos_t, sin_t), fused::rotary(k, cos_t, sin_t)};
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
@@ -61,11 +79,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                                      const std::vector<at::indexing::TensorIndex>& cache_slots,
                                      const torch::Tensor& mask, int64_t used) {
   const int64_t B = x.size(0), T = x.size(1);
-  // Rotated in the projections' own [B, T, heads, D] layout (one fused pass on the CPU), then
-  // viewed as [B, heads, T, D] for attention.
-  const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
-  auto q = fused::rotary(q_proj(x).view({B, T, heads_, head_dim_}), cos_t, sin_t).transpose(1, 2);
-  auto k = fused::rotary(k_proj(x).view({B, T, kv_heads_, head_dim_}), cos_t, sin_t).transpose(1, 2);
+  auto [q_rows, k_rows] = rotated_qk(x, cos, sin);
+  auto q = q_rows.transpose(1, 2), k = k_rows.transpose(1, 2);  // [B, heads, T, D] for attention
   auto v = v_proj(x).view({B, T, kv_heads_, head_dim_}).transpose(1, 2);
   torch::Tensor out;
   if (cache == nullptr) {
@@ -91,10 +106,8 @@ torch::Tensor AttentionImpl::forward_shared_prefix(const torch::Tensor& x, const
                                                    const torch::Tensor& group, int64_t m, const torch::Tensor& mask,
                                                    const torch::Tensor& keep, const fused::PrefixLayout* layout) {
   const int64_t K = x.size(1);
-  const auto cos_t = cos.squeeze(1), sin_t = sin.squeeze(1);
   // Projections and rotary over every token at once (one product per weight).
-  const auto q = fused::rotary(q_proj(x).view({1, K, heads_, head_dim_}), cos_t, sin_t);
-  const auto k = fused::rotary(k_proj(x).view({1, K, kv_heads_, head_dim_}), cos_t, sin_t);
+  const auto [q, k] = rotated_qk(x, cos, sin);
   const auto v = v_proj(x).view({1, K, kv_heads_, head_dim_});
   if (layout != nullptr)
     return o_proj(fused::prefix_attention(q.squeeze(0), k.squeeze(0), v.squeeze(0), *layout).view({1, K, heads_ * head_dim_}));

@@ -65,8 +65,13 @@ class AttentionImpl : public torch::nn::Module {
                                       const torch::Tensor& mask, const torch::Tensor& keep = {},
                                       const fused::PrefixLayout* layout = nullptr);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3 only: per head, before RoPE
 
  private:
+  // Queries and keys of x [B, T, H] rotated (after Qwen3's per-head norms), in the projections'
+  // [B, T, heads, D] layout.
+  std::pair<torch::Tensor, torch::Tensor> rotated_qk(const torch::Tensor& x, const torch::Tensor& cos,
+                                                     const torch::Tensor& sin);
   int64_t heads_, kv_heads_, head_dim_;
 };
 TORCH_MODULE(Attention);

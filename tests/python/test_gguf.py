@@ -302,15 +302,24 @@ class RealModelImport(unittest.TestCase):
 
 
 
-class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
-    """A random Qwen2 (q/k/v biases, rope pairs by halves: no Q/K permutation) written to GGUF with
-    gguf's writer under llama.cpp's names, with a byte-level tokenizer trained by r1 and
-    tokenizer.ggml.pre "qwen2": r1's import against transformers' loading of the file."""
+class SyntheticQwenImport(TempDirCase, unittest.TestCase):
+    """Random Qwen2 (q/k/v biases) and Qwen3 (per-head q/k norms, head_dim 128 on a 64-wide model)
+    models, rope pairs by halves (no Q/K permutation), written to GGUF with gguf's writer under
+    llama.cpp's names, with a byte-level tokenizer trained by r1 and tokenizer.ggml.pre "qwen2":
+    r1's import against transformers' loading of the same file. The Qwen3 import then goes back
+    out through `r1 model export`: bit-equal round trip and transformers' logits."""
 
-    def test_qwen2_logits_and_tokenizer_equal_transformers(self):
-        import torch
-        from tokenizers import Tokenizer
-        from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
+    NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    PER_LAYER = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+                 "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
+                 "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
+                 "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
+                 "self_attn.v_proj.bias": "attn_v.bias", "self_attn.q_norm.weight": "attn_q_norm.weight",
+                 "self_attn.k_norm.weight": "attn_k_norm.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
+                 "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+
+    def tokenizer_vocab(self):
         from test_tokenizer import random_strings
         corpus = os.path.join(self.tmp, "corpus.txt")
         with open(corpus, "w") as f:
@@ -323,35 +332,26 @@ class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
         by_id = {i: t for t, i in tok["model"]["vocab"].items()}
         by_id.update({a["id"]: a["content"] for a in tok["added_tokens"]})
         tokens = [by_id[i] for i in range(len(by_id))]
-        vocab = {t: i for i, t in enumerate(tokens)}
         specials = {a["content"] for a in tok["added_tokens"]}
         merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
-        torch.manual_seed(0)
-        config = Qwen2Config(vocab_size=len(tokens), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                             rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=False)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-        names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-                 "lm_head.weight": "output.weight"}
-        per_layer = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-                     "self_attn.q_proj.weight": "attn_q.weight", "self_attn.k_proj.weight": "attn_k.weight",
-                     "self_attn.v_proj.weight": "attn_v.weight", "self_attn.o_proj.weight": "attn_output.weight",
-                     "self_attn.q_proj.bias": "attn_q.bias", "self_attn.k_proj.bias": "attn_k.bias",
-                     "self_attn.v_proj.bias": "attn_v.bias", "mlp.gate_proj.weight": "ffn_gate.weight",
-                     "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
-        path = os.path.join(self.tmp, "qwen2.gguf")
-        w = gguf.GGUFWriter(path, "qwen2")
+        return tokens, specials, merges
+
+    def write_gguf(self, arch, model, head_dim, tokens, specials, merges):
+        """`model`'s weights (norms perturbed) as a llama.cpp GGUF: matrices in Q8_0, vectors in F32."""
+        path = os.path.join(self.tmp, f"{arch}.gguf")
+        w = gguf.GGUFWriter(path, arch)
         for key, value in (("context_length", 128), ("embedding_length", 64), ("block_count", 2),
-                           ("feed_forward_length", 96), ("attention.head_count", 4), ("attention.head_count_kv", 2)):
-            w.add_uint32(f"qwen2.{key}", value)
-        w.add_float32("qwen2.attention.layer_norm_rms_epsilon", 1e-6)
-        w.add_float32("qwen2.rope.freq_base", 10000.0)
+                           ("feed_forward_length", 96), ("attention.head_count", 4), ("attention.head_count_kv", 2),
+                           ("attention.key_length", head_dim), ("attention.value_length", head_dim)):
+            w.add_uint32(f"{arch}.{key}", value)
+        w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-6)
+        w.add_float32(f"{arch}.rope.freq_base", 10000.0)
         w.add_string("tokenizer.ggml.model", "gpt2")
         w.add_string("tokenizer.ggml.pre", "qwen2")
         w.add_array("tokenizer.ggml.tokens", tokens)
         w.add_array("tokenizer.ggml.token_type", [3 if t in specials else 1 for t in tokens])
         w.add_array("tokenizer.ggml.merges", merges)
-        w.add_uint32("tokenizer.ggml.eos_token_id", vocab["<|im_end|>"])
+        w.add_uint32("tokenizer.ggml.eos_token_id", tokens.index("<|im_end|>"))
         rng = np.random.default_rng(7)
         for name, p in model.state_dict().items():
             value = p.detach().numpy().copy()
@@ -359,10 +359,9 @@ class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
                 value += rng.standard_normal(value.shape).astype(np.float32) * 0.1
             if name.startswith("model.layers."):
                 layer, rest = name[len("model.layers."):].split(".", 1)
-                gguf_name = f"blk.{layer}.{per_layer[rest]}"
+                gguf_name = f"blk.{layer}.{self.PER_LAYER[rest]}"
             else:
-                gguf_name = names[name]
-            # Matrices in Q8_0 (as llama.cpp quantises them), vectors in F32.
+                gguf_name = self.NAMES[name]
             if value.ndim == 2:
                 w.add_tensor(gguf_name, gguf.quants.quantize(value, T.Q8_0), raw_dtype=T.Q8_0)
             else:
@@ -371,21 +370,70 @@ class SyntheticQwen2Import(TempDirCase, unittest.TestCase):
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
         w.close()
-        out = os.path.join(self.tmp, "imported")
+        return path
+
+    def check_import(self, arch, config_class, head_dim, **config):
+        """Imports a random `arch` GGUF; returns the imported directory and the ids it was checked on."""
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from test_tokenizer import random_strings
+        tokens, specials, merges = self.tokenizer_vocab()
+        torch.manual_seed(0)
+        hf_config = config_class(vocab_size=len(tokens), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                 num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim,
+                                 max_position_embeddings=128, rope_theta=10000.0, rms_norm_eps=1e-6,
+                                 tie_word_embeddings=False, **config)
+        model = AutoModelForCausalLM.from_config(hf_config, dtype=torch.float32).eval()
+        path = self.write_gguf(arch, model, head_dim, tokens, specials, merges)
+        out = os.path.join(self.tmp, f"{arch}-imported")
         r1("model", "import", path, "--out", out)
-        hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file="qwen2.gguf", dtype=torch.float32).eval()
+        hf = AutoModelForCausalLM.from_pretrained(self.tmp, gguf_file=os.path.basename(path),
+                                                  dtype=torch.float32).eval()
         ids = [[5, 17, 99, 200, 3, 150, 42], [7, 7, 300, 12, 60, 61, 62]]
         got = r1_logits(self.tmp, out, ids)
         with torch.no_grad():
             want = hf(torch.tensor(ids)).logits
         self.assertGreater(want.std().item(), 0.05)
         self.assertLess((got - want).abs().max().item(), 1e-4)
-        hf_tok = AutoTokenizer.from_pretrained(self.tmp, gguf_file="qwen2.gguf")
+        hf_tok = AutoTokenizer.from_pretrained(self.tmp, gguf_file=os.path.basename(path))
         texts = random_strings(100, seed=9)
         want_ids = [hf_tok(t, add_special_tokens=False).input_ids for t in texts]
         ours = os.path.join(out, "tokenizer.json")
         self.assertEqual([Tokenizer.from_file(ours).encode(t, add_special_tokens=False).ids for t in texts], want_ids)
         self.assertEqual(r1_jsonl(["encode", "--tokenizer", ours], texts), want_ids)
+        return out, ids
+
+    def test_qwen2_logits_and_tokenizer_equal_transformers(self):
+        from transformers import Qwen2Config
+        self.check_import("qwen2", Qwen2Config, 16)
+
+    def test_qwen3_import_and_export_equal_transformers(self):
+        # head_dim 128: transformers' GGUF loading does not read qwen3's key_length (its Qwen3Config
+        # default, 128, is every released Qwen3's).
+        import torch
+        from safetensors.torch import load_file as load_torch
+        from transformers import AutoModelForCausalLM, Qwen3Config
+        imported, ids = self.check_import("qwen3", Qwen3Config, 128, attention_bias=False)
+        with open(os.path.join(imported, "config.json")) as f:
+            config = json.load(f)
+        self.assertEqual((config["architectures"], config["head_dim"]), (["Qwen3ForCausalLM"], 128))
+        exported = os.path.join(self.tmp, "out", "qwen3.f32.gguf")
+        os.makedirs(os.path.dirname(exported))
+        r1("model", "export", imported, "--format", "gguf", "--type", "f32", "--out", exported)
+        reader = gguf.GGUFReader(exported)
+        self.assertEqual(reader.fields["general.architecture"].contents(), "qwen3")
+        self.assertIn("blk.1.attn_k_norm.weight", [t.name for t in reader.tensors])
+        back = os.path.join(self.tmp, "back")
+        r1("model", "import", exported, "--out", back)
+        a, b = load_torch(os.path.join(imported, "model.safetensors")), load_torch(os.path.join(back, "model.safetensors"))
+        self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+            self.assertTrue(torch.equal(a[k], b[k]), k)
+        hf = AutoModelForCausalLM.from_pretrained(os.path.dirname(exported), gguf_file="qwen3.f32.gguf",
+                                                  dtype=torch.float32).eval()
+        with torch.no_grad():
+            self.assertLess((r1_logits(self.tmp, imported, ids) - hf(torch.tensor(ids)).logits).abs().max().item(), 1e-4)
 
 
 class Export(TempDirCase, unittest.TestCase):
