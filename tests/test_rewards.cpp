@@ -43,6 +43,19 @@ TEST(Rewards, AccuracyGsm8k) {
   EXPECT_EQ(score("accuracy_gsm8k", input("#### 71", sol)), 0);
 }
 
+TEST(Rewards, AccuracyBoxedCountsOnlyABoxedAnswer) {
+  const nlohmann::json seven = {{"answer", "7"}};
+  EXPECT_EQ(score("accuracy_boxed", input("3 + 4 = 7, so \\boxed{7}", seven)), 1);
+  EXPECT_EQ(score("accuracy_boxed", input("<think>\\boxed{6}</think> \\boxed{7}", seven)), 1);
+  EXPECT_EQ(score("accuracy_boxed", input("\\boxed{8}", seven)), 0);
+  EXPECT_EQ(score("accuracy_boxed", input("\\boxed{7} or \\boxed{8}", seven)), 0);  // a hedge
+  // What accuracy_math also takes is no answer here.
+  EXPECT_EQ(score("accuracy_math", input("The answer is 7.", seven)), 1);
+  EXPECT_EQ(score("accuracy_boxed", input("The answer is 7.", seven)), 0);
+  EXPECT_EQ(score("accuracy_boxed", input("<answer>7</answer>", seven)), 0);
+  EXPECT_EQ(score("accuracy_boxed", input("#### 7", seven)), 0);
+}
+
 TEST(Rewards, AccuracyCode) {
   const nlohmann::json humaneval = {
       {"test", "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"},

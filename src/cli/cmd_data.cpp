@@ -60,6 +60,10 @@ void add_data_command(CLI::App& app) {
   arith->add_option("--test-min-carries", t->first.test_min_carries,
                     "held-out problems need at least this many carries (borrows for subtraction)")
       ->capture_default_str();
+  arith->add_option("--style", t->first.style,
+                    "qa: \"Q: 12+7=? A:\" prompts for base models; chat: \"What is 12 + 7?\" questions for instruct models, "
+                    "GRPO prompts asking for a \\boxed{} answer")
+      ->capture_default_str();
   arith->callback([t] {
     const auto s = write_arithmetic_task(t->second, t->first);
     std::printf("arithmetic task in %s: %lld corpus documents (%lld reasoning), %lld train, %lld held-out problems\n",

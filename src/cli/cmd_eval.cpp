@@ -13,6 +13,7 @@
 #include "cli/engine_flags.h"
 #include "cli/runtime.h"
 #include "eval/passkey.h"
+#include "eval/problems.h"
 #include "eval/tasks.h"
 #include "rewards/answer_extraction.h"
 #include "rewards/math_verifier.h"
@@ -76,51 +77,6 @@ struct EvalArgs {
   int threads = 0;
 };
 
-// What one graded sample says, for the metrics.
-struct Graded {
-  ScoredCompletion scored;
-  bool correct = false;
-  bool formatted = false;  // an answer (math) or code was found
-  std::string answer;      // extracted (math)
-};
-
-Graded grade(const CombinedReward& reward, const ScoredCompletion& s, const std::string& kind, const std::string& text) {
-  Graded g;
-  g.scored = s;
-  // Correct: the first (accuracy) reward is full.
-  g.correct = s.components.at(reward.parts()[0].name).score >= 1 - 1e-9;
-  if (kind == "math") {
-    std::string after = text;
-    const size_t end_think = after.rfind("</think>");
-    if (end_think != std::string::npos) after = after.substr(end_think + 8);
-    const auto e = extract_answer(after);
-    g.formatted = e.found();
-    g.answer = e.text;
-  } else {
-    g.formatted = text.find("```") != std::string::npos || text.find("return") != std::string::npos;
-  }
-  return g;
-}
-
-// The prompt of one problem in the chosen format.
-std::vector<int64_t> eval_prompt(const EvalItem& item, const std::string& kind, const std::string& format,
-                                 const LoadedModel& m, std::string* text) {
-  const std::string instruction = kind == "math"
-      ? item.question + "\nPlease reason step by step, and put your final answer within \\boxed{}."
-      : "Complete the following Python function. Answer with the complete function in a ```python code block.\n\n"
-        "```python\n" + item.question + "```";
-  std::vector<int32_t> ids;
-  if (format == "plain") {
-    *text = item.question;  // base models: the problem exactly as written
-    ids = m.tokenizer->encode(*text, true);
-  } else {
-    const ChatFormat f = format == "r1-zero" ? ChatFormat::kR1Zero : *m.chat_format;
-    const auto rendered = render_chat(*m.tokenizer, f, {{"user", format == "r1-zero" ? item.question : instruction}}, true);
-    *text = rendered.text;
-    ids = rendered.ids;
-  }
-  return {ids.begin(), ids.end()};
-}
 
 void run_task_eval(EvalArgs& a) {
   if (a.flags.model.empty()) throw Error("r1 eval: give --model DIR (or --responses FILE to grade existing responses)");
@@ -135,17 +91,14 @@ void run_task_eval(EvalArgs& a) {
   const CombinedReward reward(a.reward.empty() ? task.reward : a.reward, ro);
   LoadedModel m = load_for_generation(a.flags);
   if (!m.tokenizer) throw Error(a.flags.model + ": no tokenizer.json");
-  std::string format = a.prompt_format;
-  if (format == "auto") format = m.chat_format ? "chat" : "plain";
-  if (format == "chat" && !m.chat_format) throw Error("--prompt-format chat: the model has no chat template r1 knows (--chat-template NAME)");
-  if (format != "chat" && format != "plain" && format != "r1-zero") throw Error("--prompt-format: auto, chat, plain or r1-zero");
+  const std::string format = resolve_prompt_format(a.prompt_format, m.chat_format);
 
   std::vector<Request> requests;
   std::vector<std::string> prompt_texts;
   for (const auto& item : task.items) {
     std::string text;
     Request r;
-    r.prompt = eval_prompt(item, task.kind, format, m, &text);
+    r.prompt = task_prompt(item, task.kind, format, *m.tokenizer, m.chat_format, &text);
     r.params = a.flags.sampling;
     r.n = a.n;
     requests.push_back(std::move(r));

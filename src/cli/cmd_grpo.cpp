@@ -111,6 +111,17 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--rm-update-epochs", o.rm_updates.epochs)->capture_default_str();
   cmd->add_option("--rm-replay-fraction", o.rm_updates.replay_fraction, "share of each update drawn from history (10%)")
       ->capture_default_str();
+  cmd->add_option("--eval-task", o.heldout.task,
+                  "held-out problems answered greedily before the first step, every --eval-every steps and after the "
+                  "last (gsm8k, math500, ... or a JSONL file, as r1 eval takes them; posed in --prompt-template's "
+                  "format, with r1 eval's instruction in chat): heldout_accuracy in metrics.jsonl and the report");
+  cmd->add_option("--eval-every", o.heldout.every, "steps between held-out evaluations (0: before and after only)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-limit", o.heldout.limit, "only the first N held-out problems (0: all)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--eval-max-tokens", o.heldout.max_new_tokens, "held-out answer length limit")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--eval-data-dir", o.heldout.data_dir, "where built-in held-out tasks live (default: r1's data)");
   cmd->add_option("--lr", o.schedule.max_lr, "peak learning rate")->capture_default_str();
   cmd->add_option("--schedule", o.schedule.kind, "constant, cosine, wsd, multistep")->capture_default_str();
   cmd->add_option("--warmup-steps", o.schedule.warmup_steps, "linear warmup")->capture_default_str();

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eval/problems.h"
 #include "util/error.h"
 
 namespace r1 {
@@ -136,6 +137,14 @@ std::string ArithmeticProblem::prompt() const {
   return "Q: " + sa + "+" + sb + "=? A:";
 }
 
+std::string ArithmeticProblem::question() const {
+  const std::string sa = std::to_string(a), sb = std::to_string(b);
+  if (op == "sub") return "What is " + sa + " - " + sb + "?";
+  if (op == "mul") return "What is " + sa + " times " + sb + "?";
+  if (op == "chain") return "What is " + sa + " + " + sb + " - " + std::to_string(c) + "?";
+  return "What is " + sa + " + " + sb + "?";
+}
+
 std::string ArithmeticProblem::bare_answer() const { return " <answer>" + std::to_string(answer()) + "</answer>"; }
 
 std::string ArithmeticProblem::worked_answer() const {
@@ -159,6 +168,7 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
   if (o.ops.empty()) throw Error("arithmetic task: --ops needs at least one of add, sub, mul, chain");
   if (o.test_min_carries < 0 || o.test_min_carries > o.test_digits + 1)
     throw Error("arithmetic task: --test-min-carries must be between 0 and the test digits + 1");
+  if (o.style != "qa" && o.style != "chat") throw Error("arithmetic task: --style must be qa or chat, got '" + o.style + "'");
   for (const auto& op : o.ops)
     if (op != "add" && op != "sub" && op != "mul" && op != "chain")
       throw Error("arithmetic task: unknown op '" + op + "' (expected add, sub, mul, chain)");
@@ -203,8 +213,14 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
   }
   auto write_problems = [&](const std::string& path, const std::vector<ArithmeticProblem>& problems) {
     std::ofstream out(path);
-    for (const auto& p : problems)
-      out << nlohmann::json{{"prompt", p.prompt()}, {"answer", std::to_string(p.answer())}, {"op", p.op}}.dump() << "\n";
+    for (const auto& p : problems) {
+      nlohmann::json row = {{"prompt", p.prompt()}, {"answer", std::to_string(p.answer())}, {"op", p.op}};
+      if (o.style == "chat") {
+        row["question"] = p.question();
+        row["prompt"] = p.question() + "\n" + kMathInstruction;
+      }
+      out << row.dump() << "\n";
+    }
   };
   std::vector<ArithmeticProblem> train;
   for (int64_t i = 0; i < o.train_problems; ++i) train.push_back(fresh());

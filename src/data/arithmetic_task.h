@@ -21,6 +21,9 @@ struct ArithmeticTaskOptions {
   int64_t test_problems = 200;          // held out: never in the corpus or the training problems
   int test_digits = 3;                  // operand size of the held-out problems
   int test_min_carries = 0;             // held-out problems need at least this many carries (or borrows)
+  // "qa": prompts "Q: 12+7=? A:" for base models; "chat": questions "What is 12 + 7?" for instruct
+  // models, with a "prompt" that adds r1 eval's instruction (a \boxed{} answer) for GRPO.
+  std::string style = "qa";
 };
 
 struct ArithmeticTaskSummary {
@@ -35,6 +38,7 @@ struct ArithmeticProblem {
   int64_t answer() const;
   int carries() const;                // columns that carry (add, mul) or borrow (sub); both steps of a chain
   std::string prompt() const;         // "Q: 123+456=? A:"
+  std::string question() const;       // "What is 123 + 456?" (chat style)
   std::string worked_answer() const;  // " <think>3+6=9 so 9, 2+5=7 so 79, 1+4=5 so 579</think> <answer>579</answer>"
   std::string bare_answer() const;    // " <answer>579</answer>"
 };
@@ -44,7 +48,7 @@ std::string arithmetic_prompt(int64_t a, int64_t b);
 std::string arithmetic_worked_answer(int64_t a, int64_t b);
 
 // Writes DIR/corpus.jsonl ({"text"} per document), DIR/train.jsonl, DIR/test.jsonl ({"prompt", "answer",
-// "op"}).
+// "op"}, and in chat style "question": r1 eval poses the question, GRPO the prompt).
 ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const ArithmeticTaskOptions& options);
 
 }  // namespace r1

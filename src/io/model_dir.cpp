@@ -170,6 +170,13 @@ DType to_safetensors_dtype(torch::ScalarType t) {
   throw Error(std::string("dtype ") + c10::toString(t) + " has no safetensors equivalent");
 }
 
+void copy_tokenizer_files(const std::string& tokenizer_json, const std::string& dir) {
+  fs::copy_file(tokenizer_json, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+  const fs::path from = fs::path(tokenizer_json).parent_path();
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"})
+    if (fs::exists(from / name)) fs::copy_file(from / name, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std::string& name, const torch::Tensor& t) {
   const auto pieces = expert_pieces(name, t.sizes());
   if (pieces.empty()) return {{name, t.contiguous()}};

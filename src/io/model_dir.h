@@ -41,6 +41,11 @@ void load_weights(Transformer& model, const std::string& dir, const std::set<std
 // expert, as in the released DeepSeek checkpoints; any other parameter is itself. CPU, contiguous.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std::string& name, const torch::Tensor& t);
 
+// Copies a tokenizer into model directory `dir`: `tokenizer_json` as tokenizer.json, and the files
+// beside it that belong to it (tokenizer_config.json with the chat template and special tokens,
+// special_tokens_map.json, chat_template.jinja) where they exist.
+void copy_tokenizer_files(const std::string& tokenizer_json, const std::string& dir);
+
 struct SaveOptions {
   // Storage dtype; nullopt = the parameters' dtype. config.json's torch_dtype follows it.
   std::optional<torch::ScalarType> dtype;

@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -52,6 +53,47 @@ std::string number(double v) {
   return buf;
 }
 
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// The chat checks of a run, when its directory has them (recipes/smollm2-r1.sh writes them):
+// chat_questions.jsonl ({"prompt", "expect": word or [alternatives]}) and the greedy answers of the model before and after
+// training, chat_before.jsonl / chat_after.jsonl (r1 generate's lines, in the same order). An answer
+// keeps the check when it contains the expected word.
+std::string chat_checks(const std::filesystem::path& run) {
+  const auto questions = read_jsonl((run / "chat_questions.jsonl").string());
+  const auto before = read_jsonl((run / "chat_before.jsonl").string());
+  const auto after = read_jsonl((run / "chat_after.jsonl").string());
+  if (questions.empty() || before.size() != questions.size() || after.size() != questions.size()) return "";
+  std::string rows;
+  int kept_before = 0, kept_after = 0;
+  for (size_t i = 0; i < questions.size(); ++i) {
+    // "expect": a word, or a list of alternatives ("7", "seven").
+    const json e = questions[i].value("expect", json(""));
+    std::vector<std::string> words;
+    for (const auto& w : e.is_array() ? e : json::array({e}))
+      if (w.is_string()) words.push_back(lower(w.get<std::string>()));
+    auto keeps = [&](const std::string& answer) {
+      return std::any_of(words.begin(), words.end(), [&](const std::string& w) { return lower(answer).find(w) != std::string::npos; });
+    };
+    std::string expect;
+    for (const auto& w : words) expect += (expect.empty() ? "" : " / ") + w;
+    const std::string a = before[i].value("text", ""), b = after[i].value("text", "");
+    const bool ka = keeps(a), kb = keeps(b);
+    kept_before += ka;
+    kept_after += kb;
+    rows += "<tr><td style=\"text-align:left\">" + escape(questions[i].value("prompt", "")) + "</td><td>" + escape(expect) +
+            "</td><td style=\"text-align:left\">" + escape(a) + (ka ? " &#10003;" : "") +
+            "</td><td style=\"text-align:left\">" + escape(b) + (kb ? " &#10003;" : "") + "</td></tr>\n";
+  }
+  return "<h2>Chat checks: " + std::to_string(kept_before) + "/" + std::to_string(questions.size()) + " before, " +
+         std::to_string(kept_after) + "/" + std::to_string(questions.size()) +
+         " after (greedy answers; &#10003;: the expected word is in it)</h2>\n<table><tr><th>question</th><th>expected</th>"
+         "<th>before</th><th>after</th></tr>\n" + rows + "</table>\n";
+}
+
 // A line chart of (step, value) points as inline SVG.
 std::string chart(const std::string& title, const std::vector<std::pair<double, double>>& points) {
   const double w = 360, h = 180, left = 52, bottom = 22, top = 10, right = 10;
@@ -91,10 +133,11 @@ std::string render_run_report(const std::string& run_dir) {
   const auto metrics = read_jsonl(metrics_path.string());
   if (metrics.empty()) throw Error(metrics_path.string() + ": no metrics lines");
   const auto samples = read_jsonl((fs::path(run_dir) / "samples.jsonl").string());
-  const std::string stage = metrics.back().value("stage", "pretrain");
+  std::string stage = metrics.back().value("stage", "pretrain");
+  if (stage == "grpo_eval") stage = "grpo";  // a GRPO run's last line may be its held-out evaluation
   const bool rl = stage == "grpo";
   const std::vector<std::string> series =
-      rl ? std::vector<std::string>{"reward", "accuracy", "format_rate", "completion_length", "truncation_rate", "kl",
+      rl ? std::vector<std::string>{"heldout_accuracy", "heldout_boxed_rate", "reward", "accuracy", "format_rate", "completion_length", "truncation_rate", "kl",
                                     "entropy", "clip_low", "clip_high", "zero_variance_groups", "rollouts_trained",
                                     "rollout_logprob_diff", "rollout_weight", "off_policy_masked", "rank_imbalance",
                                     "grad_norm", "lr"}
@@ -118,7 +161,7 @@ std::string render_run_report(const std::string& run_dir) {
             number(points.back().second) + "</td></tr>\n";
     charts += chart(name, points);
   }
-  html += "</table>\n<h2>Curves</h2>\n" + charts;
+  html += "</table>\n" + chat_checks(run_dir) + "<h2>Curves</h2>\n" + charts;
   if (!samples.empty()) {
     // Samples from early, middle and late steps.
     std::vector<int64_t> steps;

@@ -47,10 +47,13 @@ std::string with_think_opened(const RewardInput& in) {
   return in.completion;
 }
 
-RewardResult accuracy_math(const RewardInput& in, bool gsm8k) {
+// gsm8k: also GSM8K's "#### N"; boxed_only: the answer must be in \boxed{} (R1's rule: "the
+// final answer in a specified format, e.g. within a box"), "the answer is N" does not count.
+RewardResult accuracy_math(const RewardInput& in, bool gsm8k, bool boxed_only = false) {
   RewardResult r;
   ExtractOptions o;
-  o.gsm8k = gsm8k;
+  o.gsm8k = gsm8k && !boxed_only;
+  if (boxed_only) o.answer_tag = o.answer_is = false;
   // Only the part after the reasoning counts (a boxed guess inside <think> is not the answer).
   std::string text = in.completion;
   const size_t end_think = text.rfind("</think>");
@@ -254,8 +257,9 @@ RewardResult external(const RewardInput& in, const RewardOptions& o) {
 }  // namespace
 
 const std::vector<std::string>& reward_names() {
-  static const std::vector<std::string> names = {"accuracy_math", "accuracy_gsm8k", "accuracy_code", "format_think",
-                                                 "tag_count", "language_consistency", "length_overlong", "external"};
+  static const std::vector<std::string> names = {"accuracy_math", "accuracy_boxed", "accuracy_gsm8k",
+                                                 "accuracy_code", "format_think", "tag_count",
+                                                 "language_consistency", "length_overlong", "external"};
   return names;
 }
 
@@ -278,6 +282,7 @@ std::string extract_code(const std::string& completion) {
 RewardFn make_reward(const std::string& name, const RewardOptions& o, std::shared_ptr<CodeSandbox> sandbox) {
   if (name == "accuracy_math") return [](const RewardInput& in) { return accuracy_math(in, false); };
   if (name == "accuracy_gsm8k") return [](const RewardInput& in) { return accuracy_math(in, true); };
+  if (name == "accuracy_boxed") return [](const RewardInput& in) { return accuracy_math(in, false, true); };
   if (name == "accuracy_code") {
     if (!sandbox) sandbox = std::make_shared<CodeSandbox>(o.sandbox, 0, o.unsafe_no_sandbox);
     return [sandbox](const RewardInput& in) { return accuracy_code(in, *sandbox); };

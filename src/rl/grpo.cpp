@@ -360,6 +360,19 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   engine_options.max_batch = o.prompts_per_step / world * o.group_size;
   engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
   Engine engine(policy, &tokenizer, engine_options);
+  std::optional<ChatFormat> chat_format;
+  if (o.prompt_template == "chat")
+    chat_format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
+                                          : chat_format_from_name(o.chat_template);
+  const HeldoutEval heldout(o.heldout, o.prompt_template, tokenizer, chat_format, reward_options);
+  auto evaluate_heldout = [&](int64_t done) {
+    if (!heldout.due(done, o.steps)) return;
+    const HeldoutResult h = heldout.run(policy, group.get());
+    if (!main_rank) return;
+    std::fprintf(stderr, "held-out after step %lld: accuracy %.3f (answered %.3f, boxed %.3f), %.0f tokens, %.0f s\n",
+                 static_cast<long long>(done), h.accuracy, h.answer_rate, h.boxed_rate, h.response_tokens, h.seconds);
+    std::ofstream(run / "metrics.jsonl", std::ios::app) << h.to_json(done).dump() << "\n";
+  };
 
   auto save = [&](int64_t done) {
     SaveOptions s;
@@ -371,12 +384,13 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
                       json{{"step", done}, {"cursor", cursor}, {"epoch", epoch}, {"seed", o.seed}}.dump(2) + "\n");
       if (reference) save_model_dir(reference, (st / "reference").string());
       if (iterative) iterative->save(st.string());
-      fs::copy_file(tokenizer_path, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+      copy_tokenizer_files(tokenizer_path.string(), dir);  // with the chat template
     };
     save_model_dir(policy, o.out, s);
   };
 
   const std::string first_reward = label_reward.empty() ? reward.parts()[0].name : label_reward;
+  if (step == 0) evaluate_heldout(0);
   while (step < o.steps) {
     const auto t0 = Clock::now();
     const double lr = o.schedule.at(step);
@@ -668,6 +682,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     m.lr = lr;
     m.seconds = seconds;
     if (!main_rank) {
+      evaluate_heldout(step);
       if (stopping) break;
       continue;
     }
@@ -704,6 +719,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
       std::ofstream out(run / "samples.jsonl", std::ios::app);
       for (auto& s : sample_log) out << s.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
     }
+    evaluate_heldout(step);
     if (on_step) on_step(m);
     if (step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0)) save(step);
     if (stopping) break;

@@ -6,7 +6,9 @@
 // ratio, clipped surrogate, k3 KL to a frozen reference (not even loaded when beta = 0),
 // entropy (logged), gradient accumulation, clipping, one AdamW step per pass.
 // metrics.jsonl, samples.jsonl and checkpoints (weights + trainer_state with the optimizer,
-// step, prompt cursor and, with beta > 0, the reference) like the pretraining loop.
+// step, prompt cursor and, with beta > 0, the reference) like the pretraining loop. With
+// --eval-task, greedy accuracy on held-out problems before the first step, every --eval-every
+// steps and after the last (heldout_eval.h).
 #pragma once
 #include <atomic>
 #include <functional>
@@ -14,6 +16,7 @@
 
 #include "rewards/rewards.h"
 #include "rl/grpo_loss.h"
+#include "rl/heldout_eval.h"
 #include "rl/rm_updates.h"
 #include "train/expert_balance_options.h"
 #include "train/lr_schedule.h"
@@ -49,6 +52,7 @@ struct GrpoOptions {
   RewardOptions reward_options;
   bool rm_normalize = false;      // rm:DIR scores as z-scores within each step's batch
   RmUpdateOptions rm_updates;     // iterative RL: keep training the reward model (every > 0)
+  HeldoutOptions heldout;         // greedy accuracy on held-out problems before, during and after
   LrSchedule schedule;
   double beta1 = 0.9, beta2 = 0.99, adam_eps = 1e-8, weight_decay = 0.0, clip = 1.0;
   ExpertBalanceOptions balance;  // mixture-of-experts policies only

@@ -97,9 +97,8 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   auto save = [&](int64_t done_steps) {
     SaveOptions save_opts;
     save_opts.write_extra = [&](const std::string& dir) {
-      for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
-        if (fs::exists(fs::path(o.init) / name))
-          fs::copy_file(fs::path(o.init) / name, fs::path(dir) / name, fs::copy_options::overwrite_existing);
+      if (fs::exists(fs::path(o.init) / "tokenizer.json"))
+        copy_tokenizer_files((fs::path(o.init) / "tokenizer.json").string(), dir);
       const fs::path st = fs::path(dir) / "trainer_state";
       fs::create_directories(st);
       torch::save(trainer.optimizer(), (st / "optimizer.pt").string());

@@ -233,7 +233,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       const nlohmann::json state = {{"step", done_steps}, {"data", source->state()}, {"seed", o.seed},
                                     {"seq_len", o.seq_len}, {"batch_tokens", o.batch_tokens}};
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
-      fs::copy_file(o.tokenizer, fs::path(dir) / "tokenizer.json", fs::copy_options::overwrite_existing);
+      copy_tokenizer_files(o.tokenizer, dir);  // SFT of a chat model keeps its chat template
     };
     save_model_dir(model, o.out, save_opts);
     if (o.keep_checkpoints > 0) keep_snapshot(run, done_steps, o.keep_checkpoints);

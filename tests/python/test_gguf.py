@@ -302,12 +302,15 @@ class RealModelImport(unittest.TestCase):
 
 
 
-class SyntheticQwenImport(TempDirCase, unittest.TestCase):
+class SyntheticImport(TempDirCase, unittest.TestCase):
     """Random Qwen2 (q/k/v biases) and Qwen3 (per-head q/k norms, head_dim 128 on a 64-wide model)
     models, rope pairs by halves (no Q/K permutation), written to GGUF with gguf's writer under
     llama.cpp's names, with a byte-level tokenizer trained by r1 and tokenizer.ggml.pre "qwen2":
     r1's import against transformers' loading of the same file. The Qwen3 import then goes back
-    out through `r1 model export`: bit-equal round trip and transformers' logits."""
+    out through `r1 model export`: bit-equal round trip and transformers' logits. DeepSeek-V3
+    (deepseek2), which transformers cannot load from GGUF: a transformers model written as llama.cpp's
+    converter writes it (gguf's own name map, kv_b split per head into k_b and v_b, experts stacked),
+    r1's import against that transformers model."""
 
     NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
              "lm_head.weight": "output.weight"}
@@ -434,6 +437,109 @@ class SyntheticQwenImport(TempDirCase, unittest.TestCase):
                                                   dtype=torch.float32).eval()
         with torch.no_grad():
             self.assertLess((r1_logits(self.tmp, imported, ids) - hf(torch.tensor(ids)).logits).abs().max().item(), 1e-4)
+
+    def write_deepseek2(self, path, model, config, tokens, specials, merges, split_kv_b):
+        """`model` (transformers DeepseekV3) as llama.cpp's converter writes it (reference/gguf.md §7)."""
+        import torch
+        m = config
+        w = gguf.GGUFWriter(path, "deepseek2")
+        a = "deepseek2."
+        for key, value in (("context_length", m.max_position_embeddings), ("embedding_length", m.hidden_size),
+                           ("block_count", m.num_hidden_layers), ("feed_forward_length", m.intermediate_size),
+                           ("attention.head_count", m.num_attention_heads), ("attention.head_count_kv", 1),
+                           ("attention.kv_lora_rank", m.kv_lora_rank),
+                           ("attention.key_length", m.kv_lora_rank + m.qk_rope_head_dim),
+                           ("attention.value_length", m.kv_lora_rank),
+                           ("attention.key_length_mla", m.qk_nope_head_dim + m.qk_rope_head_dim),
+                           ("attention.value_length_mla", m.v_head_dim), ("rope.dimension_count", m.qk_rope_head_dim),
+                           ("leading_dense_block_count", m.first_k_dense_replace),
+                           ("expert_feed_forward_length", m.moe_intermediate_size),
+                           ("expert_count", m.n_routed_experts), ("expert_used_count", m.num_experts_per_tok),
+                           ("expert_shared_count", m.n_shared_experts), ("expert_group_count", m.n_group),
+                           ("expert_group_used_count", m.topk_group), ("expert_gating_func", 2),
+                           ("rope.scaling.original_context_length", 16)):
+            w.add_uint32(a + key, value)
+        if m.q_lora_rank:
+            w.add_uint32(a + "attention.q_lora_rank", m.q_lora_rank)
+        w.add_float32(a + "attention.layer_norm_rms_epsilon", m.rms_norm_eps)
+        w.add_float32(a + "rope.freq_base", 10000.0)
+        w.add_float32(a + "expert_weights_scale", m.routed_scaling_factor)
+        w.add_bool(a + "expert_weights_norm", m.norm_topk_prob)
+        w.add_string(a + "rope.scaling.type", "yarn")
+        w.add_float32(a + "rope.scaling.factor", 4.0)
+        w.add_float32(a + "rope.scaling.yarn_log_multiplier", 0.1)  # 0.1 x mscale_all_dim
+        w.add_string("tokenizer.ggml.model", "gpt2")
+        w.add_string("tokenizer.ggml.pre", "qwen2")
+        w.add_array("tokenizer.ggml.tokens", tokens)
+        w.add_array("tokenizer.ggml.token_type", [3 if t in specials else 1 for t in tokens])
+        w.add_array("tokenizer.ggml.merges", merges)
+        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.DEEPSEEK2, m.num_hidden_layers)
+        heads, nope, v, latent = m.num_attention_heads, m.qk_nope_head_dim, m.v_head_dim, m.kv_lora_rank
+        for name, p in model.state_dict().items():
+            value = p.detach().float().numpy().copy()
+            layer = name.split(".")[2] if name.startswith("model.layers.") else None
+            if name.endswith("mlp.experts.gate_up_proj"):  # [E, 2I, H] -> gate and up [E, I, H]
+                half = value.shape[1] // 2
+                w.add_tensor(f"blk.{layer}.ffn_gate_exps.weight", np.ascontiguousarray(value[:, :half]))
+                w.add_tensor(f"blk.{layer}.ffn_up_exps.weight", np.ascontiguousarray(value[:, half:]))
+                continue
+            if name.endswith("mlp.experts.down_proj"):
+                w.add_tensor(f"blk.{layer}.ffn_down_exps.weight", value)
+                continue
+            if name.endswith("kv_b_proj.weight") and split_kv_b:
+                per_head = value.reshape(heads, nope + v, latent)
+                w.add_tensor(f"blk.{layer}.attn_k_b.weight", np.ascontiguousarray(per_head[:, :nope].transpose(0, 2, 1)))
+                w.add_tensor(f"blk.{layer}.attn_v_b.weight", np.ascontiguousarray(per_head[:, nope:]))
+                continue
+            gguf_name = names.get_name(name.replace("e_score_correction_bias", "e_score_correction.bias"),
+                                       try_suffixes=(".weight", ".bias"))
+            self.assertIsNotNone(gguf_name, name)
+            w.add_tensor(gguf_name, value)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+
+    def test_deepseek2_logits_equal_transformers(self):
+        import torch
+        from transformers import AutoModelForCausalLM, DeepseekV3Config
+        tokens, specials, merges = self.tokenizer_vocab()
+        # Latent 20 wide, so key_length (latent + rope, 28) and key_length_mla (nope + rope, 24) differ.
+        base = dict(vocab_size=len(tokens), hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+                    num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128, rms_norm_eps=1e-6,
+                    initializer_range=0.2, kv_lora_rank=20, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=12,
+                    n_routed_experts=8, n_shared_experts=1, num_experts_per_tok=2, moe_intermediate_size=32,
+                    first_k_dense_replace=1, routed_scaling_factor=2.5, n_group=4, topk_group=2, norm_topk_prob=True,
+                    tie_word_embeddings=False, rope_interleave=True,
+                    rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                                     "original_max_position_embeddings": 16, "mscale": 1.0, "mscale_all_dim": 1.0,
+                                     "beta_fast": 32.0, "beta_slow": 1.0})
+        ids = [[5, 17, 99, 200, 3, 150, 42, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24]]
+        for name, q_lora, split in (("q_lora_split_kv_b", 24, True), ("no_q_lora_legacy_kv_b", None, False)):
+            with self.subTest(name):
+                torch.manual_seed(3)
+                config = DeepseekV3Config(q_lora_rank=q_lora, **base)
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+                with torch.no_grad():
+                    for pname, p in model.named_parameters():
+                        if "norm" in pname:
+                            p.add_(torch.randn_like(p) * 0.1)
+                    for bname, b in model.named_buffers():
+                        if "e_score_correction_bias" in bname:
+                            b.copy_(torch.randn_like(b) * 0.05)
+                path = os.path.join(self.tmp, f"{name}.gguf")
+                self.write_deepseek2(path, model, config, tokens, specials, merges, split)
+                out = os.path.join(self.tmp, name)
+                r1("model", "import", path, "--out", out)
+                with open(os.path.join(out, "config.json")) as f:
+                    imported = json.load(f)
+                self.assertEqual(imported["architectures"], ["DeepseekV3ForCausalLM"])
+                self.assertEqual((imported["qk_nope_head_dim"], imported["v_head_dim"], imported["q_lora_rank"]),
+                                 (16, 12, q_lora))
+                with torch.no_grad():
+                    want = model(torch.tensor(ids)).logits
+                self.assertGreater(want.std().item(), 0.05)
+                self.assertLess((r1_logits(self.tmp, out, ids) - want).abs().max().item(), 1e-4)
 
 
 class Export(TempDirCase, unittest.TestCase):

@@ -86,5 +86,45 @@ class TinyR1Zero(TempDirCase, unittest.TestCase):
         self.assertIn("no metrics.jsonl", bad.stderr)
 
 
+class SmolLM2R1(TempDirCase, unittest.TestCase):
+    def test_fast_run_imports_trains_evaluates_and_exports(self):
+        """recipes/smollm2-r1.sh FAST=1 on the real SmolLM2-135M-Instruct: the summary holds r1's own
+        held-out numbers (GRPO's step-0 evaluation equals `r1 eval` of the base on the same problems),
+        the held-out evaluation ran before, at every step and after, the report shows its curve and
+        the chat checks, and the exported GGUF is the trained model as gguf's reader sees it."""
+        import gguf
+        out = os.path.join(self.tmp, "run")
+        proc = subprocess.run(["bash", os.path.join(ROOT, "recipes", "smollm2-r1.sh")], cwd=ROOT,
+                              env={**os.environ, "R1": R1, "OUT": out, "FAST": "1"},
+                              capture_output=True, text=True, timeout=900)
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        with open(os.path.join(out, "summary.json")) as f:
+            summary = json.load(f)
+        for key in ("heldout_accuracy_before", "heldout_accuracy_after", "heldout_boxed_rate_after", "gsm8k_before",
+                    "gsm8k_after", "grpo_step_seconds", "seconds"):
+            self.assertIsInstance(summary[key], (int, float), key)
+        evals = [json.loads(l) for l in open(os.path.join(out, "grpo", "metrics.jsonl")) if '"grpo_eval"' in l]
+        self.assertEqual([e["step"] for e in evals], [0, 1, 2])
+        self.assertEqual(evals[0]["heldout_problems"], 8)
+        base = json.loads(r1("eval", "--model", os.path.join(out, "base"), "--task",
+                             os.path.join(out, "task", "test.jsonl"), "--temperature", 0, "--max-new-tokens", 24).stdout)
+        self.assertEqual(summary["heldout_accuracy_before"], base["pass@1"])
+        self.assertEqual(evals[-1]["heldout_accuracy"], summary["heldout_accuracy_after"])
+        with open(os.path.join(out, "gsm8k-after.json")) as f:
+            self.assertEqual(json.load(f)["problems"], 4)
+        with open(os.path.join(out, "report.html")) as f:
+            report = f.read()
+        self.assertIn("heldout_accuracy", report)
+        self.assertIn("Chat checks:", report)
+        self.assertIn("What is the capital of France?", report)
+        # The trained model keeps its chat template, and its GGUF holds it and the trained weights.
+        with open(os.path.join(out, "grpo", "tokenizer_config.json")) as f:
+            self.assertIn("<|im_start|>", json.load(f)["chat_template"])
+        reader = gguf.GGUFReader(os.path.join(out, "smollm2-r1.q8_0.gguf"))
+        self.assertEqual(reader.fields["general.architecture"].contents(), "llama")
+        self.assertIn("<|im_start|>", reader.fields["tokenizer.chat_template"].contents())
+        self.assertEqual(len(reader.tensors), 272)
+
+
 if __name__ == "__main__":
     unittest.main()
