@@ -45,11 +45,11 @@ bench: build
 	$(VENV)/bin/python bench/run_switches.py $(BUILD)
 	$(VENV)/bin/python bench/run_moe.py $(BUILD)
 
-# llama.cpp built from PyPI's llama-cpp-python source into the virtualenv; the demo's GRPO model is
-# checked too when `make demo` has left one.
+# llama.cpp built from PyPI's llama-cpp-python source into the virtualenv; the demo's GRPO model and
+# the GRPO-trained SmolLM2 are checked too when make demo / recipes/smollm2-r1.sh have left them.
 check-llamacpp: build
 	$(VENV)/bin/python -c "import llama_cpp" 2>/dev/null || $(VENV)/bin/python -m pip install llama-cpp-python==0.3.36
-	$(VENV)/bin/python bench/check_llamacpp.py $(BUILD) $(wildcard runs/tiny-r1-zero/grpo)
+	$(VENV)/bin/python bench/check_llamacpp.py $(BUILD) $(wildcard runs/tiny-r1-zero/grpo runs/smollm2-r1/grpo)
 
 clean:
 	rm -rf $(BUILD)

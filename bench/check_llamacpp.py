@@ -3,7 +3,8 @@ itself (PyPI's llama-cpp-python, which builds llama.cpp from source: about 10 mi
 this check lives outside `make test`) and give r1's greedy tokens, token for token.
 
 Models: SmolLM2-135M-Instruct imported from its GGUF by r1 and exported again, and any model
-directories given (the demo's GRPO model: runs/tiny-r1-zero/grpo after `make demo`).
+directories given (the demo's GRPO model: runs/tiny-r1-zero/grpo after `make demo`; the GRPO-trained
+SmolLM2: runs/smollm2-r1/grpo after recipes/smollm2-r1.sh).
 Usage: check_llamacpp.py BUILD_DIR [MODEL_DIR ...]"""
 import importlib.util
 import json
@@ -56,11 +57,13 @@ def main():
         smol = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
         models = [("SmolLM2-135M-Instruct", os.path.join(tmp, "smollm2"))]
         r1(build, "model", "import", smol, "--out", models[0][1])
-        models += [(os.path.basename(os.path.normpath(d)), d) for d in sys.argv[2:]]
+        # Named by their last two path parts: runs/tiny-r1-zero/grpo -> tiny-r1-zero-grpo.
+        models += [("-".join(os.path.normpath(d).split(os.sep)[-2:]), d) for d in sys.argv[2:]]
         for name, model_dir in models:
             gguf = os.path.join(tmp, name + ".f32.gguf")
             r1(build, "model", "export", model_dir, "--format", "gguf", "--type", "f32", "--out", gguf)
-            texts = ["The capital of France is", "def fibonacci(n):", "Q: 487+365=? A:", "Once upon a time"]
+            texts = ["The capital of France is", "def fibonacci(n):", "Q: 487+365=? A:", "Once upon a time",
+                     "What is 7 + 5?"]
             prompts = [p for p in encode(build, model_dir, texts) if p]
             same, n = check(build, model_dir, gguf, prompts)
             print(f"{name}: {same} of {n} prompts give the same {NEW_TOKENS} greedy tokens in llama.cpp", flush=True)

@@ -56,6 +56,28 @@ TEST(Rewards, AccuracyBoxedCountsOnlyABoxedAnswer) {
   EXPECT_EQ(score("accuracy_boxed", input("#### 7", seven)), 0);
 }
 
+TEST(Rewards, AnUnevaluatedExpressionIsNoAnswer) {
+  // The hack SmolLM2 found under GRPO: box the question's own sum, which evaluates to the answer.
+  const nlohmann::json six = {{"answer", "6"}};
+  for (const char* name : {"accuracy_math", "accuracy_boxed", "accuracy_gsm8k"}) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(score(name, input("2 + 4 = 6\n\nThe answer is \\boxed{2 + 4}", six)), 0);
+    EXPECT_EQ(score(name, input("\\boxed{2 \\times 3}", six)), 0);
+    EXPECT_EQ(score(name, input("\\boxed{$(8) - (2)$}", six)), 0);
+    EXPECT_EQ(score(name, input("\\boxed{1.5 \\cdot 4}", six)), 0);
+    EXPECT_EQ(score(name, input("2 + 4 = 6, so \\boxed{6}", six)), 1);
+    EXPECT_EQ(score(name, input("\\boxed{+6}", six)), 1);
+  }
+  EXPECT_EQ(make_reward("accuracy_math", {}, nullptr)(input("\\boxed{3+3}", six)).reason,
+            "an unevaluated expression, not a final answer");
+  EXPECT_EQ(score("accuracy_math", input("The answer is 2+4.", six)), 0);
+  // Final answers that merely look like operations stay answers.
+  EXPECT_EQ(score("accuracy_math", input("\\boxed{-3}", {{"answer", "-3"}})), 1);
+  EXPECT_EQ(score("accuracy_math", input("\\boxed{\\frac{1}{2}}", {{"answer", "0.5"}})), 1);
+  EXPECT_EQ(score("accuracy_math", input("\\boxed{1/2}", {{"answer", "0.5"}})), 1);
+  EXPECT_EQ(score("accuracy_math", input("\\boxed{2\\sqrt{3} + 1}", {{"answer", "1 + 2\\sqrt{3}"}})), 1);
+}
+
 TEST(Rewards, AccuracyCode) {
   const nlohmann::json humaneval = {
       {"test", "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n"},

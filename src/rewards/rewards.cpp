@@ -47,6 +47,21 @@ std::string with_think_opened(const RewardInput& in) {
   return in.completion;
 }
 
+// An answer that is still a sum, difference or product of plain numbers ("2 + 4", "7 \times 3")
+// leaves the computation undone. A policy finds this: SmolLM2 under GRPO learned to
+// box the question's own expression ("What is 2 + 4?" -> "\boxed{2 + 4}"), which the verifier
+// evaluates to the right value. Fractions ("1/2", "\frac12") and anything with a symbol are answers.
+bool unevaluated_arithmetic(std::string text) {
+  for (const char* op : {"\\times", "\\cdot", "\\div", "\xc3\x97", "\xc3\xb7"}) {  // \times \cdot \div × ÷
+    for (size_t at; (at = text.find(op)) != std::string::npos;) text.replace(at, std::string(op).size(), "*");
+  }
+  std::string compact;
+  for (char c : text)
+    if (c != ' ' && c != '$' && c != '(' && c != ')' && c != '{' && c != '}') compact += c;
+  static const std::regex arithmetic(R"([-+]?\d+(\.\d+)?([-+*][-+]?\d+(\.\d+)?)+)");
+  return std::regex_match(compact, arithmetic);
+}
+
 // gsm8k: also GSM8K's "#### N"; boxed_only: the answer must be in \boxed{} (R1's rule: "the
 // final answer in a specified format, e.g. within a box"), "the answer is N" does not count.
 RewardResult accuracy_math(const RewardInput& in, bool gsm8k, bool boxed_only = false) {
@@ -63,6 +78,10 @@ RewardResult accuracy_math(const RewardInput& in, bool gsm8k, bool boxed_only = 
   r.details = {{"extracted", answer.text}, {"source", answer.source}, {"reference", ref}};
   if (!answer.found()) {
     r.reason = "no answer found";
+    return r;
+  }
+  if (unevaluated_arithmetic(answer.text)) {
+    r.reason = "an unevaluated expression, not a final answer";
     return r;
   }
   // Several boxed answers must all agree, or the response hedges: 0.
