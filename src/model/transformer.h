@@ -169,6 +169,8 @@ class TransformerImpl : public torch::nn::Module {
 
   // hidden [..., H] -> logits [..., V] (through lm_head, or the embedding when tied).
   torch::Tensor logits(const torch::Tensor& hidden);
+  // The output head's weight [V, H]: lm_head's, or the embedding when tied.
+  torch::Tensor head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
   // log p(targets) for hidden [B, T, H] and targets [B, T], in fp32, computing the vocabulary
   // projection `chunk` positions at a time so a [B, T, V] log-softmax is never materialised.
   torch::Tensor token_logprobs(const torch::Tensor& hidden, const torch::Tensor& targets, int64_t chunk = 256);

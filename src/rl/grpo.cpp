@@ -14,6 +14,7 @@
 #include "dist/process_group.h"
 #include "infer/engine.h"
 #include "io/model_dir.h"
+#include "model/vocab_logprobs.h"
 #include "rl/prompts.h"
 #include "rl/rank_balance.h"
 #include "rm/reward_model.h"
@@ -163,7 +164,8 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
 
 // Log-probs [R, m] of each rollout's completion tokens at `temperature`, and the entropy of each
 // position's distribution (for logging), through the shared-prefix forward or, when pack() chose
-// whole rows, the plain one. With bf16 the model runs under autocast; the log-softmax stays fp32.
+// whole rows, the plain one. With bf16 the model and the head's products run in bf16; the
+// log-softmax stays fp32.
 // The distribution is over the first `vocab` ids: the engine samples only the tokenizer's ids (a
 // checkpoint's embedding may be padded past them, as Qwen2's is), so the policy being trained is
 // the one that generated the rollouts, and its log-probs equal the engine's.
@@ -175,7 +177,7 @@ std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, 
   // largest tensor of the pass); padding gets log-prob and entropy 0, and is masked anyway.
   const auto real = (torch::arange(m, lengths.options()).unsqueeze(0) < b.lengths.to(device).unsqueeze(1))
                         .reshape({-1}).nonzero().squeeze(1);
-  torch::Tensor hidden, logits;  // hidden [R, m, H]: the state that predicts each completion token
+  torch::Tensor hidden;  // [R, m, H]: the state that predicts each completion token
   {
     AutocastScope autocast(bf16, device.type());
     if (b.rows.defined()) {  // whole rows: completion token j is predicted at position prompt length - 1 + j
@@ -190,20 +192,17 @@ std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, 
       const auto last = hp.index({torch::arange(hp.size(0), lengths.options()), lengths - 1});  // [P, H]
       hidden = torch::cat({last.index_select(0, group).unsqueeze(1), hc.narrow(1, 0, m - 1)}, 1);
     }
-    logits = model->logits(hidden.reshape({R * m, -1}).index_select(0, real));
   }
-  logits = logits.narrow(-1, 0, vocab).to(torch::kFloat32) / temperature;
-  auto all = torch::log_softmax(logits, -1);
+  // log p and entropy at the completions' real tokens, the head applied a chunk of rows at a time
+  // forward and backward (model/vocab_logprobs.h): no [tokens, vocabulary] tensor is kept.
   const auto targets = b.targets.to(device).reshape({-1}).index_select(0, real);
+  auto [token_logp, token_entropy] = vocab_logprobs(hidden.reshape({R * m, -1}).index_select(0, real),
+                                                    model->head_weight(), targets, vocab, temperature, bf16);
   const auto spread = [&](const torch::Tensor& t) {  // [real tokens] -> [R, m], 0 at padding
     return torch::zeros({R * m}, t.options()).index_copy(0, real, t).view({R, m});
   };
-  auto picked = spread(all.gather(-1, targets.unsqueeze(-1)).squeeze(-1));
-  torch::Tensor entropy;
-  {
-    torch::NoGradGuard no_grad;
-    entropy = spread(-(all.exp() * all).sum(-1));
-  }
+  const auto picked = spread(token_logp);
+  const auto entropy = spread(token_entropy);
   return {picked, entropy};
 }
 
