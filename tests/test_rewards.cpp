@@ -56,6 +56,16 @@ TEST(Rewards, AccuracyBoxedCountsOnlyABoxedAnswer) {
   EXPECT_EQ(score("accuracy_boxed", input("#### 7", seven)), 0);
 }
 
+TEST(Rewards, FormatBoxedAsksForAFilledBoxRightOrWrong) {
+  const nlohmann::json seven = {{"answer", "7"}};
+  EXPECT_EQ(score("format_boxed", input("3 + 4 = 7, so \\boxed{7}", seven)), 1);
+  EXPECT_EQ(score("format_boxed", input("\\boxed{8}", seven)), 1);  // the format, not the value
+  EXPECT_EQ(score("format_boxed", input("The answer is \\boxed{}.", seven)), 0);
+  EXPECT_EQ(score("format_boxed", input("The answer is \\boxed{ }.", seven)), 0);
+  EXPECT_EQ(score("format_boxed", input("The answer is 7.", seven)), 0);
+  EXPECT_EQ(score("format_boxed", input("<think>\\boxed{7}</think> so 7", seven)), 0);  // only after the reasoning
+}
+
 TEST(Rewards, AnUnevaluatedExpressionIsNoAnswer) {
   // The hack SmolLM2 found under GRPO: box the question's own sum, which evaluates to the answer.
   const nlohmann::json six = {{"answer", "6"}};

@@ -144,6 +144,21 @@ RewardResult accuracy_code(const RewardInput& in, CodeSandbox& sandbox) {
   return r;
 }
 
+// The format R1's accuracy rule asks for, on its own: the final answer (after any </think>) in a
+// non-empty \boxed{}, right or wrong. A shaping reward for models that state answers but never box
+// them (SmolLM2-135M-Instruct boxes a number in 1 of 256 samples), beside an accuracy reward.
+RewardResult format_boxed(const RewardInput& in) {
+  RewardResult r;
+  std::string text = in.completion;
+  const size_t end_think = text.rfind("</think>");
+  if (end_think != std::string::npos) text = text.substr(end_think + 8);
+  const auto boxes = boxed_contents(text);
+  const bool filled = !boxes.empty() && boxes.back().find_first_not_of(" \t\r\n") != std::string::npos;
+  r.score = filled ? 1 : 0;
+  r.reason = filled ? "boxed answer" : boxes.empty() ? "no \\boxed{} answer" : "an empty \\boxed{}";
+  return r;
+}
+
 RewardResult format_think(const RewardInput& in) {
   // R1-Zero: exactly one <think>...</think>, then the answer in <answer>...</answer> or \boxed{}.
   RewardResult r;
@@ -277,7 +292,7 @@ RewardResult external(const RewardInput& in, const RewardOptions& o) {
 
 const std::vector<std::string>& reward_names() {
   static const std::vector<std::string> names = {"accuracy_math", "accuracy_boxed", "accuracy_gsm8k",
-                                                 "accuracy_code", "format_think", "tag_count",
+                                                 "accuracy_code", "format_think", "format_boxed", "tag_count",
                                                  "language_consistency", "length_overlong", "external"};
   return names;
 }
@@ -307,6 +322,7 @@ RewardFn make_reward(const std::string& name, const RewardOptions& o, std::share
     return [sandbox](const RewardInput& in) { return accuracy_code(in, *sandbox); };
   }
   if (name == "format_think") return format_think;
+  if (name == "format_boxed") return format_boxed;
   if (name == "tag_count") return tag_count;
   if (name == "language_consistency") return language_consistency;
   if (name == "length_overlong") return [o](const RewardInput& in) { return length_overlong(in, o); };
