@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -162,6 +163,27 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
   return b;
 }
 
+// R1_NO_CHUNKED_LOGPROBS=1: the head's logits, their log-softmax and its gradient over every
+// completion token at once, as before vocab_logprobs (bench/run_grpo_memory.py measures both).
+bool full_vocabulary_logprobs() {
+  static const bool full = std::getenv("R1_NO_CHUNKED_LOGPROBS") != nullptr;
+  return full;
+}
+
+std::pair<torch::Tensor, torch::Tensor> full_logprobs(Transformer& model, const torch::Tensor& hidden,
+                                                      const torch::Tensor& targets, int64_t vocab, double temperature,
+                                                      bool bf16, torch::Device device) {
+  torch::Tensor logits;
+  {
+    AutocastScope autocast(bf16, device.type());
+    logits = model->logits(hidden);
+  }
+  const auto all = torch::log_softmax(logits.narrow(-1, 0, vocab).to(torch::kFloat32) / temperature, -1);
+  const auto picked = all.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
+  torch::NoGradGuard no_grad;
+  return {picked, -(all.exp() * all).sum(-1)};
+}
+
 // Log-probs [R, m] of each rollout's completion tokens at `temperature`, and the entropy of each
 // position's distribution (for logging), through the shared-prefix forward or, when pack() chose
 // whole rows, the plain one. With bf16 the model and the head's products run in bf16; the
@@ -196,8 +218,10 @@ std::pair<torch::Tensor, torch::Tensor> completion_logprobs(Transformer& model, 
   // log p and entropy at the completions' real tokens, the head applied a chunk of rows at a time
   // forward and backward (model/vocab_logprobs.h): no [tokens, vocabulary] tensor is kept.
   const auto targets = b.targets.to(device).reshape({-1}).index_select(0, real);
-  auto [token_logp, token_entropy] = vocab_logprobs(hidden.reshape({R * m, -1}).index_select(0, real),
-                                                    model->head_weight(), targets, vocab, temperature, bf16);
+  const auto real_hidden = hidden.reshape({R * m, -1}).index_select(0, real);
+  auto [token_logp, token_entropy] = full_vocabulary_logprobs()
+      ? full_logprobs(model, real_hidden, targets, vocab, temperature, bf16, device)
+      : vocab_logprobs(real_hidden, model->head_weight(), targets, vocab, temperature, bf16);
   const auto spread = [&](const torch::Tensor& t) {  // [real tokens] -> [R, m], 0 at padding
     return torch::zeros({R * m}, t.options()).index_copy(0, real, t).view({R, m});
   };
