@@ -1,10 +1,10 @@
 // Log-probabilities of chosen tokens under a language-model head without the [tokens, vocabulary]
 // tensors: GRPO's training pass needs log p(completion token) and the entropy at every completion
-// token, and on a real vocabulary (49K-152K ids) the logits, their log-softmax and their gradient
-// were the largest tensors of the step (several GB for SmolLM2 at 16 x 128 tokens). Here the head
-// runs `chunk` rows at a time, forward and backward (which recomputes each chunk's logits from the
-// saved hidden states and log-normalisers, as Liger's fused linear cross-entropy does), so memory
-// holds one chunk's logits at a time. Any device and dtype; the products run in bf16 when asked
+// token, and on a real vocabulary (49K-152K ids) the logits, their log-softmax, its gradient and
+// the entropy's product are each [tokens, vocabulary] (0.4 GB each for SmolLM2 at 16 x 128 tokens
+// in float32). Here the head runs `chunk` rows at a time, forward and backward (which recomputes
+// each chunk's logits from the saved hidden states and log-normalisers, as Liger's fused linear
+// cross-entropy does), so memory holds one chunk's logits at a time. Any device and dtype; the products run in bf16 when asked
 // (--precision bf16), everything after them in float32.
 #pragma once
 #include <utility>
