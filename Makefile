@@ -44,7 +44,6 @@ bench: build
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 	$(VENV)/bin/python bench/run_switches.py $(BUILD)
 	$(VENV)/bin/python bench/run_moe.py $(BUILD)
-	$(VENV)/bin/python bench/run_grpo_memory.py $(BUILD)
 
 # llama.cpp built from PyPI's llama-cpp-python source into the virtualenv; the demo's GRPO model and
 # the GRPO-trained SmolLM2 are checked too when make demo / recipes/smollm2-r1.sh have left them.

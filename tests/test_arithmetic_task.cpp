@@ -176,4 +176,32 @@ TEST(ArithmeticTask, HeldOutProblemsCanRequireCarries) {
 }
 
 }  // namespace
+TEST(ArithmeticTask, ChatStyleAndATaskWithNothingLeftToTrainOn) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("arith_chat_" + std::to_string(::getpid()));
+  ArithmeticTaskOptions o;
+  o.style = "chat";
+  o.ops = {"add", "sub"};
+  o.min_digits = o.max_digits = o.test_digits = 1;
+  o.corpus_documents = 0;
+  o.train_problems = 20;
+  o.test_problems = 64;
+  write_arithmetic_task(dir.string(), o);
+  for (const auto& l : lines((dir / "train.jsonl").string())) {
+    const auto row = nlohmann::json::parse(l);
+    const std::string q = row["question"];
+    EXPECT_EQ(q.rfind("What is ", 0), 0u) << q;
+    EXPECT_EQ(row["prompt"].get<std::string>(), q + "\nPlease reason step by step, and put your final answer within \\boxed{}.");
+  }
+  // 100 one-digit sums and 55 differences: holding out 200 leaves nothing to train on, an error, not a hang.
+  o.test_problems = 200;
+  try {
+    write_arithmetic_task((dir / "all").string(), o);
+    ADD_FAILURE() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("lower --test-problems"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace r1

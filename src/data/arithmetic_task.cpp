@@ -193,11 +193,15 @@ ArithmeticTaskSummary write_arithmetic_task(const std::string& dir, const Arithm
     if (p.carries() >= o.test_min_carries && held_out.insert(p.prompt()).second) test.push_back(p);
   }
   auto fresh = [&] {
-    for (;;) {
+    // Small operand sizes have few problems (155 one-digit sums and differences): when the held-out
+    // set takes them all, say so instead of drawing forever.
+    for (int64_t tries = 0; tries < 1000000; ++tries) {
       std::uniform_int_distribution<int> digits(o.min_digits, o.max_digits);
       const ArithmeticProblem p = make([&] { return digits(rng); });
       if (!held_out.count(p.prompt())) return p;
     }
+    throw Error("arithmetic task: the " + std::to_string(test.size()) + " held-out problems leave none of these "
+                "sizes to train on; lower --test-problems or raise --max-digits");
   };
   ArithmeticTaskSummary s;
   {

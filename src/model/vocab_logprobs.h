@@ -18,6 +18,6 @@ namespace r1 {
 // weight; entropy [N], without gradient) of softmax(hidden weight[:vocab]^T / temperature).
 std::pair<torch::Tensor, torch::Tensor> vocab_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                                                       const torch::Tensor& targets, int64_t vocab, double temperature,
-                                                      bool bf16_products = false, int64_t chunk = 1024);
+                                                      bool bf16_products = false, int64_t chunk = 256);
 
 }  // namespace r1

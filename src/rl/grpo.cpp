@@ -164,7 +164,7 @@ MicroBatch pack(const std::vector<const Rollout*>& rows, const std::string& shar
 }
 
 // R1_NO_CHUNKED_LOGPROBS=1: the head's logits, their log-softmax and its gradient over every
-// completion token at once, as before vocab_logprobs (bench/run_grpo_memory.py measures both).
+// completion token at once (the path before vocab_logprobs), for A/B measurements of memory.
 bool full_vocabulary_logprobs() {
   static const bool full = std::getenv("R1_NO_CHUNKED_LOGPROBS") != nullptr;
   return full;
