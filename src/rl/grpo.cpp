@@ -383,11 +383,8 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
   engine_options.max_batch = o.prompts_per_step / world * o.group_size;
   engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
   Engine engine(policy, &tokenizer, engine_options);
-  std::optional<ChatFormat> chat_format;
-  if (o.prompt_template == "chat")
-    chat_format = o.chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template())
-                                          : chat_format_from_name(o.chat_template);
-  const HeldoutEval heldout(o.heldout, o.prompt_template, tokenizer, chat_format, reward_options);
+  const HeldoutEval heldout(o.heldout, o.prompt_template, tokenizer,
+                            chat_prompt_format(o.prompt_template, o.chat_template, tokenizer), reward_options);
   auto evaluate_heldout = [&](int64_t done) {
     if (!heldout.due(done, o.steps)) return;
     const HeldoutResult h = heldout.run(policy, group.get());

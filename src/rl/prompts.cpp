@@ -10,14 +10,18 @@ namespace r1 {
 
 using nlohmann::json;
 
+std::optional<ChatFormat> chat_prompt_format(const std::string& prompt_template, const std::string& chat_template,
+                                             const Tokenizer& tokenizer) {
+  if (prompt_template != "chat") return std::nullopt;
+  return chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(chat_template);
+}
+
 std::vector<PromptRow> read_prompts(const std::string& path, const std::string& prompt_template,
                                     const std::string& chat_template, const Tokenizer& tokenizer) {
-  std::optional<ChatFormat> format;
-  if (prompt_template == "chat")
-    format = chat_template.empty() ? chat_format_from_jinja(tokenizer.chat_template()) : chat_format_from_name(chat_template);
-  else if (prompt_template == "r1-zero")
+  std::optional<ChatFormat> format = chat_prompt_format(prompt_template, chat_template, tokenizer);
+  if (prompt_template == "r1-zero")
     format = ChatFormat::kR1Zero;
-  else if (prompt_template != "plain")
+  else if (prompt_template != "plain" && prompt_template != "chat")
     throw Error("--prompt-template '" + prompt_template + "': expected r1-zero, chat or plain");
   std::vector<PromptRow> rows;
   for (const auto& [j, lineno] : read_jsonl_rows(path)) {
