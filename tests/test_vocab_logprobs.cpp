@@ -15,22 +15,26 @@ struct Reference {
   torch::Tensor logp, entropy, grad_hidden, grad_weight;
 };
 
-// The direct computation, and the gradients of sum(logp * g).
+// The direct computation, and the gradients of sum(logp * g), in float64 so that the reference does not
+// depend on how this CPU's BLAS rounds float32 products (MKL's kernels differ between vendors).
 Reference reference(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets,
                     int64_t vocab, double temperature, const torch::Tensor& g) {
-  auto h = hidden.detach().clone().requires_grad_(true), w = weight.detach().clone().requires_grad_(true);
+  auto h = hidden.detach().to(torch::kFloat64).requires_grad_(true);
+  auto w = weight.detach().to(torch::kFloat64).requires_grad_(true);
   const auto all = torch::log_softmax(torch::matmul(h, w.narrow(0, 0, vocab).t()) / temperature, -1);
   Reference r;
   r.logp = all.gather(-1, targets.unsqueeze(-1)).squeeze(-1);
   r.entropy = -(all.exp() * all).sum(-1).detach();
-  (r.logp * g).sum().backward();
+  (r.logp * g.to(torch::kFloat64)).sum().backward();
   r.logp = r.logp.detach();
   r.grad_hidden = h.grad();
   r.grad_weight = w.grad();
   return r;
 }
 
-double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat64) - b).abs().max().item<double>();
+}
 
 TEST(VocabLogprobs, EqualsTheFullLogSoftmaxAndItsGradients) {
   torch::manual_seed(0);
@@ -44,12 +48,15 @@ TEST(VocabLogprobs, EqualsTheFullLogSoftmaxAndItsGradients) {
       const Reference want = reference(hidden, weight, targets, vocab, temperature, g);
       auto h = hidden.clone().requires_grad_(true), w = weight.clone().requires_grad_(true);
       auto [logp, entropy] = vocab_logprobs(h, w, targets, vocab, temperature, false, chunk);
-      EXPECT_LT(max_diff(logp, want.logp), 1e-5);
-      EXPECT_LT(max_diff(entropy, want.entropy), 1e-5);
+      // float32 rounding: about 1e-6 with MKL on Intel, 1.7e-4 seen for an entropy on another CI machine; a
+      // wrong temperature, the padded rows inside the support or a row shifted by a chunk boundary move
+      // these by more than 0.3.
+      EXPECT_LT(max_diff(logp, want.logp), 1e-3);
+      EXPECT_LT(max_diff(entropy, want.entropy), 1e-3);
       EXPECT_FALSE(entropy.requires_grad());
       (logp * g).sum().backward();
-      EXPECT_LT(max_diff(h.grad(), want.grad_hidden), 1e-5);
-      EXPECT_LT(max_diff(w.grad(), want.grad_weight), 1e-5);
+      EXPECT_LT(max_diff(h.grad(), want.grad_hidden), 1e-4);
+      EXPECT_LT(max_diff(w.grad(), want.grad_weight), 1e-4);
       EXPECT_EQ(w.grad().narrow(0, vocab, V - vocab).abs().max().item<float>(), 0.0f);  // outside the support
     }
 }
