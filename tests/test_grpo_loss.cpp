@@ -79,12 +79,12 @@ TEST(GrpoLoss, ClipFractionsAndClipHigher) {
   const auto adv = torch::tensor({1.0, -1.0}, torch::kFloat64);
   GrpoLossOptions o;
   auto t = grpo_loss(logp, old, {}, adv, mask, o);
-  EXPECT_DOUBLE_EQ(t.clip_high, 0.25);  // 1.25 with A > 0
-  EXPECT_DOUBLE_EQ(t.clip_low, 0.25);   // 0.7 with A < 0
+  EXPECT_DOUBLE_EQ(t.clip_high.item<double>(), 0.25);  // 1.25 with A > 0
+  EXPECT_DOUBLE_EQ(t.clip_low.item<double>(), 0.25);   // 0.7 with A < 0
   EXPECT_NEAR(t.loss.item<double>(), ((-1.2 - 0.7) / 2 + (0.8 + 1.25) / 2) / 2, 1e-12);
   o.epsilon_high = 0.28;  // DAPO clip-higher: 1.25 is no longer clipped
   t = grpo_loss(logp, old, {}, adv, mask, o);
-  EXPECT_DOUBLE_EQ(t.clip_high, 0.0);
+  EXPECT_DOUBLE_EQ(t.clip_high.item<double>(), 0.0);
   EXPECT_NEAR(t.loss.item<double>(), ((-1.25 - 0.7) / 2 + (0.8 + 1.25) / 2) / 2, 1e-12);
 }
 
@@ -103,11 +103,11 @@ TEST(GrpoLoss, K3KlIsZeroAtTheReferenceAndAddsBetaTimesIt) {
   GrpoLossOptions o;
   o.beta = 0.1;
   auto same = grpo_loss(e.logp, e.logp, e.logp, e.adv, e.mask, o);
-  EXPECT_DOUBLE_EQ(same.kl, 0.0);
+  EXPECT_DOUBLE_EQ(same.kl.item<double>(), 0.0);
   const auto ref = e.logp + 0.5;  // ref - logp = 0.5 everywhere
   const double k3 = std::exp(0.5) - 0.5 - 1;
   auto with = grpo_loss(e.logp, e.logp, ref, e.adv, e.mask, o);
-  EXPECT_NEAR(with.kl, k3, 1e-12);
+  EXPECT_NEAR(with.kl.item<double>(), k3, 1e-12);
   // On-policy ratio 1: per-token loss -A + beta k3; the sequence mean of each, averaged.
   EXPECT_NEAR(with.loss.item<double>(), ((-1 + 0.1 * k3) + (1 + 0.1 * k3)) / 2, 1e-12);
   expect_error([&] { grpo_loss(e.logp, e.logp, {}, e.adv, e.mask, o); }, "reference log-probs");
@@ -207,7 +207,7 @@ TEST(GrpoLoss, OnPolicyGradientIsReinforceWithTheGroupBaseline) {
   Example e;
   auto logp = e.logp.clone().requires_grad_(true);
   auto t = grpo_loss(logp, logp.detach(), {}, e.adv, e.mask, GrpoLossOptions{});
-  EXPECT_DOUBLE_EQ(t.ratio_mean, 1.0);
+  EXPECT_DOUBLE_EQ(t.ratio_mean.item<double>(), 1.0);
   t.loss.backward();
   const auto want = t2({{-1.0 / 3 / 2, -1.0 / 3 / 2, -1.0 / 3 / 2}, {1.0 / 2 / 2, 1.0 / 2 / 2, 0}});
   EXPECT_TRUE(torch::allclose(logp.grad(), want, 1e-12, 1e-14)) << logp.grad();

@@ -58,6 +58,9 @@ TEST(VocabLogprobs, EqualsTheFullLogSoftmaxAndItsGradients) {
       EXPECT_LT(max_diff(h.grad(), want.grad_hidden), 1e-4);
       EXPECT_LT(max_diff(w.grad(), want.grad_weight), 1e-4);
       EXPECT_EQ(w.grad().narrow(0, vocab, V - vocab).abs().max().item<float>(), 0.0f);  // outside the support
+      auto [same_logp, no_entropy] = vocab_logprobs(hidden, weight, targets, vocab, temperature, false, chunk, false);
+      EXPECT_TRUE(torch::equal(same_logp, logp.detach()));
+      EXPECT_EQ(no_entropy.abs().max().item<float>(), 0.0f);  // not computed
     }
 }
 

@@ -131,6 +131,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--adam-eps", o.adam_eps, "AdamW epsilon")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--clip", o.clip, "gradient norm clip")->capture_default_str();
   add_expert_balance_flags(cmd, o.balance);
+  add_lora_flags(cmd, o.lora);
   cmd->add_option("--seed", o.seed, "prompt order and sampling seed")->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
   cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);
@@ -142,6 +143,8 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--precision", o.precision,
                   "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: bf16 matrix products in the training passes; weights stay fp32")
       ->capture_default_str();
+  cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
+                "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
   cmd->add_option("--dist-timeout", o.dist_timeout_s,
                   "data parallel (r1 launch / torchrun): seconds a rank waits for the others before failing")
       ->capture_default_str()->check(CLI::PositiveNumber);

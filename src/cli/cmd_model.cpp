@@ -1,11 +1,13 @@
 // r1 model info | init | logits: inspect architectures, create random checkpoints, and dump
 // logits (the hook the Hugging Face cross-check tests use).
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
 #include "cli/runtime.h"
+#include "io/lora_adapter.h"
 #include "io/model_dir.h"
 #include "model/presets.h"
 #include "util/error.h"
@@ -256,6 +258,37 @@ void add_logits(CLI::App& model) {
   });
 }
 
+void add_merge_lora(CLI::App& model) {
+  auto* cmd = model.add_subcommand("merge-lora", "fold a LoRA adapter into its base model: an ordinary model directory");
+  struct Args {
+    std::string adapter, base, out, dtype;
+  };
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--adapter", a->adapter, "adapter directory (adapter_config.json + adapter_model.safetensors)")
+      ->required();
+  cmd->add_option("--base", a->base, "the base model directory (default: the adapter's base_model_name_or_path)");
+  cmd->add_option("--out", a->out, "output model directory")->required();
+  cmd->add_option("--dtype", a->dtype, "storage dtype: float32, bfloat16, float16 (default: the base's)");
+  cmd->callback([a] {
+    const AdapterConfig adapter = read_adapter_config(a->adapter);
+    const std::string base = a->base.empty() ? adapter.base_model : a->base;
+    if (base.empty()) throw Error(a->adapter + ": the adapter names no base model: pass --base");
+    Transformer m = load_model_dir(base, {torch::kCPU, torch::kFloat32});
+    load_lora_adapter(m, a->adapter);
+    const auto layers = lora_layers(m).size();
+    merge_lora(m);
+    SaveOptions save;
+    save.dtype = torch_dtype_from_name(a->dtype.empty() ? ModelConfig::load(base + "/config.json").torch_dtype : a->dtype);
+    save.write_extra = [&](const std::string& dir) {
+      const std::string tokenizer = std::filesystem::exists(a->adapter + "/tokenizer.json") ? a->adapter : base;
+      if (std::filesystem::exists(tokenizer + "/tokenizer.json")) copy_tokenizer_files(tokenizer + "/tokenizer.json", dir);
+    };
+    save_model_dir(m, a->out, save);
+    std::printf("wrote %s: %s with %zu adapted layers merged (rank %lld)\n", a->out.c_str(), base.c_str(), layers,
+                (long long)adapter.lora.rank);
+  });
+}
+
 }  // namespace
 
 void add_model_command(CLI::App& app) {
@@ -268,6 +301,7 @@ void add_model_command(CLI::App& app) {
   add_model_inspect(*model);
   add_model_import(*model);
   add_model_export(*model);
+  add_merge_lora(*model);
 }
 
 }  // namespace r1::cli

@@ -67,6 +67,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--beta2", a->o.beta2)->capture_default_str();
   cmd->add_option("--clip", a->o.clip, "gradient norm clip")->capture_default_str();
   add_expert_balance_flags(cmd, a->o.balance);
+  add_lora_flags(cmd, a->o.lora);
   cmd->add_option("--mtp-weight", a->o.mtp_weight,
                   "weight of the multi-token prediction loss (DeepSeek-V3 models with num_nextn_predict_layers; "
                   "V3 used 0.3, then 0.1); 0: off")
@@ -91,6 +92,8 @@ void add_training_command(CLI::App& app, const std::string& stage) {
       ->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--precision", a->o.precision, "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (bf16 matrix products, fp32 master weights)")
       ->capture_default_str();
+  cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations,
+                "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     if (!a->teacher.empty()) {  // distillation: the student must read the teacher's tokens

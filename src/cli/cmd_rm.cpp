@@ -57,6 +57,8 @@ void add_rm_train(CLI::App* rm) {
   cmd->add_option("--precision", o.precision,
                   "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16 (bf16 matrix products, fp32 master weights)")
       ->capture_default_str();
+  cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
+                "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     a->rt.setup();

@@ -72,4 +72,19 @@ void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options) {
       ->capture_default_str();
 }
 
+void add_lora_flags(CLI::App* cmd, LoraConfig& lora) {
+  cmd->add_option("--lora-rank", lora.rank,
+                  "train LoRA adapters of this rank instead of the weights (0: off); saved in PEFT's format")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lora-alpha", lora.alpha, "LoRA's scale: the adapters' output is multiplied by alpha / rank")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option_function<std::string>(
+         "--lora-targets", [&lora](const std::string& list) { lora.targets = LoraConfig::parse_targets(list); },
+         "linear layers that get adapters: comma-separated module names (q_proj, k_proj, v_proj, o_proj, gate_proj, "
+         "up_proj, down_proj, ...) or all-linear")
+      ->default_str("q_proj,k_proj,v_proj,o_proj");
+}
+
 }  // namespace r1::cli

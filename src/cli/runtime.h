@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "dist/launch_env.h"
+#include "model/lora_config.h"
 #include "train/expert_balance_options.h"
 
 namespace r1::cli {
@@ -26,6 +27,8 @@ struct RuntimeOptions {
 
 // --moe-bias-speed and --moe-balance-loss, for the training commands (mixture-of-experts models).
 void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options);
+// --lora-rank, --lora-alpha, --lora-targets (model/lora.h).
+void add_lora_flags(CLI::App* cmd, LoraConfig& lora);
 
 // The training commands' last line when SIGINT/SIGTERM cut the run short; false when it was not.
 bool print_if_stopped(bool stop_requested, int64_t done, int64_t steps, const std::string& out);

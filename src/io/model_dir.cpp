@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 
+#include "io/lora_adapter.h"
 #include "util/error.h"
 #include "util/json_file.h"
 #include "util/strings.h"
@@ -331,6 +332,7 @@ void load_weights(Transformer& model, const std::string& dir, const std::set<std
 
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
+  if (is_lora_adapter_dir(dir)) return load_adapter_model(dir, options);
   const std::string config_path = (fs::path(dir) / "config.json").string();
   ModelConfig config = ModelConfig::load(config_path);
   const auto fp8 = take_quantization(config, config_path);
@@ -363,7 +365,8 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   return model;
 }
 
-void save_model_dir(Transformer& model, const std::string& dir, const SaveOptions& options) {
+void publish_directory(const std::string& dir, const std::function<void(const std::string& tmp)>& write,
+                       const std::function<bool(const std::string& name)>& replaced) {
   const fs::path target = fs::absolute(dir).lexically_normal();
   const fs::path parent = target.parent_path();
   fs::create_directories(parent);
@@ -371,6 +374,42 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
   fs::remove_all(tmp);
   fs::create_directory(tmp);
   try {
+    write(tmp.string());
+    // Carry over what the old directory had beside the weights (tokenizer, metrics, state, kept
+    // checkpoints), as hard links: the old directory is deleted right after, and nothing
+    // rewrites a carried file in place before that.
+    if (fs::is_directory(target)) {
+      for (const auto& e : fs::directory_iterator(target)) {
+        const std::string name = e.path().filename().string();
+        if (replaced(name) || fs::exists(tmp / name)) continue;
+        link_tree(e.path().string(), (tmp / name).string());
+      }
+    }
+    fsync_path(tmp);
+    // Publish: old -> backup, tmp -> target, drop backup. A crash in between leaves either the
+    // old directory or the backup + the complete new one on disk, never a half-written target.
+    const fs::path backup = sibling(target, ".old-");
+    fs::remove_all(backup);
+    const bool had_old = fs::exists(target);
+    if (had_old) fs::rename(target, backup);
+    fs::rename(tmp, target);
+    fsync_path(parent);
+    if (had_old) fs::remove_all(backup);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(tmp);
+    throw Error(dir + ": saving failed: " + e.what());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+}
+
+void save_model_dir(Transformer& model, const std::string& dir, const SaveOptions& options) {
+  for (const auto& p : model->named_parameters())
+    if (p.key().find(".lora_") != std::string::npos)
+      throw Error("save: the model carries LoRA adapters (" + p.key() + "): save them as an adapter or merge them");
+  const auto write = [&](const std::string& out) {
+    const fs::path tmp(out);
     // Tensors to CPU contiguous storage in the chosen dtype; they stay alive until written.
     std::vector<std::pair<std::string, torch::Tensor>> tensors;
     int64_t total = 0;
@@ -443,35 +482,12 @@ void save_model_dir(Transformer& model, const std::string& dir, const SaveOption
       write_text_file((tmp / kIndexFile).string(), index.dump(2) + "\n");
     }
     if (options.write_extra) options.write_extra(tmp.string());
-    // Carry over what the old directory had beside the weights (tokenizer, metrics, state, kept
-    // checkpoints), as hard links: the old directory is deleted right after, and nothing
-    // rewrites a carried file in place before that.
-    if (fs::is_directory(target)) {
-      static const std::set<std::string> produced = {"config.json", "generation_config.json", kSingleFile, kIndexFile};
-      for (const auto& e : fs::directory_iterator(target)) {
-        const std::string name = e.path().filename().string();
-        const bool old_shard = name.rfind("model-", 0) == 0 && e.path().extension() == ".safetensors";
-        if (produced.count(name) || old_shard || fs::exists(tmp / name)) continue;
-        link_tree(e.path().string(), (tmp / name).string());
-      }
-    }
-    fsync_path(tmp);
-    // Publish: old -> backup, tmp -> target, drop backup. A crash in between leaves either the
-    // old directory or the backup + the complete new one on disk, never a half-written target.
-    const fs::path backup = sibling(target, ".old-");
-    fs::remove_all(backup);
-    const bool had_old = fs::exists(target);
-    if (had_old) fs::rename(target, backup);
-    fs::rename(tmp, target);
-    fsync_path(parent);
-    if (had_old) fs::remove_all(backup);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(tmp);
-    throw Error(dir + ": saving failed: " + e.what());
-  } catch (...) {
-    fs::remove_all(tmp);
-    throw;
-  }
+  };
+  static const std::set<std::string> produced = {"config.json", "generation_config.json", kSingleFile, kIndexFile};
+  publish_directory(dir, write, [](const std::string& name) {
+    const bool old_shard = name.rfind("model-", 0) == 0 && ends_with(name, ".safetensors");
+    return produced.count(name) > 0 || old_shard;
+  });
 }
 
 }  // namespace r1

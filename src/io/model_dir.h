@@ -56,6 +56,12 @@ struct SaveOptions {
   std::function<void(const std::string& dir)> write_extra;
 };
 
+// Writes directory `dir` atomically: `write` fills a temporary sibling directory, the files of
+// the old `dir` that it did not write are carried over (but those `replaced` names), then the new
+// directory takes the old one's place. Shared by model directories and LoRA adapters.
+void publish_directory(const std::string& dir, const std::function<void(const std::string& tmp)>& write,
+                       const std::function<bool(const std::string& name)>& replaced);
+
 // Writes a complete model directory atomically: into a temporary sibling directory, fsynced,
 // then renamed over `dir`. Files already in `dir` that the save does not produce (tokenizer
 // files, metrics.jsonl, trainer_state/) are carried over into the new directory.

@@ -12,6 +12,12 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::Ten
   if (with_bias) bias = register_parameter("bias", torch::empty({out}, options));
 }
 
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  auto y = r1::linear(x, weight, bias, &packed);
+  if (!lora_A || !lora_enabled) return y;
+  return y + lora_B->forward(lora_A->forward(x)) * lora_scaling;
+}
+
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim, const torch::TensorOptions& options) {
   weight = register_parameter("weight", torch::empty({vocab, dim}, options));
 }

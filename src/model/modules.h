@@ -16,9 +16,14 @@ namespace r1 {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x) { return r1::linear(x, weight, bias, &packed); }
+  torch::Tensor forward(const torch::Tensor& x);  // plus the LoRA term when there is one
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
   PackedWeight packed;         // decoding's packed copy of weight (packed_matmul.h)
+  // LoRA (model/lora.h): submodules lora_A [r, in] and lora_B [out, r] when added; the output
+  // gains lora_scaling * B(A(x)) while lora_enabled.
+  std::shared_ptr<LinearImpl> lora_A, lora_B;
+  double lora_scaling = 0;
+  bool lora_enabled = true;
 };
 TORCH_MODULE(Linear);
 

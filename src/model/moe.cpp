@@ -1,7 +1,9 @@
 #include "model/moe.h"
 
+
 #include <limits>
 
+#include "model/checkpoint.h"
 #include "model/fused_ops.h"
 
 namespace r1 {
@@ -121,7 +123,8 @@ torch::Tensor MoeImpl::expert_outputs(const torch::Tensor& x, const Routing& r) 
   const auto token = order.div(k, "floor");
   const auto counts = torch::bincount(pairs, {}, moe_.n_routed_experts).to(torch::kCPU);
   const std::vector<int64_t> count(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + moe_.n_routed_experts);
-  for (int64_t e = 0; e < moe_.n_routed_experts; ++e) load_[e] += count[e];
+  if (!recomputing_activations())  // a checkpointed layer's second forward routes the same tokens again
+    for (int64_t e = 0; e < moe_.n_routed_experts; ++e) load_[e] += count[e];
   const auto outputs = experts(x.index_select(0, token), count);
   const auto weighted = outputs * r.weights.reshape({-1}).index_select(0, order).unsqueeze(1);
   return torch::zeros_like(x).index_add_(0, token, weighted.to(x.scalar_type()));

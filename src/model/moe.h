@@ -77,6 +77,7 @@ class MoeImpl : public torch::nn::Module {
   std::vector<int64_t> take_load();
   // Weight of the balance loss computed by forward() while gradients are recorded (0: none).
   void set_balance_loss_weight(double alpha) { balance_weight_ = alpha; }
+  double balance_loss_weight() const { return balance_weight_; }
   // The weighted balance losses of the forwards since the last call (undefined if none).
   torch::Tensor take_balance_loss();
   // The experts chosen for each token of the last forward ([N, k], for cross-checks).

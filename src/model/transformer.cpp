@@ -1,11 +1,13 @@
 #include "model/transformer.h"
 
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <optional>
 
+#include "model/checkpoint.h"
 #include "model/decode_attention.h"
 #include "model/fused_ops.h"
 #include "model/prefix_attention.h"
@@ -164,22 +166,51 @@ torch::Tensor TransformerImpl::run_layers(torch::Tensor h, const torch::Tensor& 
   auto [cos, sin] = rope_.cos_sin(positions);
   std::vector<at::indexing::TensorIndex> cache_slots;  // where each layer writes its keys/values
   if (cache != nullptr) cache_slots = {torch::arange(h.size(0), positions.options()).view({-1, 1}), positions};
-  return through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t i, const torch::Tensor& x) {
+  return through_layers(std::move(h), [=](DecoderLayerImpl& layer, int64_t i, const torch::Tensor& x) {
     return layer.attend(x, cos, sin, cache, i, cache_slots, mask, used);
   });
 }
 
 torch::Tensor TransformerImpl::through_layers(torch::Tensor h, const AttendFn& attend) {
   const size_t n = static_cast<size_t>(config_.num_hidden_layers);  // the MTP modules come after
-  auto layer_at = [&](size_t i) { return model->layers[i]->as<DecoderLayerImpl>(); };
-  torch::Tensor normed = n > 0 ? layer_at(0)->input_layernorm(h) : model->norm(h);
-  for (size_t i = 0; i < n; ++i) {
+  auto layer_at = [this](size_t i) { return model->layers[i]->as<DecoderLayerImpl>(); };
+  // Layer i: (residual stream, its normed copy) -> the same after attention and feed-forward.
+  auto layer_step = [this, n, layer_at](const AttendFn& attend_fn, size_t i, torch::Tensor h, torch::Tensor normed) {
     auto* layer = layer_at(i);
-    std::tie(h, normed) = layer->post_attention_layernorm->add_then_forward(h, attend(*layer, static_cast<int64_t>(i), normed));
+    std::tie(h, normed) =
+        layer->post_attention_layernorm->add_then_forward(h, attend_fn(*layer, static_cast<int64_t>(i), normed));
     auto& next_norm = i + 1 < n ? layer_at(i + 1)->input_layernorm : model->norm;
     std::tie(h, normed) = next_norm->add_then_forward(h, layer->feed_forward(normed));
+    return std::make_pair(h, normed);
+  };
+  torch::Tensor normed = n > 0 ? layer_at(0)->input_layernorm(h) : model->norm(h);
+  const bool recompute = checkpoint_activations_ && is_training() && torch::GradMode::is_enabled();
+  if (recompute) check_checkpointable();
+  const auto kept = recompute ? std::make_shared<const AttendFn>(attend) : nullptr;
+  for (size_t i = 0; i < n; ++i) {
+    if (!recompute) {
+      std::tie(h, normed) = layer_step(attend, i, h, normed);
+      continue;
+    }
+    auto block = std::make_shared<const Block>([layer_step, kept, i](const std::vector<torch::Tensor>& in) {
+      auto [h_out, normed_out] = layer_step(*kept, i, in[0], in[1]);
+      return std::vector<torch::Tensor>{h_out, normed_out};
+    });
+    const auto out = checkpoint(block, {h, normed});
+    h = out[0], normed = out[1];
   }
   return normed;
+}
+
+// The sequence-wise balance loss of MoE layers is taken from the forward, which a checkpointed
+// layer runs without gradients: refuse rather than drop it silently.
+void TransformerImpl::check_checkpointable() {
+  for (size_t i = 0; i < static_cast<size_t>(config_.num_hidden_layers); ++i) {
+    auto* layer = model->layers[i]->as<DecoderLayerImpl>();
+    if (layer->moe && layer->moe->balance_loss_weight() > 0)
+      throw Error("--checkpoint-activations does not carry the sequence-wise expert balance loss: pass "
+                  "--moe-balance-loss 0 (bias balancing still runs)");
+  }
 }
 
 torch::Tensor TransformerImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions) {
@@ -216,7 +247,9 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
     throw Error("forward_shared_prefix: prompts [P, n], prompt_lengths [P], completions [R, m], group [R] "
                 "(and completion_lengths [R]) required");
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(prompts.device());
-  const auto g = group.to(i64), lengths = prompt_lengths.to(i64);
+  // Lengths given on the host are copied without waiting for the device (non_blocking), and the
+  // padding to skip is found on the host: no device synchronisation for the layout.
+  const auto g = group.to(i64, true), lengths = prompt_lengths.to(i64, true);
   const auto start = lengths.index_select(0, g);  // each completion's first position
   auto positions = torch::cat({torch::arange(n, i64).repeat({P}),
                                (start.unsqueeze(1) + torch::arange(m, i64)).reshape({-1})}).unsqueeze(0);
@@ -228,11 +261,13 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
   // The real positions, when padding is to be skipped (and there is some).
   torch::Tensor keep;
   if (completion_lengths.defined()) {
-    const auto real = torch::cat({(torch::arange(n, i64).unsqueeze(0) < lengths.unsqueeze(1)).reshape({-1}),
-                                  (torch::arange(m, i64).unsqueeze(0) < completion_lengths.to(i64).unsqueeze(1))
+    const auto host = torch::TensorOptions().dtype(torch::kInt64);
+    const auto real = torch::cat({(torch::arange(n, host).unsqueeze(0) < prompt_lengths.to(host).unsqueeze(1)).reshape({-1}),
+                                  (torch::arange(m, host).unsqueeze(0) < completion_lengths.to(host).unsqueeze(1))
                                       .reshape({-1})});
     keep = real.nonzero().squeeze(1);
     if (keep.size(0) < real.size(0)) {
+      keep = keep.to(i64, true);
       tokens = tokens.index_select(0, keep);
       positions = positions.index_select(1, keep);
     } else {
@@ -257,9 +292,11 @@ std::pair<torch::Tensor, torch::Tensor> TransformerImpl::forward_shared_prefix(c
       layout = fused::PrefixLayout::of(std::vector<int64_t>(P, n), visible, std::vector<int64_t>(R, m), values(g));
     if (!fused::prefix_attention_pays(*layout)) layout.reset();
   }
-  h = through_layers(std::move(h), [&](DecoderLayerImpl& layer, int64_t, const torch::Tensor& x) {
+  // Held by value: with activation checkpointing the backward pass attends again.
+  const auto shared_layout = layout ? std::make_shared<const fused::PrefixLayout>(std::move(*layout)) : nullptr;
+  h = through_layers(std::move(h), [=](DecoderLayerImpl& layer, int64_t, const torch::Tensor& x) {
     if (layer.latent_attn) return layer.latent_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep);
-    return layer.self_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep, layout ? &*layout : nullptr);
+    return layer.self_attn->forward_shared_prefix(x, cos, sin, P, n, g, m, mask, keep, shared_layout.get());
   });
   if (keep.defined()) h = torch::zeros({1, P * n + R * m, h.size(2)}, h.options()).index_copy(1, keep, h);
   return {h.narrow(1, 0, P * n).view({P, n, -1}), h.narrow(1, P * n, R * m).view({R, m, -1})};

@@ -126,6 +126,9 @@ class TransformerImpl : public torch::nn::Module {
   explicit TransformerImpl(const ModelConfig& config, const torch::TensorOptions& options = torch::kFloat32);
 
   const ModelConfig& config() const { return config_; }
+  // --checkpoint-activations: while gradients are recorded, each decoder layer keeps only its
+  // inputs and is recomputed in the backward pass (model/checkpoint.h).
+  void set_checkpoint_activations(bool on) { checkpoint_activations_ = on; }
 
   // tokens [B, T] int64 -> final hidden states [B, T, H]. positions default to 0..T-1.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {});
@@ -142,6 +145,7 @@ class TransformerImpl : public torch::nn::Module {
   // [R] (the real tokens of each completion row) every position past a row's length is padding that
   // no layer computes (all but attention run on the real tokens only) and whose hidden state is 0:
   // GRPO's completions differ several-fold in length, so padding was a third of the positions.
+  // Lengths on the host (CPU tensors) spare a device synchronisation on a GPU.
   std::pair<torch::Tensor, torch::Tensor> forward_shared_prefix(const torch::Tensor& prompts,
                                                                 const torch::Tensor& prompt_lengths,
                                                                 const torch::Tensor& completions,
@@ -197,13 +201,16 @@ class TransformerImpl : public torch::nn::Module {
 
  private:
   PackedWeight tied_head_packed_;  // decoding's packed copy of the embedding when it is the head
+  bool checkpoint_activations_ = false;
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
                            const torch::Tensor& mask, int64_t used);
   // The decoder stack over hidden states h, attend(layer, index, normed input) giving each layer's
   // attention output; returns the final norm's output. Each residual add is taken together with
-  // the norm that follows it (one fused pass when no gradient is recorded).
+  // the norm that follows it (one fused pass when no gradient is recorded). With activation
+  // checkpointing `attend` is called again in the backward pass: it must hold what it uses by value.
   using AttendFn = std::function<torch::Tensor(DecoderLayerImpl&, int64_t, const torch::Tensor&)>;
   torch::Tensor through_layers(torch::Tensor h, const AttendFn& attend);
+  void check_checkpointable();
   // Where a forward over a cache writes and what it may read: rows first_row.. of `cache` (view),
   // each sequence's positions [B, S] from start[b], and the mask [B, 1, S, used] (undefined when
   // the fused CPU decode kernel needs none).

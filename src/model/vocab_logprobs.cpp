@@ -1,6 +1,7 @@
 #include "model/vocab_logprobs.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace r1 {
 namespace {
@@ -18,11 +19,12 @@ torch::Tensor chunk_logits(const torch::Tensor& h, const torch::Tensor& w, doubl
 struct VocabLogprobs : public torch::autograd::Function<VocabLogprobs> {
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& hidden, const torch::Tensor& weight,
                                const torch::Tensor& targets, int64_t vocab, double temperature, bool bf16,
-                               int64_t chunk) {
+                               int64_t chunk, bool with_entropy) {
     const int64_t N = hidden.size(0);
     const auto w = weight.narrow(0, 0, vocab);
     auto opts = hidden.options().dtype(torch::kFloat32);
-    auto picked = torch::empty({N}, opts), entropy = torch::empty({N}, opts), lse = torch::empty({N}, opts);
+    auto picked = torch::empty({N}, opts), lse = torch::empty({N}, opts);
+    auto entropy = with_entropy ? torch::empty({N}, opts) : torch::zeros({N}, opts);
     for (int64_t r0 = 0; r0 < N; r0 += chunk) {
       const int64_t n = std::min(chunk, N - r0);
       const auto logits = chunk_logits(hidden.narrow(0, r0, n), w, temperature, bf16);
@@ -30,7 +32,7 @@ struct VocabLogprobs : public torch::autograd::Function<VocabLogprobs> {
       const auto logp = logits - norm.unsqueeze(-1);
       lse.narrow(0, r0, n).copy_(norm);
       picked.narrow(0, r0, n).copy_(logp.gather(-1, targets.narrow(0, r0, n).unsqueeze(-1)).squeeze(-1));
-      entropy.narrow(0, r0, n).copy_(-(logp.exp() * logp).sum(-1));
+      if (with_entropy) entropy.narrow(0, r0, n).copy_(-(logp.exp() * logp).sum(-1));
     }
     ctx->save_for_backward({hidden, weight, targets, lse});
     ctx->saved_data["vocab"] = vocab;
@@ -66,7 +68,7 @@ struct VocabLogprobs : public torch::autograd::Function<VocabLogprobs> {
     auto grad_weight = torch::zeros_like(weight);
     grad_weight.narrow(0, 0, vocab).copy_(grad_w);
     return {grad_hidden, grad_weight, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-            torch::Tensor()};
+            torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -74,11 +76,16 @@ struct VocabLogprobs : public torch::autograd::Function<VocabLogprobs> {
 
 std::pair<torch::Tensor, torch::Tensor> vocab_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                                                       const torch::Tensor& targets, int64_t vocab, double temperature,
-                                                      bool bf16_products, int64_t chunk) {
+                                                      bool bf16_products, int64_t chunk, bool with_entropy) {
   TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1), "vocab_logprobs: shapes");
   TORCH_CHECK(vocab > 0 && vocab <= weight.size(0) && chunk > 0, "vocab_logprobs: vocab or chunk out of range");
-  auto out = VocabLogprobs::apply(hidden, weight, targets, vocab, temperature, bf16_products, chunk);
+  auto out = VocabLogprobs::apply(hidden, weight, targets, vocab, temperature, bf16_products, chunk, with_entropy);
   return {out[0], out[1]};
+}
+
+bool chunked_logprobs_enabled() {
+  static const bool enabled = std::getenv("R1_NO_CHUNKED_LOGPROBS") == nullptr;
+  return enabled;
 }
 
 }  // namespace r1

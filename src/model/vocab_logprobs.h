@@ -15,9 +15,15 @@ namespace r1 {
 
 // hidden [N, H], head weight [V', H] (its first `vocab` rows are the distribution's support),
 // targets [N] int64 < vocab. Returns (log p(target) [N], differentiable with respect to hidden and
-// weight; entropy [N], without gradient) of softmax(hidden weight[:vocab]^T / temperature).
+// weight; entropy [N], without gradient; zeros unless with_entropy) of
+// softmax(hidden weight[:vocab]^T / temperature).
 std::pair<torch::Tensor, torch::Tensor> vocab_logprobs(const torch::Tensor& hidden, const torch::Tensor& weight,
                                                       const torch::Tensor& targets, int64_t vocab, double temperature,
-                                                      bool bf16_products = false, int64_t chunk = 256);
+                                                      bool bf16_products = false, int64_t chunk = 256,
+                                                      bool with_entropy = true);
+
+// R1_NO_CHUNKED_LOGPROBS=1 makes the training loops (pretrain/SFT, GRPO) take the whole
+// [tokens, vocabulary] logits and their log-softmax instead, for A/B measurements of memory.
+bool chunked_logprobs_enabled();
 
 }  // namespace r1

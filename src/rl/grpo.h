@@ -18,6 +18,7 @@
 #include "rl/grpo_loss.h"
 #include "rl/heldout_eval.h"
 #include "rl/rm_updates.h"
+#include "model/lora_config.h"
 #include "train/expert_balance_options.h"
 #include "train/lr_schedule.h"
 
@@ -61,6 +62,8 @@ struct GrpoOptions {
   bool resume = false;
   std::string device = "cpu";
   std::string precision = "auto";  // auto (bf16 on CUDA) | fp32 | bf16: autocast for the training forward passes
+  bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
+  LoraConfig lora;  // rank > 0: train LoRA adapters, the reference being the base without them
   int reward_threads = 0;
   int64_t dist_timeout_s = 300;  // data parallel: how long a rank waits for the others
 };

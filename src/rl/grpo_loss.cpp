@@ -106,11 +106,13 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   }
   if (rollout_weight.defined()) per_token = per_token * rollout_weight.to(per_token.scalar_type());
   GrpoLossTerms out;
+  const auto zero = torch::zeros({}, m.options());
+  out.kl = out.clip_low = out.off_policy_masked = zero;
   if (ref_logp.defined()) {
     const auto d = (ref_logp - logp);
     const auto kl = d.exp() - d - 1;
     if (o.beta > 0) per_token = per_token + o.beta * (o.kl_bias_correction ? kl * ratio : kl);
-    out.kl = ((kl * m).sum() / tokens).item<double>();
+    out.kl = ((kl * m).sum() / tokens).detach();
   }
   per_token = per_token * m;
   if (o.loss_agg == "seq-mean-token-mean") {
@@ -128,11 +130,11 @@ GrpoLossTerms grpo_loss(const torch::Tensor& logp, const torch::Tensor& old_logp
   const auto high = (ratio > (cispo ? o.epsilon_high : 1.0 + o.epsilon_high)).logical_and(a > 0).to(m.scalar_type()) * m;
   if (!cispo) {
     const auto low = (ratio < 1.0 - o.epsilon).logical_and(a < 0).to(m.scalar_type()) * m;
-    out.clip_low = (low.sum() / tokens).item<double>();
+    out.clip_low = low.sum() / tokens;
   }
-  out.clip_high = (high.sum() / tokens).item<double>();
-  out.ratio_mean = ((ratio * m).sum() / tokens).item<double>();
-  if (keep.defined()) out.off_policy_masked = 1.0 - keep.mean().item<double>();
+  out.clip_high = high.sum() / tokens;
+  out.ratio_mean = (ratio * m).sum() / tokens;
+  if (keep.defined()) out.off_policy_masked = 1.0 - keep.mean();
   return out;
 }
 

@@ -53,13 +53,15 @@ struct GrpoLossOptions {
 // all equal gets advantages 0 (never NaN).
 torch::Tensor group_advantages(const torch::Tensor& rewards, const std::string& scale);
 
+// The statistics are 0-dim tensors on logp's device, without gradient: reading one is the
+// caller's choice (on a GPU each read waits for the device).
 struct GrpoLossTerms {
-  torch::Tensor loss;           // scalar, differentiable in logp
-  double kl = 0;                // mean k3 KL over tokens (0 when beta = 0 and no reference is given)
-  double clip_low = 0;          // share of tokens clipped at 1 - eps_low with A < 0
-  double clip_high = 0;         // share clipped at 1 + eps_high with A > 0
-  double ratio_mean = 0;
-  double off_policy_masked = 0;  // share of sequences the off-policy mask dropped
+  torch::Tensor loss;               // scalar, differentiable in logp
+  torch::Tensor kl;                 // mean k3 KL over tokens (0 when beta = 0 and no reference is given)
+  torch::Tensor clip_low;           // share of tokens clipped at 1 - eps_low with A < 0
+  torch::Tensor clip_high;          // share clipped at 1 + eps_high with A > 0
+  torch::Tensor ratio_mean;
+  torch::Tensor off_policy_masked;  // share of sequences the off-policy mask dropped
 };
 
 // logp, old_logp, ref_logp: [B, T] per-token log-probs of the completion tokens (ref_logp may be

@@ -53,6 +53,7 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   RewardModelTrainer trainer(load_reward_model(resuming ? o.out : o.init, device, o.seed), &tokenizer,
                              o.schedule.max_lr, o.weight_decay, o.clip, o.max_length);
   trainer.set_bf16(use_bf16(o.precision, device.is_cuda()));
+  trainer.model()->set_checkpoint_activations(o.checkpoint_activations);
   const int64_t per_epoch = (static_cast<int64_t>(train.size()) + o.batch_size - 1) / o.batch_size;
   const int64_t total = per_epoch * o.epochs;
   LrSchedule schedule = o.schedule;

@@ -29,6 +29,7 @@ struct RmTrainOptions {
   bool resume = false;                     // continue the run in `out` from its trainer_state
   std::string device = "cpu";
   std::string precision = "auto";  // train/autocast.h: bf16 matrix products on CUDA (auto) or when asked
+  bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
   std::string args_toml;  // saved as RUN/args.toml
 };
 

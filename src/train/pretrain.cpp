@@ -14,7 +14,9 @@
 #include "train/autocast.h"
 #include "train/batch_source.h"
 #include "train/optimizer.h"
+#include "io/lora_adapter.h"
 #include "io/model_dir.h"
+#include "model/vocab_logprobs.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/json_file.h"
@@ -98,7 +100,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   const fs::path run(o.out);
   const fs::path state_dir = run / "trainer_state";
   const bool resuming = o.resume && fs::exists(state_dir / "state.json");
-  if (!o.resume && fs::exists(run / "config.json"))
+  if (!o.resume && (fs::exists(run / "config.json") || fs::exists(run / "adapter_config.json")))
     throw Error(o.out + " already holds a model: pass --resume to continue its run, or pick a new --out");
   fs::create_directories(run);
   // Data parallelism: every rank runs this loop on its share of each step's batch; rank 0 alone
@@ -119,6 +121,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     model = Transformer(o.config, torch::TensorOptions().device(device));
     model->init_weights(o.seed);
   }
+  model->set_checkpoint_activations(o.checkpoint_activations);
+  if (o.lora.rank > 0 && o.init_dir.empty() && !resuming) throw Error("--lora-rank trains adapters of a model: give --init DIR");
+  const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init_dir, o.seed);
   if (!o.rope_scaling.empty() && o.init_dir.empty() && !resuming)
     throw Error("--rope-scaling extends a trained model: give --init DIR");
   if (tokenizer.vocab_size() > model->config().vocab_size)
@@ -166,17 +171,29 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
                                       F::CrossEntropyFuncOptions().reduction(torch::kNone));
     return (per_token * mask.reshape({-1})).sum();
   };
+  // The head's log-probs of the next tokens a chunk of rows at a time (model/vocab_logprobs.h): no
+  // [tokens, vocabulary] logits, log-softmax or gradient (0.5 GB each at 8 x 1024 tokens of a
+  // 16K vocabulary) is kept.
+  const auto next_token_nats = [&](const torch::Tensor& hidden, const torch::Tensor& targets, const torch::Tensor& mask) {
+    if (!chunked_logprobs_enabled()) {
+      AutocastScope autocast(bf16, device.type());
+      return summed_ce(model->logits(hidden), targets, mask);
+    }
+    const auto flat = hidden.reshape({-1, hidden.size(-1)});
+    const auto weight = model->head_weight();
+    const auto logp = vocab_logprobs(flat, weight, targets.reshape({-1}), weight.size(0), 1.0, bf16, 256, false).first;
+    return -(logp * mask.reshape({-1}).to(logp.scalar_type())).sum();
+  };
   auto masked_loss = [&](const TrainBatch& batch, torch::Tensor* mtp = nullptr) {
     const auto tokens = batch.tokens.to(device), mask = batch.mask.to(device);
     const int64_t T = tokens.size(1) - 1;
-    torch::Tensor logits;
+    torch::Tensor hidden;
     std::vector<torch::Tensor> depths;
     {
       AutocastScope autocast(bf16, device.type());
       const auto inputs = tokens.narrow(1, 0, T);
-      const auto hidden = batch.segments.defined() ? model->forward_packed(inputs, batch.segments.to(device))
-                                                   : model->forward(inputs);
-      logits = model->logits(hidden);
+      hidden = batch.segments.defined() ? model->forward_packed(inputs, batch.segments.to(device))
+                                        : model->forward(inputs);
       if (mtp) depths = model->mtp_logits(hidden, inputs);
     }
     if (mtp) {
@@ -187,7 +204,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       }
       *mtp = *mtp / static_cast<double>(std::max<size_t>(depths.size(), 1));
     }
-    return summed_ce(logits, tokens.narrow(1, 1, T), mask);
+    return next_token_nats(hidden, tokens.narrow(1, 1, T), mask);
   };
   // Validation: the same held-out batches every time (a fresh reader, fixed seed). Bits per byte
   // divide by the UTF-8 bytes the target tokens stand for, so tokenizers compare fairly.
@@ -235,7 +252,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
       copy_tokenizer_files(o.tokenizer, dir);  // SFT of a chat model keeps its chat template
     };
-    save_model_dir(model, o.out, save_opts);
+    save_trained(model, lora, o.out, save_opts);
     if (o.keep_checkpoints > 0) keep_snapshot(run, done_steps, o.keep_checkpoints);
   };
 

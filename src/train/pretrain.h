@@ -10,6 +10,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "model/lora_config.h"
 #include "train/expert_balance_options.h"
 #include "train/lr_schedule.h"
 
@@ -57,6 +58,8 @@ struct PretrainOptions {
   // "bf16": bfloat16 autocast for matmuls/attention, fp32 weights and optimizer; "fp32"; "auto":
   // bf16 on CUDA, fp32 on CPU.
   std::string precision = "auto";
+  bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
+  LoraConfig lora;  // rank > 0: train LoRA adapters of --init's model, saved as a PEFT adapter
 };
 
 struct StepMetrics {

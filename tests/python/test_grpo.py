@@ -288,6 +288,24 @@ class Grpo(TempDirCase, unittest.TestCase):
         m = self.metrics(out)[0]
         self.assertEqual((m["zero_variance_groups"], m["rollouts_trained"], m["entropy"]), (1.0, 0.0, None))
 
+    def test_checkpointed_activations_take_the_same_update(self):
+        """--checkpoint-activations recomputes each layer in the backward pass: the same samples, loss
+        and gradient norm, and the same weights (float rounding apart), through the shared-prefix
+        forward and through whole rows."""
+        for sharing in ("on", "off"):
+            runs = []
+            for extra in ([], ["--checkpoint-activations"]):
+                out = os.path.join(self.tmp, sharing + "".join(extra))
+                subprocess.run(self.args(out, 2, "--mu", "2", "--prompt-sharing", sharing, *extra), check=True,
+                               capture_output=True)
+                runs.append((self.metrics(out), load_file(os.path.join(out, "model.safetensors"))))
+            (plain, w_plain), (recomputed, w_recomputed) = runs
+            for x, y in zip(plain, recomputed):
+                self.assertEqual(x["reward"], y["reward"], sharing)
+                for key in ("loss", "grad_norm"):
+                    self.assertAlmostEqual(x[key], y[key], delta=1e-5 * max(1, abs(x[key])), msg=(sharing, key))
+            self.assertLess(max(float(abs(w_plain[k] - w_recomputed[k]).max()) for k in w_plain), 1e-5, sharing)
+
     def test_shared_prompt_forward_equals_whole_rows(self):
         """--prompt-sharing on runs each group's prompt through the training forward once; off runs
         every prompt + completion row whole. Same rollouts, so the loss, KL to the reference, entropy,
