@@ -5,36 +5,19 @@ run_checkpointing.py BUILD_DIR"""
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import describe  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def r1(build, *args, env=None):
-    """Runs r1 under /usr/bin/time; returns its peak resident memory in MB."""
-    proc = subprocess.run(["/usr/bin/time", "-f", "%M", os.path.join(build, "r1"), *map(str, args)],
-                          capture_output=True, text=True, check=True, env=env)
-    return int(proc.stderr.strip().splitlines()[-1]) / 1024
+from readme_data import peak_mb, readme_data  # noqa: E402
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     print(f"Machine: {describe()}")
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = os.path.join(tmp, "corpus.txt")
-        text = open(os.path.join(ROOT, "README.md")).read()
-        with open(corpus, "w") as f:
-            f.write(text * max(1, 2_000_000 // len(text)))
-        tok = os.path.join(tmp, "tok.json")
-        r1(build, "tokenizer", "train", "--input", corpus, "--vocab-size", "4096", "--special", "<|eos|>", "--out", tok)
-        data = os.path.join(tmp, "data")
-        r1(build, "data", "prepare", "--tokenizer", tok, "--input", corpus, "--eos", "<|eos|>", "--out", data)
+        tok, data = readme_data(build, tmp, 4096)
         print("\n## Training memory: r1 pretrain, fp32, 2 threads, 4 steps (step time: median of the last 2)\n")
         print("| preset | tokens per micro-batch | head's log-probs | activations | peak RSS MB | step s | "
               "peak RSS ratio | step time ratio |")
@@ -46,7 +29,7 @@ def main():
             rows = []
             for i, (head, activations, env, extra) in enumerate(variants):
                 out = os.path.join(tmp, f"{preset}-{seq}-{i}")
-                rss = r1(build, "pretrain", "--preset", preset, "--tokenizer", tok, "--data", data, "--out", out,
+                rss = peak_mb(build, "pretrain", "--preset", preset, "--tokenizer", tok, "--data", data, "--out", out,
                          "--steps", 4, "--seq-len", seq, "--batch-tokens", seq * micro, "--micro-batch", micro,
                          "--threads", 2, "--precision", "fp32", *extra, env=env)
                 m = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl"))][2:]

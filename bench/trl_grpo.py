@@ -1,8 +1,10 @@
-"""The TRL side of bench/run_grpo.py: GRPOTrainer (PyPI trl) on CPU with the same model directory,
+"""The TRL side of bench/run_grpo.py: GRPOTrainer (PyPI trl) on CPU (R1_TRL_DEVICE=cuda: on the GPU, for
+scripts/gpu-check.sh) with the same model directory,
 prompts, group size, completion length, learning rate and reward as the r1 run; seconds per step.
 PRECISION "defaults" keeps TRL's own defaults (bf16 autocast, gradient checkpointing); "fp32" turns both
 off, as r1 runs. JSON on stdout. Usage: trl_grpo.py MODEL_DIR TRAIN_JSONL STEPS P G MAX_TOKENS THREADS [PRECISION]"""
 import json
+import os
 import re
 import resource
 import sys
@@ -50,7 +52,7 @@ def main():
         args = GRPOConfig(output_dir=tmp, num_generations=G, per_device_train_batch_size=P * G,
                           gradient_accumulation_steps=1, steps_per_generation=1, max_completion_length=max_tokens,
                           max_steps=steps, learning_rate=1e-4, lr_scheduler_type="constant", beta=0.0,
-                          loss_type="grpo", temperature=1.0, use_cpu=True, report_to=[], save_strategy="no",
+                          loss_type="grpo", temperature=1.0, use_cpu=os.environ.get("R1_TRL_DEVICE", "cpu") == "cpu", report_to=[], save_strategy="no",
                           logging_steps=1, disable_tqdm=True, seed=1, **matched)
         trainer = GRPOTrainer(model=model, reward_funcs=accuracy, args=args, train_dataset=dataset,
                               processing_class=tok, callbacks=[StepTimer()])

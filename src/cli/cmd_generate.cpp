@@ -2,6 +2,7 @@
 // order) on stdout or --out: {"index", "sample", "text", "ids", "logprobs", "finish_reason",
 // "prompt_tokens"}. Prompts: --prompt TEXT, --prompt-ids 1,2,3, or --prompts FILE.jsonl with
 // {"prompt": "..."}, {"prompt_ids": [...]} or {"messages": [...]} per line.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -116,6 +117,10 @@ void add_generate_command(CLI::App& app) {
       for (auto& p : from_file) inputs.push_back(std::move(p));
     }
     if (inputs.empty()) throw Error("give --prompt, --prompt-ids or --prompts");
+    // The KV cache holds max_batch rows of the whole context: no more rows than sequences asked for
+    // (one prompt of a model with an 8K context would otherwise take 32 rows' memory).
+    const auto sequences = static_cast<int64_t>(inputs.size()) * a->n;
+    a->flags.engine.max_batch = std::min(a->flags.engine.max_batch, sequences);
     LoadedModel m = load_for_generation(a->flags);
     std::vector<Request> requests;
     for (size_t i = 0; i < inputs.size(); ++i) {

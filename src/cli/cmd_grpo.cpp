@@ -132,6 +132,7 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--clip", o.clip, "gradient norm clip")->capture_default_str();
   add_expert_balance_flags(cmd, o.balance);
   add_lora_flags(cmd, o.lora);
+  add_zero_flag(cmd, o.zero);
   cmd->add_option("--seed", o.seed, "prompt order and sampling seed")->capture_default_str();
   cmd->add_option("--save-every", o.save_every, "checkpoint every N steps (0: at the end)")->capture_default_str();
   cmd->add_option("--log-every", o.log_every)->capture_default_str()->check(CLI::PositiveNumber);

@@ -68,6 +68,7 @@ void add_training_command(CLI::App& app, const std::string& stage) {
   cmd->add_option("--clip", a->o.clip, "gradient norm clip")->capture_default_str();
   add_expert_balance_flags(cmd, a->o.balance);
   add_lora_flags(cmd, a->o.lora);
+  add_zero_flag(cmd, a->o.zero);
   cmd->add_option("--mtp-weight", a->o.mtp_weight,
                   "weight of the multi-token prediction loss (DeepSeek-V3 models with num_nextn_predict_layers; "
                   "V3 used 0.3, then 0.1); 0: off")

@@ -26,5 +26,6 @@ void add_grpo_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_rm_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace r1::cli

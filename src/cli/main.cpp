@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   r1::cli::add_report_command(app);
   r1::cli::add_rm_command(app);
   r1::cli::add_sample_command(app);
+  r1::cli::add_plan_command(app);
   // CLI11 would answer an unknown command with "A subcommand is required": name it instead.
   if (argc > 1 && argv[1][0] != '-') {
     std::string known;

@@ -72,6 +72,14 @@ void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options) {
       ->capture_default_str();
 }
 
+void add_zero_flag(CLI::App* cmd, int& zero) {
+  cmd->add_option("--zero", zero,
+                  "data parallel: 0 = every rank holds the whole optimizer state; 1 = AdamW's state sharded across "
+                  "the ranks (ZeRO-1, the same weights)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1));
+}
+
 void add_lora_flags(CLI::App* cmd, LoraConfig& lora) {
   cmd->add_option("--lora-rank", lora.rank,
                   "train LoRA adapters of this rank instead of the weights (0: off); saved in PEFT's format")

@@ -27,6 +27,8 @@ struct RuntimeOptions {
 
 // --moe-bias-speed and --moe-balance-loss, for the training commands (mixture-of-experts models).
 void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options);
+// --zero: ZeRO stage of data-parallel training (train/training_optimizer.h).
+void add_zero_flag(CLI::App* cmd, int& zero);
 // --lora-rank, --lora-alpha, --lora-targets (model/lora.h).
 void add_lora_flags(CLI::App* cmd, LoraConfig& lora);
 

@@ -37,6 +37,7 @@ LaunchEnv LaunchEnv::from_environment() {
   const int port = int_from_env({"MASTER_PORT"});
   if (port == 0 || port > 65535) throw Error("MASTER_PORT=" + std::to_string(port) + " is not a TCP port");
   if (port > 0) env.master_port = port;
+  if (const char* forced = std::getenv("R1_PROCESS_GROUP")) env.forced_group = std::string(forced) == "1";
   if (env.distributed() && !std::getenv("MASTER_ADDR") && !std::getenv("RANK"))
     throw Error("WORLD_SIZE > 1 (from the launcher's environment) but MASTER_ADDR is not set: export MASTER_ADDR "
                 "and MASTER_PORT of rank 0's machine");

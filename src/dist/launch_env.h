@@ -17,7 +17,10 @@ struct LaunchEnv {
 
   // Throws r1::Error naming the variable when one is malformed or inconsistent.
   static LaunchEnv from_environment();
-  bool distributed() const { return world_size > 1; }
+  // R1_PROCESS_GROUP=1 makes even one process join a process group (scripts/gpu-check.sh's
+  // one-GPU NCCL run).
+  bool forced_group = false;
+  bool distributed() const { return world_size > 1 || forced_group; }
   bool is_main() const { return rank == 0; }
 };
 

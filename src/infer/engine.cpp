@@ -147,7 +147,24 @@ void Engine::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+// With --max-context unset (the model's limit), a batch call that runs the engine itself sizes the
+// cache's context to what its requests can reach (prompt + max_new_tokens, and a position for a
+// speculative draft), growing it for a later call that needs more: one prompt to a model with an
+// 8K context would otherwise hold max_batch x 8K positions (12 GB for SmolLM2-135M at 32 rows).
+void Engine::fit_context_to(const std::vector<Request>& requests) {
+  if (options_.max_context > 0 || worker_.joinable()) return;
+  int64_t need = 1;
+  for (const auto& r : requests)
+    need = std::max(need, static_cast<int64_t>(r.prompt.size()) + r.params.max_new_tokens + 2);
+  const int64_t limit = model_->config().max_position_embeddings;
+  need = std::min(need, limit);
+  if (cache_ && need <= max_context_) return;
+  max_context_ = cache_ ? std::max(max_context_, need) : need;
+  cache_.reset();
+}
+
 std::vector<std::vector<Completion>> Engine::generate(const std::vector<Request>& requests) {
+  fit_context_to(requests);
   for (const auto& r : requests) validate(r);
   std::vector<std::vector<Completion>> results(requests.size());
   std::mutex done_mutex;

@@ -118,6 +118,8 @@ class Engine {
   void finish(Sequence& s, const std::string& reason);
   void retire_finished();
   void ensure_cache();  // allocated on first use: max_batch x max_context
+  // Batch calls with max_context unset: the context sized to what the requests can reach.
+  void fit_context_to(const std::vector<Request>& requests);
 
   Transformer model_;
   const Tokenizer* tokenizer_;

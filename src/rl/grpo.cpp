@@ -124,13 +124,15 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     // 4. Log, evaluate held-out, save.
     if (run.main_rank()) log_step(run, batch, trained, rm_update, times);
     run.evaluate_heldout(run.step);
+    const bool saving = run.step == o.steps || trained.stop || (o.save_every > 0 && run.step % o.save_every == 0);
+    if (saving) run.optimizer->stage(run.dir.string());  // --zero 1: every rank writes its optimizer shard
     if (run.main_rank()) {
       if (on_step) {
         const double samples = std::max(1.0, batch.stats.samples);
         on_step({run.step, batch.stats.reward_sum / samples, batch.stats.correct / samples,
                  batch.stats.length_sum / samples, trained.kl / std::max(trained.tokens, 1.0), times.lr, times.step_s});
       }
-      if (run.step == o.steps || trained.stop || (o.save_every > 0 && run.step % o.save_every == 0)) run.save(run.step);
+      if (saving) run.save(run.step);
     }
     if (trained.stop) break;
   }

@@ -8,7 +8,6 @@
 #include "io/lora_adapter.h"
 #include "io/model_dir.h"
 #include "train/autocast.h"
-#include "train/optimizer.h"
 #include "util/error.h"
 #include "util/hash.h"
 #include "util/json_file.h"
@@ -139,8 +138,8 @@ void GrpoRun::load_models() {
   policy->set_checkpoint_activations(o.checkpoint_activations);
   // GRPO's loss does not reach the multi-token prediction modules: they stay as they are.
   policy->freeze_mtp_modules();
-  optimizer = std::make_unique<torch::optim::AdamW>(
-      make_adamw(policy, o.schedule.max_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay));
+  optimizer = std::make_unique<TrainingOptimizer>(
+      policy, AdamWSettings{o.schedule.max_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay}, o.zero, group.get());
   balance = std::make_unique<ExpertBalance>(policy, o.balance, group.get());
 }
 
@@ -150,7 +149,7 @@ void GrpoRun::restore_position() {
     step = state.at("step").get<int64_t>();
     cursor = state.at("cursor").get<uint64_t>();
     epoch = state.at("epoch").get<uint64_t>();
-    torch::load(*optimizer, (state_dir / "optimizer.pt").string());
+    optimizer->load(state_dir.string());
   }
   if (main_rank()) {
     keep_jsonl_steps_up_to((dir / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
@@ -178,7 +177,7 @@ size_t GrpoRun::next_prompt() {
 
 double GrpoRun::set_learning_rate() {
   const double lr = o.schedule.at(step);
-  for (auto& g : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  optimizer->set_lr(lr);
   return lr;
 }
 
@@ -196,7 +195,7 @@ void GrpoRun::save(int64_t done) {
   s.write_extra = [&](const std::string& out) {
     const fs::path st = fs::path(out) / "trainer_state";
     fs::create_directories(st);
-    torch::save(*optimizer, (st / "optimizer.pt").string());
+    optimizer->save_into(st.string(), dir.string());
     write_text_file((st / "state.json").string(),
                     json{{"step", done}, {"cursor", cursor}, {"epoch", epoch}, {"seed", o.seed}}.dump(2) + "\n");
     if (reference) save_model_dir(reference, (st / "reference").string());

@@ -24,6 +24,7 @@
 #include "rm/reward_model.h"
 #include "tokenizer/tokenizer.h"
 #include "train/expert_balance.h"
+#include "train/training_optimizer.h"
 
 namespace r1 {
 
@@ -81,7 +82,7 @@ struct GrpoRun {
   Transformer reference{nullptr};  // only with the KL term (beta > 0), without LoRA
   RunLora lora;                    // --lora-rank: the adapters trained, and the base they belong to
   int64_t sampled_vocab = 0;  // the ids the engine samples: the tokenizer's, never a padded embedding's
-  std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::unique_ptr<TrainingOptimizer> optimizer;
   std::unique_ptr<ExpertBalance> balance;  // mixture-of-experts policies
   std::unique_ptr<Engine> engine;          // generates the rollouts with the policy's weights
   std::unique_ptr<HeldoutEval> heldout;

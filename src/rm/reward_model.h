@@ -55,7 +55,7 @@ class RewardModelScorer {
 };
 
 // The `rm:DIR` item of --reward: one batched pass per call, the raw scores (also kept in each
-// result's details). r1 grpo --rm-normalize z-scores them over the whole step (rl/grpo.cpp).
+// result's details). r1 grpo --rm-normalize z-scores them over the whole step (rl/grpo_rollouts.cpp).
 BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer);
 
 struct RmStats {

@@ -11,10 +11,10 @@
 
 namespace r1 {
 
-inline torch::optim::AdamW make_adamw(Transformer& model, double lr, double beta1, double beta2, double eps,
-                                      double weight_decay) {
+inline torch::optim::AdamW make_adamw(const std::vector<torch::Tensor>& params, double lr, double beta1, double beta2,
+                                      double eps, double weight_decay) {
   std::vector<torch::Tensor> decay, no_decay;
-  for (auto& p : model->trainable_parameters()) (p.dim() >= 2 ? decay : no_decay).push_back(p);
+  for (const auto& p : params) (p.dim() >= 2 ? decay : no_decay).push_back(p);
   auto options = [&](double wd) {
     return std::make_unique<torch::optim::AdamWOptions>(
         torch::optim::AdamWOptions(lr).betas({beta1, beta2}).eps(eps).weight_decay(wd));
@@ -23,6 +23,11 @@ inline torch::optim::AdamW make_adamw(Transformer& model, double lr, double beta
   groups.emplace_back(decay, options(weight_decay));
   groups.emplace_back(no_decay, options(0.0));
   return torch::optim::AdamW(groups, torch::optim::AdamWOptions(lr));
+}
+
+inline torch::optim::AdamW make_adamw(Transformer& model, double lr, double beta1, double beta2, double eps,
+                                      double weight_decay) {
+  return make_adamw(model->trainable_parameters(), lr, beta1, beta2, eps, weight_decay);
 }
 
 }  // namespace r1

@@ -13,7 +13,7 @@
 #include "infer/engine.h"
 #include "train/autocast.h"
 #include "train/batch_source.h"
-#include "train/optimizer.h"
+#include "train/training_optimizer.h"
 #include "io/lora_adapter.h"
 #include "io/model_dir.h"
 #include "model/vocab_logprobs.h"
@@ -231,13 +231,13 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   // Without --mtp-weight no loss reaches the multi-token prediction modules: they stay as they are
   // (an optimizer step on a zero gradient would still decay them).
   if (o.mtp_weight == 0) model->freeze_mtp_modules();
-  torch::optim::AdamW optimizer = make_adamw(model, o.schedule.max_lr, o.beta1, o.beta2, o.eps, o.weight_decay);
+  TrainingOptimizer optimizer(model, {o.schedule.max_lr, o.beta1, o.beta2, o.eps, o.weight_decay}, o.zero, group.get());
   int64_t step = 0;
   if (resuming) {
     const auto state = read_json_file((state_dir / "state.json").string());
     step = state.at("step").get<int64_t>();
     source->restore(state.at("data"));
-    torch::load(optimizer, (state_dir / "optimizer.pt").string());
+    optimizer.load(state_dir.string());
   }
   if (main_rank) keep_jsonl_steps_up_to((run / "metrics.jsonl").string(), step);  // a resumed run redoes the later ones
 
@@ -246,7 +246,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     save_opts.write_extra = [&](const std::string& dir) {
       const fs::path st = fs::path(dir) / "trainer_state";
       fs::create_directories(st);
-      torch::save(optimizer, (st / "optimizer.pt").string());
+      optimizer.save_into(st.string(), run.string());
       const nlohmann::json state = {{"step", done_steps}, {"data", source->state()}, {"seed", o.seed},
                                     {"seq_len", o.seq_len}, {"batch_tokens", o.batch_tokens}};
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
@@ -268,7 +268,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   while (step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = o.schedule.at(step);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    optimizer.set_lr(lr);
     optimizer.zero_grad();
     balance.begin_step();
     // The step's global batch is world x accumulation micro-batches, read in the same order by
@@ -325,6 +325,8 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     const double tokens_per_s = static_cast<double>(o.batch_tokens) / seconds;
     StepMetrics m{step, loss_sum, lr, grad_norm, tokens_per_s,
                   tokens_per_s * flops_per_token / (o.peak_tflops * 1e12 * env.world_size)};
+    const bool saving = step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0);
+    if (saving) optimizer.stage(run.string());  // --zero 1: every rank writes its optimizer shard
     if (!main_rank) {
       if (stopping) break;
       continue;
@@ -363,7 +365,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       model->train();
     }
     if (on_step) on_step(m);
-    if (step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0)) save(step);
+    if (saving) save(step);
     if (stopping) break;
   }
   return step;

@@ -58,6 +58,7 @@ struct PretrainOptions {
   // "bf16": bfloat16 autocast for matmuls/attention, fp32 weights and optimizer; "fp32"; "auto":
   // bf16 on CUDA, fp32 on CPU.
   std::string precision = "auto";
+  int zero = 0;  // 1: AdamW's state sharded across data-parallel ranks (train/training_optimizer.h)
   bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
   LoraConfig lora;  // rank > 0: train LoRA adapters of --init's model, saved as a PEFT adapter
 };

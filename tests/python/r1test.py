@@ -24,6 +24,16 @@ def write_json(path, obj):
         json.dump(obj, f)
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
 class TempDirCase:
     """Mixin: self.tmp is a fresh directory per test."""
 

@@ -13,20 +13,12 @@ import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import R1, TempDirCase, r1
+from r1test import R1, TempDirCase, r1, read_json, read_jsonl
 
 COMMON = ["--preset", "tiny", "--seq-len", "32", "--lr", "3e-3", "--warmup-steps", "2", "--seed", "7",
           "--threads", "1"]
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
 
 
 def free_port():
@@ -76,6 +68,41 @@ class DataParallel(TempDirCase, unittest.TestCase):
         self.assertEqual(read_json(os.path.join(one, "trainer_state", "state.json"))["data"],
                          read_json(os.path.join(two, "trainer_state", "state.json"))["data"])
         self.assertEqual(proc.stdout.count("final loss"), 1)  # one report, from rank 0
+
+    def test_zero1_shards_the_optimizer_and_takes_the_same_steps(self):
+        """--zero 1 on 2 and 4 ranks: each rank keeps AdamW's moments of its own share of the
+        parameters, and the weights equal plain data parallelism's bit for bit; the checkpoint holds
+        one optimizer file per rank, a run resumed on as many ranks ends where an uninterrupted one
+        does, and resuming on another number of ranks is a clear error."""
+        for ranks in (2, 4):
+            plain, sharded = os.path.join(self.tmp, f"dp{ranks}"), os.path.join(self.tmp, f"zero1-{ranks}")
+            r1("launch", "--nproc", ranks, "--", *self.pretrain_args(plain, 4, 8 // ranks))
+            r1("launch", "--nproc", ranks, "--", *self.pretrain_args(sharded, 4, 8 // ranks, "--zero", "1"))
+            self.assertEqual(self.assert_same_weights(plain, sharded, 1e-12), 0.0)
+            state = sorted(f for f in os.listdir(os.path.join(sharded, "trainer_state")) if f.startswith("optimizer"))
+            self.assertEqual(state, [f"optimizer-rank-{r}-of-{ranks}.pt" for r in range(ranks)])
+            sizes = [os.path.getsize(os.path.join(sharded, "trainer_state", f)) for f in state]
+            whole = os.path.getsize(os.path.join(plain, "trainer_state", "optimizer.pt"))
+            self.assertLess(max(sizes), 0.75 * whole)  # each rank holds a share
+        resumed = os.path.join(self.tmp, "resumed")
+        r1("launch", "--nproc", "2", "--", *self.pretrain_args(resumed, 2, 4, "--zero", "1"))
+        r1("launch", "--nproc", "2", "--", *self.pretrain_args(resumed, 4, 4, "--zero", "1", "--resume"))
+        self.assertEqual(self.assert_same_weights(os.path.join(self.tmp, "zero1-2"), resumed, 1e-12), 0.0)
+        proc = r1(*self.pretrain_args(resumed, 6, 8, "--zero", "1", "--resume"), check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("optimizer-rank-0-of-1.pt", proc.stderr)
+        self.assertIn("number of processes", proc.stderr)
+
+    def test_one_process_in_a_process_group(self):
+        """R1_PROCESS_GROUP=1 makes a single process join a process group (the one-GPU NCCL run of
+        scripts/gpu-check.sh): the collectives run and the weights are those of a plain run."""
+        plain, grouped = os.path.join(self.tmp, "plain"), os.path.join(self.tmp, "grouped")
+        r1(*self.pretrain_args(plain, 3, 8))
+        env = dict(os.environ, R1_PROCESS_GROUP="1")
+        subprocess.run([R1, "launch", "--nproc", "1", "--", *self.pretrain_args(grouped, 3, 8, "--zero", "1")],
+                       check=True, capture_output=True, env=env)
+        self.assertEqual(self.assert_same_weights(plain, grouped, 1e-12), 0.0)
+        self.assertTrue(os.path.exists(os.path.join(grouped, "trainer_state", "optimizer-rank-0-of-1.pt")))
 
     def test_a_mixture_of_experts_model_two_processes_equal_one(self):
         """tiny-v3 (latent attention, 8 routed experts, an MTP module trained with --mtp-weight): the

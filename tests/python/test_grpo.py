@@ -235,6 +235,17 @@ class Grpo(TempDirCase, unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("multiple of the number of processes", proc.stderr)
 
+    def test_zero1_takes_the_same_steps(self):
+        """--zero 1 (AdamW's state sharded over the ranks) ends with the weights of plain data
+        parallelism, bit for bit, with mu = 2 (two optimizer steps per GRPO step)."""
+        weights = []
+        for zero in ("0", "1"):
+            out = os.path.join(self.tmp, "zero" + zero)
+            a = self.args(out, 2, "--mu", "2", "--zero", zero)
+            subprocess.run([R1, "launch", "--nproc", "2", "--", *a[1:]], check=True, capture_output=True)
+            weights.append(load_file(os.path.join(out, "model.safetensors")))
+        self.assertEqual(max(float(abs(weights[0][k] - weights[1][k]).max()) for k in weights[0]), 0.0)
+
     def test_skipping_zero_advantage_rollouts_leaves_the_update_unchanged(self):
         """With beta = 0 the rollouts of a group whose rewards are all equal get advantage 0 and no
         gradient: r1 skips their forward/backward by default. Against --train-zero-advantage

@@ -11,19 +11,11 @@ import unittest
 import numpy as np
 from safetensors.numpy import load_file
 
-from r1test import R1, TempDirCase, r1, tiny_policy, write_json
+from r1test import R1, TempDirCase, r1, read_json, read_jsonl, tiny_policy, write_json
 
 IDS = [[5, 17, 42, 7, 99, 3, 250, 11], [60, 2, 8, 200, 31, 4, 77, 19]]
 
 
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f]
 
 
 class Lora(TempDirCase, unittest.TestCase):

@@ -9,12 +9,8 @@ import sys
 import time
 import unittest
 
-from r1test import R1, TempDirCase, make_question_model, r1, tiny_policy
+from r1test import R1, TempDirCase, make_question_model, r1, read_jsonl, tiny_policy
 
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(l) for l in f]
 
 
 class RejectionSampling(TempDirCase, unittest.TestCase):
