@@ -45,7 +45,10 @@ void add_plan_command(CLI::App& app) {
     if (a->json) {
       nlohmann::json j = {{"parameters", p.parameters}, {"trained_parameters", p.trained_parameters},
                           {"total_bytes", p.total()}, {"fits", p.fits(a->o.memory_gb)}, {"items", nlohmann::json::array()}};
-      for (const auto& i : p.items) j["items"].push_back({{"what", i.what}, {"bytes", i.bytes}, {"formula", i.formula}});
+      const char* phases[] = {"always", "rollouts", "training"};
+      for (const auto& i : p.items)
+        j["items"].push_back({{"what", i.what}, {"bytes", i.bytes}, {"formula", i.formula},
+                              {"phase", phases[static_cast<int>(i.phase)]}});
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
@@ -57,9 +60,13 @@ void add_plan_command(CLI::App& app) {
     std::printf("per rank: %lld rollouts x %lld tokens in the engine, micro-batches of %lld x %lld tokens\n\n",
                 (long long)((a->o.rollouts + a->o.gpus - 1) / a->o.gpus), (long long)a->o.max_context,
                 (long long)a->o.micro_batch, (long long)a->o.max_context);
-    for (const auto& i : p.items) std::printf("  %-32s %9.2f GB   %s\n", i.what.c_str(), i.bytes / 1e9, i.formula.c_str());
+    const char* phase_names[] = {"", "  [rollouts]", "  [training]"};
+    for (const auto& i : p.items)
+      std::printf("  %-32s %9.2f GB   %s%s\n", i.what.c_str(), i.bytes / 1e9, i.formula.c_str(),
+                  phase_names[static_cast<int>(i.phase)]);
     const double total = p.total() / 1e9;
-    std::printf("  %-32s %9.2f GB\n\n", "total", total);
+    std::printf("  %-32s %9.2f GB   (kept throughout + the larger of rollouts %.2f GB and training %.2f GB)\n\n",
+                "peak", total, p.phase_bytes(Phase::kRollouts) / 1e9, p.phase_bytes(Phase::kTraining) / 1e9);
     if (p.fits(a->o.memory_gb))
       std::printf("fits in %.0f GB (%.1f GB to spare)\n", a->o.memory_gb, a->o.memory_gb - total);
     else

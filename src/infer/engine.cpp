@@ -221,6 +221,11 @@ void copy_cache_rows(KvCache& cache, const std::vector<int64_t>& from, const std
 
 }  // namespace
 
+void Engine::release_cache() {
+  if (worker_.joinable()) throw Error("engine: the KV cache cannot be released while the engine serves");
+  cache_.reset();
+}
+
 void Engine::ensure_cache() {
   if (!cache_) cache_ = std::make_unique<KvCache>(model_->make_cache(options_.max_batch, max_context_, options_.speculative));
 }

@@ -90,6 +90,9 @@ class Engine {
   int64_t max_context() const { return max_context_; }
   int64_t max_batch() const { return options_.max_batch; }
   int64_t kv_cache_bytes() const;
+  // Frees the KV cache between batch calls (GRPO's training pass runs without it); the next call
+  // allocates it again. An error while the background thread runs.
+  void release_cache();
   // Counters for benchmarks and /health: decode steps run, tokens generated, sequences waiting/active.
   int64_t steps() const { return steps_; }
   int64_t generated_tokens() const { return generated_tokens_; }

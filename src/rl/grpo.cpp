@@ -108,6 +108,7 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     // 1. Rollouts: P prompts x G completions, scored, with group advantages.
     StepRollouts batch = collect_rollouts(run);
     if (run.iterative && run.group) run.iterative->share_fresh(*run.group);
+    run.engine->release_cache();  // the training pass runs without the rollouts' KV cache
 
     // 2. Optimisation: mu passes over micro-batches, one AdamW step each.
     const auto t1 = Clock::now();

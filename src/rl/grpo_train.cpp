@@ -318,6 +318,7 @@ TrainStats train_on_rollouts(GrpoRun& run, std::vector<Rollout> rollouts, bool s
       trained_tokens += static_cast<double>(r.tokens.size());
     }
   sums.add(kStopRequested, stop_requested ? 1.0 : 0.0);
+  run.optimizer->zero_grad();  // the gradients are not kept through the next step's rollouts
   TrainStats stats = reduce_stats(run, sums, trained_tokens);
   stats.rollouts = N;
   stats.tokens = total_tokens;

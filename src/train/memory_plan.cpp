@@ -42,10 +42,15 @@ std::map<std::string, std::pair<int64_t, int64_t>> adaptable(const ModelConfig& 
 
 }  // namespace
 
-double MemoryPlan::total() const {
+double MemoryPlan::phase_bytes(Phase phase) const {
   double sum = 0;
-  for (const auto& i : items) sum += i.bytes;
+  for (const auto& i : items)
+    if (i.phase == phase) sum += i.bytes;
   return sum;
+}
+
+double MemoryPlan::total() const {
+  return phase_bytes(Phase::kAlways) + std::max(phase_bytes(Phase::kRollouts), phase_bytes(Phase::kTraining));
 }
 
 int64_t lora_parameter_count(const ModelConfig& c, const LoraConfig& lora) {
@@ -86,7 +91,7 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
   else
     p.items.push_back({"weights (fp32)", 4 * (psi + lora), "4 x params"});
   p.items.push_back({"gradients (fp32)", 4 * trained / (o.zero >= 2 ? N : 1.0),
-                     o.zero >= 2 ? "4 x trained / gpus" : "4 x trained"});
+                     o.zero >= 2 ? "4 x trained / gpus" : "4 x trained", Phase::kTraining});
   p.items.push_back({"AdamW moments (fp32)", 8 * trained / (o.zero >= 1 ? N : 1.0),
                      o.zero >= 1 ? "8 x trained / gpus" : "8 x trained"});
   if (o.beta > 0 && o.lora.rank == 0)
@@ -97,7 +102,8 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
     const double rows = static_cast<double>((o.rollouts + o.gpus - 1) / o.gpus);
     p.items.push_back({"KV cache (engine, fp32)",
                        rows * static_cast<double>(o.max_context) * static_cast<double>(c.kv_cache_values_per_token()) * 4,
-                       "rollouts / gpus x context x " + std::to_string(c.kv_cache_values_per_token()) + " values x 4"});
+                       "rollouts / gpus x context x " + std::to_string(c.kv_cache_values_per_token()) + " values x 4",
+                       Phase::kRollouts});
   }
 
   // The training forward of one micro-batch.
@@ -113,14 +119,15 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
     // recomputed: its forward's activations and its backward's, about three layers' worth
     // (measured: bench/run_plan_check.py).
     p.items.push_back({"activations (checkpointed)", tokens * (L * 2.0 * c.hidden_size * element + 3 * largest_layer),
-                       "micro-batch tokens x (layers x 2 x hidden + 3 layers' activations)"});
+                       "micro-batch tokens x (layers x 2 x hidden + 3 layers' activations)", Phase::kTraining});
   else
     p.items.push_back({"activations", tokens * per_token,
-                       "micro-batch tokens x layers x (7 hidden + 2 kv + 4 MLP width) x " + num(element)});
+                       "micro-batch tokens x layers x (7 hidden + 2 kv + 4 MLP width) x " + num(element),
+                       Phase::kTraining});
   // The head a chunk of rows at a time: the final hidden states and their gradient, one chunk's
   // logits, probabilities and gradient.
   p.items.push_back({"head (256-row chunks)", tokens * c.hidden_size * 8.0 + 256.0 * c.vocab_size * 12,
-                     "tokens x hidden x 8 + 256 x vocab x 12"});
+                     "tokens x hidden x 8 + 256 x vocab x 12", Phase::kTraining});
   p.items.push_back({"runtime (libtorch, CUDA context)", 0.5e9, "measured ~0.5 GB on a CPU"});
   return p;
 }

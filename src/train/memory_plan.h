@@ -27,16 +27,23 @@ struct PlanOptions {
   double memory_gb = 80;         // the device's memory, to say what fits
 };
 
+// GRPO alternates two phases: rollouts (the engine's KV cache) and training (gradients,
+// activations); the engine frees its cache before the training pass and the gradients are freed
+// after the optimizer step, so a rank's peak is what both keep plus the larger phase.
+enum class Phase { kAlways, kRollouts, kTraining };
+
 struct PlanItem {
   std::string what;
   double bytes = 0;
   std::string formula;
+  Phase phase = Phase::kAlways;
 };
 
 struct MemoryPlan {
   std::vector<PlanItem> items;
   int64_t parameters = 0, trained_parameters = 0;
-  double total() const;
+  double phase_bytes(Phase phase) const;
+  double total() const;  // always + the larger of the two phases
   bool fits(double memory_gb) const { return total() <= memory_gb * 1e9; }
 };
 
