@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include "model/bf16_matmul.h"
 #include "model/checkpoint.h"
 #include "test_helpers.h"
 #include "util/error.h"
@@ -68,6 +69,22 @@ TEST(ActivationCheckpointing, GradientsEqualThePlainBackwardOnEveryTrainingForwa
       return head(hp) + head(hc);
     });
   }
+}
+
+TEST(ActivationCheckpointing, TheRecomputationRunsInTheForwardsPrecision) {
+  // --precision bf16 on a CPU: the forward's products ran in bf16, and backward() is called outside
+  // that scope; recomputing in fp32 would give the gradients of another forward (off by ~1e-2).
+  Transformer m = random_model(testing::tiny_config());
+  m->train();
+  const auto tokens = random_tokens(2, 9, 97);
+  expect_same_gradients(m, [&](Transformer& model) {
+    torch::Tensor h;
+    {
+      CpuBf16MatmulScope bf16(true);
+      h = model->forward(tokens);
+    }
+    return h.pow(2).sum();
+  });
 }
 
 TEST(ActivationCheckpointing, LayersTrainUnderAFrozenEmbedding) {

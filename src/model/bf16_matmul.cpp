@@ -34,6 +34,8 @@ struct Bf16LinearFn : torch::autograd::Function<Bf16LinearFn> {
 CpuBf16MatmulScope::CpuBf16MatmulScope(bool enabled) : previous_(t_bf16_matmul) { t_bf16_matmul = enabled; }
 CpuBf16MatmulScope::~CpuBf16MatmulScope() { t_bf16_matmul = previous_; }
 
+bool cpu_bf16_matmul_enabled() { return t_bf16_matmul; }
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      PackedWeight* packed) {
   if (t_bf16_matmul && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&

@@ -26,6 +26,10 @@ class CpuBf16MatmulScope {
   bool previous_;
 };
 
+// Whether a CpuBf16MatmulScope is enabled on this thread (activation checkpointing recomputes
+// under the forward's precision).
+bool cpu_bf16_matmul_enabled();
+
 // x [..., K] @ weight [N, K]^T + bias: in bf16 inside a CpuBf16MatmulScope for CPU float32
 // tensors; else through `packed` inside a CpuPackedMatmulScope (packed_matmul.h); else libtorch's linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},

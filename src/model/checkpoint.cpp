@@ -1,5 +1,10 @@
 #include "model/checkpoint.h"
 
+#include <ATen/autocast_mode.h>
+
+#include "model/bf16_matmul.h"
+#include "train/autocast.h"
+
 namespace r1 {
 namespace {
 
@@ -27,6 +32,10 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
   static variable_list forward(AutogradContext* ctx, const std::shared_ptr<const Block>& block,
                                const torch::Tensor& anchor, at::TensorList inputs) {
     ctx->saved_data["block"] = at::IValue::make_capsule(c10::make_intrusive<BlockHolder>(block));
+    // The precision the forward ran in (CUDA autocast to bf16, or r1's bf16 CPU products), which
+    // the recomputation must run in too: backward() is called outside the training loop's scopes.
+    ctx->saved_data["cuda_autocast"] = at::autocast::is_autocast_enabled(c10::DeviceType::CUDA);
+    ctx->saved_data["cpu_bf16"] = cpu_bf16_matmul_enabled();
     ctx->save_for_backward(inputs.vec());
     torch::NoGradGuard no_grad;
     return (*block)(inputs.vec());
@@ -41,6 +50,8 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
     {
       torch::AutoGradMode enable(true);
       Recomputing scope;
+      AutocastScope cuda_autocast(ctx->saved_data["cuda_autocast"].toBool(), c10::DeviceType::CUDA);
+      CpuBf16MatmulScope cpu_products(ctx->saved_data["cpu_bf16"].toBool());
       outputs = (*holder->block)(inputs);
     }
     variable_list with_grad, their_grads;  // outputs nothing downstream used get no gradient

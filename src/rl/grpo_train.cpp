@@ -17,7 +17,7 @@ namespace {
 struct MicroBatch {
   torch::Tensor prompts, prompt_lengths;  // [P, n] right-padded, [P]
   torch::Tensor completions, group;       // model input [R, max(1, m - 1)] (a last token predicts nothing), [R]
-  torch::Tensor lengths;                  // [R] int64: completion tokens of each rollout (the rest is padding)
+  torch::Tensor lengths;                  // [R] int64 on the host: completion tokens of each rollout (the rest is padding)
   torch::Tensor targets, mask;            // [R, m]: completion tokens; 1 where a gradient flows
   torch::Tensor advantages;               // [R] float32
   torch::Tensor sampled_logprobs;         // [R, m] float32: the engine's, 0 at padding
@@ -31,7 +31,7 @@ struct MicroBatch {
   // Everything the forward and the loss read, copied to `device` once per step (the micro-batch
   // loop then copies nothing and waits for nothing).
   void to(torch::Device device) {
-    for (torch::Tensor* t : {&prompts, &prompt_lengths, &completions, &group, &lengths, &targets, &mask, &advantages,
+    for (torch::Tensor* t : {&prompts, &prompt_lengths, &completions, &group, &targets, &mask, &advantages,
                              &sampled_logprobs, &rows, &real})
       if (t->defined()) *t = t->to(device, /*non_blocking=*/true);
   }
@@ -312,11 +312,13 @@ TrainStats train_on_rollouts(GrpoRun& run, std::vector<Rollout> rollouts, bool s
     grad_norm = train_pass(run, batches, old_logp, pass, N, total_tokens, sums);
     balance_metrics = run.balance->after_step();
   }
+  double trained_rollouts = 0;
   for (const Rollout& r : rollouts)
     if (trains(r, o)) {
-      sums.add(kTrainedRollouts, 1.0);
+      trained_rollouts += 1;
       trained_tokens += static_cast<double>(r.tokens.size());
     }
+  sums.add(kTrainedRollouts, trained_rollouts);
   sums.add(kStopRequested, stop_requested ? 1.0 : 0.0);
   run.optimizer->zero_grad();  // the gradients are not kept through the next step's rollouts
   TrainStats stats = reduce_stats(run, sums, trained_tokens);

@@ -125,11 +125,4 @@ void TrainingOptimizer::load(const std::string& trainer_state_dir) {
   torch::load(*adamw_, file.string());
 }
 
-int64_t TrainingOptimizer::state_bytes() const {
-  int64_t n = 0;
-  for (const auto& g : adamw_->param_groups())
-    for (const auto& p : g.params()) n += 2 * p.numel() * p.element_size();
-  return n;
-}
-
 }  // namespace r1

@@ -41,8 +41,6 @@ class TrainingOptimizer {
   // Restores the state saved by save_into(); a checkpoint sharded over another number of ranks,
   // or saved with another --zero, is a clear error.
   void load(const std::string& trainer_state_dir);
-  // Bytes of optimizer state this rank holds (for the memory plan and its check).
-  int64_t state_bytes() const;
 
  private:
   std::string shard_name(int rank) const;
