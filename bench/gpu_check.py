@@ -1,5 +1,5 @@
 """The GPU checks of scripts/gpu-check.sh, one table at the end: transformers cross-checks on the GPU
-in fp32 and bf16, a one-GPU NCCL data-parallel run (plain and --zero 1), training tokens/s and MFU
+in fp32 and bf16, a one-GPU NCCL data-parallel run (plain, --zero 1 and --zero 3), training tokens/s and MFU
 against this GPU's measured matmul peak, batch-1 and batch-64 decoding, and one GRPO step of the
 demo's configuration beside TRL's GRPOTrainer on the same GPU. Every check has a time limit and a
 failure is a row of the table, not the end of the run. Usage: gpu_check.py BUILD_DIR"""
@@ -83,7 +83,7 @@ def main():
         data = os.path.join(tmp, "data")
         run([r1, "data", "prepare", "--tokenizer", tok, "--input", corpus, "--eos", "<|eos|>", "--out", data], 120)
         outs = {}
-        for zero in ("0", "1"):
+        for zero in ("0", "1", "3"):
             def nccl(limit, zero=zero):
                 out = os.path.join(tmp, "nccl" + zero)
                 run([r1, "launch", "--nproc", "1", "--", "pretrain", "--preset", "tiny", "--device", "cuda", "--tokenizer",
@@ -95,14 +95,15 @@ def main():
                 return f"loss {m[0]['loss']:.3f} -> {m[-1]['loss']:.3f}"
             check(f"one-GPU NCCL data-parallel pretraining, --zero {zero}", nccl)
 
-        def same(limit):
-            from safetensors.torch import load_file
-            a, b = (load_file(os.path.join(outs[z], "model.safetensors")) for z in ("0", "1"))
-            worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-            if worst > 1e-6:
-                raise RuntimeError(f"--zero 1 weights differ from --zero 0 by {worst}")
-            return f"largest weight difference {worst:.1e}"
-        check("--zero 1 takes the steps of --zero 0", same)
+        for zero in ("1", "3"):
+            def same(limit, zero=zero):
+                from safetensors.torch import load_file
+                a, b = (load_file(os.path.join(outs[z], "model.safetensors")) for z in ("0", zero))
+                worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+                if worst > 1e-6:
+                    raise RuntimeError(f"--zero {zero} weights differ from --zero 0 by {worst}")
+                return f"largest weight difference {worst:.1e}"
+            check(f"--zero {zero} takes the steps of --zero 0", same)
         for preset in ("small", "bench-m"):
             def train(limit, preset=preset):
                 j = json.loads(run([bench, "--device", "cuda", "train", "--preset", preset], limit).stdout)

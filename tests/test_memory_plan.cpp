@@ -27,18 +27,25 @@ TEST(MemoryPlan, ModelStatesFollowZeroStages) {
   MemoryPlan p = plan_memory(c, o);
   EXPECT_EQ(p.parameters, 1777088000);
   EXPECT_DOUBLE_EQ(item(p, "weights"), 4 * psi);
-  EXPECT_DOUBLE_EQ(item(p, "gradients"), 4 * psi);
+  const double buckets = 3 * 25.0 * 1048576;  // packed for the collectives, three at a time
+  EXPECT_DOUBLE_EQ(item(p, "gradients"), 4 * psi + buckets);
   EXPECT_DOUBLE_EQ(item(p, "AdamW"), 8 * psi);
   o.zero = 1;
   EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "AdamW"), psi);  // 8 psi / 8 ranks
-  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "gradients"), 4 * psi);
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "gradients"), 4 * psi + buckets);
   o.zero = 2;
-  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "gradients"), psi / 2);
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "gradients"), psi / 2 + buckets);
+  o.gpus = 1;  // one process: no collectives
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "gradients"), 4 * psi);
+  o.gpus = 8;
   o.zero = 3;
-  // 28 layers of 46.8M parameters each (the two 233M embedding matrices apart): two gathered.
+  // 28 layers of 46.8M parameters each, sharded, two gathered; the two 233M embedding matrices whole.
   const double layer = (psi - 2.0 * 151936 * 1536) / 28;
-  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "weights"), 4 * psi / 8 + 8 * layer);
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "weights"), 4 * 28 * layer / 8 + 4 * 2.0 * 151936 * 1536 + 8 * layer);
   EXPECT_NEAR(layer, 46.8e6, 0.1e6);
+  EXPECT_EQ(item(plan_memory(c, o), "weights gathered"), -1);  // no rollouts: pretraining/SFT
+  o.rollouts = 256;
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "weights gathered"), 4 * 28 * layer * 7 / 8);
 }
 
 TEST(MemoryPlan, LoraParametersMatchThePublishedCounts) {

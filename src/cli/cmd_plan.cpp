@@ -22,7 +22,7 @@ void add_plan_command(CLI::App& app) {
   cmd->add_option("--preset", a->preset, "a named architecture (r1 model info lists them)");
   cmd->add_option("--model", a->model, "a model directory (its config.json)");
   cmd->add_option("--gpus", a->o.gpus, "data-parallel ranks")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--zero", a->o.zero, "ZeRO stage (1 is built; 2 and 3 are planned)")->capture_default_str()
+  cmd->add_option("--zero", a->o.zero, "ZeRO stage (--zero of the training commands)")->capture_default_str()
       ->check(CLI::Range(0, 3));
   cmd->add_option("--lora", a->o.lora.rank, "LoRA rank (0: full fine-tuning)")->capture_default_str();
   cmd->add_option_function<std::string>(
@@ -52,10 +52,9 @@ void add_plan_command(CLI::App& app) {
       std::printf("%s\n", j.dump(2).c_str());
       return;
     }
-    std::printf("%s: %lld parameters, %lld trained; %lld GPU(s), ZeRO-%d%s%s\n",
+    std::printf("%s: %lld parameters, %lld trained; %lld GPU(s), ZeRO-%d%s\n",
                 a->preset.empty() ? a->model.c_str() : a->preset.c_str(), (long long)p.parameters,
                 (long long)p.trained_parameters, (long long)a->o.gpus, a->o.zero,
-                a->o.zero >= 2 ? " (planned: stages 2 and 3 are not built yet)" : "",
                 a->o.checkpoint_activations ? ", activation checkpointing" : "");
     std::printf("per rank: %lld rollouts x %lld tokens in the engine, micro-batches of %lld x %lld tokens\n\n",
                 (long long)((a->o.rollouts + a->o.gpus - 1) / a->o.gpus), (long long)a->o.max_context,

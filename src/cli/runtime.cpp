@@ -74,10 +74,11 @@ void add_expert_balance_flags(CLI::App* cmd, ExpertBalanceOptions& options) {
 
 void add_zero_flag(CLI::App* cmd, int& zero) {
   cmd->add_option("--zero", zero,
-                  "data parallel: 0 = every rank holds the whole optimizer state; 1 = AdamW's state sharded across "
-                  "the ranks (ZeRO-1, the same weights)")
+                  "data parallel: 0 = every rank holds everything; 1 = AdamW's state sharded across the ranks "
+                  "(ZeRO-1); 2 = and the gradients, reduced during the backward pass (ZeRO-2); 3 = and the "
+                  "layers' weights, gathered layer by layer (ZeRO-3)")
       ->capture_default_str()
-      ->check(CLI::Range(0, 1));
+      ->check(CLI::Range(0, 3));
 }
 
 void add_lora_flags(CLI::App* cmd, LoraConfig& lora) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef R1_WITH_NCCL
@@ -15,6 +16,7 @@ namespace r1 {
 struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
+  c10::intrusive_ptr<c10d::Backend> gather_backend;  // open_gather_channel()
   std::chrono::milliseconds timeout;
   torch::Device device = torch::kCPU;  // where collectives' tensors must live (NCCL: the GPU)
 };
@@ -43,27 +45,37 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, torch::Device device, std::chro
                 " (are all " + std::to_string(env.world_size) + " ranks started, and MASTER_ADDR/MASTER_PORT the same " +
                 "everywhere?): " + e.what());
   }
+  impl_->backend = connect(impl_->store);
+}
+
+// A backend (NCCL for CUDA, Gloo otherwise) over `store`, all ranks at once.
+c10::intrusive_ptr<c10d::Backend> ProcessGroup::connect(const c10::intrusive_ptr<c10d::Store>& store) {
+  const std::string where = env_.master_addr + ":" + std::to_string(env_.master_port);
   try {
-    if (device.is_cuda()) {
+    if (impl_->device.is_cuda()) {
 #ifdef R1_WITH_NCCL
-      if (device.has_index()) c10::cuda::set_device(device.index());
+      if (impl_->device.has_index()) c10::cuda::set_device(impl_->device.index());
       auto options = c10d::ProcessGroupNCCL::Options::create();
-      options->timeout = timeout;
-      impl_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(impl_->store, env.rank, env.world_size, options);
+      options->timeout = impl_->timeout;
+      return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env_.rank, env_.world_size, options);
 #else
       throw Error("this build of r1 has no NCCL: data-parallel training on CUDA is unavailable");
 #endif
-    } else {
-      // Options::create_default picks the network interface like torch does (GLOO_SOCKET_IFNAME,
-      // else this host's address, else loopback).
-      auto options = c10d::ProcessGroupGloo::Options::create_default(timeout);
-      impl_->backend = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env.rank, env.world_size, options);
     }
+    // Options::create_default picks the network interface like torch does (GLOO_SOCKET_IFNAME,
+    // else this host's address, else loopback).
+    auto options = c10d::ProcessGroupGloo::Options::create_default(impl_->timeout);
+    return c10::make_intrusive<c10d::ProcessGroupGloo>(store, env_.rank, env_.world_size, options);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    throw Error("rank " + std::to_string(env.rank) + ": cannot connect the process group via " + where + ": " + e.what());
+    throw Error("rank " + std::to_string(env_.rank) + ": cannot connect the process group via " + where + ": " + e.what());
   }
+}
+
+void ProcessGroup::open_gather_channel() {
+  if (!impl_->gather_backend)
+    impl_->gather_backend = connect(c10::make_intrusive<c10d::PrefixStore>("weight-gathers/", impl_->store));
 }
 
 ProcessGroup::~ProcessGroup() = default;
@@ -98,8 +110,22 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int
     buckets.back().push_back(t);
     filled += bytes;
   }
+  // Each bucket is packed and started while the previous ones travel; at most kInFlight wait at
+  // once, so the packed copies take a few buckets of memory, not a second copy of every gradient.
+  constexpr size_t kInFlight = 3;
   std::vector<std::vector<at::Tensor>> flats(buckets.size());
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  torch::NoGradGuard no_grad;
+  size_t done = 0;
+  const auto finish = [&](size_t b) {
+    wait_for(works[b], rank(), impl_->timeout, "gradient all-reduce");
+    int64_t offset = 0;
+    for (auto& t : buckets[b]) {
+      t.copy_(flats[b][0].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+    flats[b].clear();
+  };
   for (size_t b = 0; b < buckets.size(); ++b) {
     std::vector<torch::Tensor> views;
     for (const auto& t : buckets[b]) views.push_back(t.reshape({-1}));
@@ -108,16 +134,9 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int
     options.reduceOp = c10d::ReduceOp::SUM;
     options.timeout = impl_->timeout;
     works.push_back(impl_->backend->allreduce(flats[b], options));
+    while (works.size() - done > kInFlight) finish(done++);
   }
-  torch::NoGradGuard no_grad;
-  for (size_t b = 0; b < buckets.size(); ++b) {
-    wait_for(works[b], rank(), impl_->timeout, "gradient all-reduce");
-    int64_t offset = 0;
-    for (auto& t : buckets[b]) {
-      t.copy_(flats[b][0].narrow(0, offset, t.numel()).view(t.sizes()));
-      offset += t.numel();
-    }
-  }
+  while (done < works.size()) finish(done++);
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
@@ -130,6 +149,26 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
     wait_for(impl_->backend->broadcast(one, options), rank(), impl_->timeout, "broadcast");
     if (!t.is_contiguous()) t.copy_(one[0]);
   }
+}
+
+ProcessGroup::Pending ProcessGroup::reduce_sum_async(const torch::Tensor& flat, int root) {
+  std::vector<at::Tensor> one{flat};
+  c10d::ReduceOptions options;
+  options.reduceOp = c10d::ReduceOp::SUM;
+  options.rootRank = root;
+  options.timeout = impl_->timeout;
+  auto work = impl_->backend->reduce(one, options);
+  return [work, rank = rank(), timeout = impl_->timeout] { wait_for(work, rank, timeout, "gradient reduce"); };
+}
+
+ProcessGroup::Pending ProcessGroup::broadcast_async(const torch::Tensor& flat, int root) {
+  std::vector<at::Tensor> one{flat};
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  options.timeout = impl_->timeout;
+  if (!impl_->gather_backend) throw Error("internal: broadcast_async before open_gather_channel()");
+  auto work = impl_->gather_backend->broadcast(one, options);
+  return [work, rank = rank(), timeout = impl_->timeout] { wait_for(work, rank, timeout, "weight gather"); };
 }
 
 void ProcessGroup::barrier() {

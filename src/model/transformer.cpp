@@ -188,16 +188,22 @@ torch::Tensor TransformerImpl::through_layers(torch::Tensor h, const AttendFn& a
   if (recompute) check_checkpointable();
   const auto kept = recompute ? std::make_shared<const AttendFn>(attend) : nullptr;
   for (size_t i = 0; i < n; ++i) {
+    if (layer_weights_) layer_weights_->before_forward(i);
     if (!recompute) {
       std::tie(h, normed) = layer_step(attend, i, h, normed);
-      continue;
+    } else {
+      auto block = std::make_shared<const Block>([layer_step, kept, i](const std::vector<torch::Tensor>& in) {
+        auto [h_out, normed_out] = layer_step(*kept, i, in[0], in[1]);
+        return std::vector<torch::Tensor>{h_out, normed_out};
+      });
+      const auto out = checkpoint(block, {h, normed});
+      h = out[0], normed = out[1];
     }
-    auto block = std::make_shared<const Block>([layer_step, kept, i](const std::vector<torch::Tensor>& in) {
-      auto [h_out, normed_out] = layer_step(*kept, i, in[0], in[1]);
-      return std::vector<torch::Tensor>{h_out, normed_out};
-    });
-    const auto out = checkpoint(block, {h, normed});
-    h = out[0], normed = out[1];
+    if (!layer_weights_) continue;
+    layer_weights_->after_forward(i);
+    // The backward pass reaches layer i through either output (the last layer's residual has none).
+    for (auto& out : {h, normed})
+      if (out.requires_grad()) out.register_hook([w = layer_weights_, i](const torch::Tensor&) { w->before_backward(i); });
   }
   return normed;
 }

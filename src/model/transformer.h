@@ -119,6 +119,17 @@ class DecoderStackImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderStack);
 
+// ZeRO-3 (train/sharded_weights.h): the decoder layers' weight matrices lie whole on one rank
+// each; the layer loop has a layer's gathered before it runs and released after, and again for its
+// backward pass (the hook runs when the gradient reaches the layer's outputs).
+class LayerWeights {
+ public:
+  virtual ~LayerWeights() = default;
+  virtual void before_forward(size_t layer) = 0;
+  virtual void after_forward(size_t layer) = 0;
+  virtual void before_backward(size_t layer) = 0;
+};
+
 class TransformerImpl : public torch::nn::Module {
  public:
   // Parameters are allocated with `options` (device, dtype) and left uninitialised: call
@@ -129,6 +140,8 @@ class TransformerImpl : public torch::nn::Module {
   // --checkpoint-activations: while gradients are recorded, each decoder layer keeps only its
   // inputs and is recomputed in the backward pass (model/checkpoint.h).
   void set_checkpoint_activations(bool on) { checkpoint_activations_ = on; }
+  // ZeRO-3's gatherer (null: every weight is whole here); it must outlive the model's use.
+  void set_layer_weights(LayerWeights* w) { layer_weights_ = w; }
 
   // tokens [B, T] int64 -> final hidden states [B, T, H]. positions default to 0..T-1.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions = {});
@@ -202,6 +215,7 @@ class TransformerImpl : public torch::nn::Module {
  private:
   PackedWeight tied_head_packed_;  // decoding's packed copy of the embedding when it is the head
   bool checkpoint_activations_ = false;
+  LayerWeights* layer_weights_ = nullptr;
   torch::Tensor run_layers(torch::Tensor h, const torch::Tensor& positions, KvCache* cache,
                            const torch::Tensor& mask, int64_t used);
   // The decoder stack over hidden states h, attend(layer, index, normed input) giving each layer's

@@ -106,7 +106,11 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     times.lr = run.set_learning_rate();
 
     // 1. Rollouts: P prompts x G completions, scored, with group advantages.
-    StepRollouts batch = collect_rollouts(run);
+    StepRollouts batch;
+    {
+      const auto whole = run.optimizer->whole_weights();  // --zero 3: the engine decodes with every weight
+      batch = collect_rollouts(run);
+    }
     if (run.iterative && run.group) run.iterative->share_fresh(*run.group);
     run.engine->release_cache();  // the training pass runs without the rollouts' KV cache
 
@@ -118,7 +122,10 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     // 3. Iterative RL: the reward model trains on fresh samples, the reference follows the policy.
     const auto rm_update = update_reward_model(run);
     const bool reset_due = (o.ref_reset_every > 0 && run.step % o.ref_reset_every == 0) || rm_update;
-    if (run.reference && reset_due) reset_reference(run);
+    if (run.reference && reset_due) {
+      const auto whole = run.optimizer->whole_weights();
+      reset_reference(run);
+    }
     times.train_s = since(t1);
     times.step_s = since(t0);
 
@@ -126,7 +133,9 @@ int64_t grpo(const GrpoOptions& o, const std::atomic<bool>* stop, const std::fun
     if (run.main_rank()) log_step(run, batch, trained, rm_update, times);
     run.evaluate_heldout(run.step);
     const bool saving = run.step == o.steps || trained.stop || (o.save_every > 0 && run.step % o.save_every == 0);
-    if (saving) run.optimizer->stage(run.dir.string());  // --zero 1: every rank writes its optimizer shard
+    if (saving) run.optimizer->stage(run.dir.string());  // --zero 1-3: every rank writes its optimizer shard
+    std::optional<TrainingOptimizer::WholeWeights> whole;    // --zero 3: rank 0 saves every weight
+    if (saving) whole.emplace(run.optimizer->whole_weights());
     if (run.main_rank()) {
       if (on_step) {
         const double samples = std::max(1.0, batch.stats.samples);

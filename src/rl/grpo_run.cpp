@@ -135,6 +135,9 @@ void GrpoRun::load_models() {
     for (auto& p : policy->parameters()) params.push_back(p.detach());
     group->broadcast(params);
   }
+  if (lora.active() && o.zero == 3)
+    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
+                "optimizer state sharded) or merge the adapters first");
   policy->set_checkpoint_activations(o.checkpoint_activations);
   // GRPO's loss does not reach the multi-token prediction modules: they stay as they are.
   policy->freeze_mtp_modules();
@@ -183,6 +186,7 @@ double GrpoRun::set_learning_rate() {
 
 void GrpoRun::evaluate_heldout(int64_t done) {
   if (!heldout->due(done, o.steps)) return;
+  const auto whole = optimizer->whole_weights();  // --zero 3: every rank answers its share whole
   const HeldoutResult h = heldout->run(policy, group.get());
   if (!main_rank()) return;
   std::fprintf(stderr, "held-out after step %lld: accuracy %.3f (answered %.3f, boxed %.3f), %.0f tokens, %.0f s\n",

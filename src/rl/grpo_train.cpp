@@ -219,14 +219,19 @@ std::vector<torch::Tensor> old_logprobs(GrpoRun& run, const std::vector<MicroBat
 // One optimisation pass: the loss of every micro-batch, weighted so that their sum is the loss of
 // the whole batch, backward; then the gradients summed over ranks, clipped, and one AdamW step.
 // Returns the gradient norm before clipping.
-double train_pass(GrpoRun& run, const std::vector<MicroBatch>& batches, const std::vector<torch::Tensor>& old_logp,
-                  int64_t pass, double N, double total_tokens, StatSums& sums) {
+double train_pass(GrpoRun& run, const std::vector<MicroBatch>& batches, size_t micro_steps,
+                  const std::vector<torch::Tensor>& old_logp, int64_t pass, double N, double total_tokens,
+                  StatSums& sums) {
   const GrpoOptions& o = run.o;
   GrpoLossOptions loss_options = o.loss;
   loss_options.max_completion_length = o.max_completion_tokens;
   run.optimizer->zero_grad();
   run.balance->begin_step();
-  for (size_t k = 0; k < batches.size(); ++k) {
+  for (size_t k = 0; k < micro_steps; ++k) {
+    if (k >= batches.size()) {  // --zero 2|3: another rank has more micro-batches
+      run.optimizer->skip_micro_batch();
+      continue;
+    }
     const MicroBatch& batch = batches[k];
     const auto& mask = batch.mask;
     auto [logp, entropy] = completion_logprobs(run.policy, batch, run.sampled_vocab, o.temperature, run.bf16, run.device);
@@ -249,6 +254,7 @@ double train_pass(GrpoRun& run, const std::vector<MicroBatch>& batches, const st
     auto weighted = terms.loss * weight;
     if (run.balance->active()) weighted = weighted + run.balance->take_loss().to(run.device) * weight;
     weighted.backward();
+    run.optimizer->after_backward();
     sums.add(kLoss, terms.loss * weight);
     if (pass > 0) continue;
     sums.add(kKl, terms.kl * batch.tokens);
@@ -262,17 +268,18 @@ double train_pass(GrpoRun& run, const std::vector<MicroBatch>& batches, const st
   }
   // Nothing trained here (no rollouts on this rank, or all skipped): the gradient is 0, and AdamW
   // still takes its step (momentum, weight decay) as it would after a backward of zeros.
-  const auto params = run.policy->trainable_parameters();
-  for (auto p : params)
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-  if (run.group) {
-    std::vector<torch::Tensor> grads;
-    for (auto& p : params) grads.push_back(p.grad());
-    run.group->all_reduce_sum(grads);
-  }
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(params, o.clip);
-  run.optimizer->step();
-  return grad_norm;
+  return run.optimizer->step(o.clip);
+}
+
+// --zero 2|3: every rank runs as many micro-batches as the rank with the most (the others idle
+// through the collectives of the ones they lack).
+size_t micro_steps(GrpoRun& run, size_t mine) {
+  if (!run.group || !run.optimizer->needs_equal_micro_batches()) return mine;
+  auto counts = torch::zeros({run.group->size()}, torch::kFloat64);
+  counts[run.group->rank()] = static_cast<double>(mine);
+  counts = counts.to(run.device);
+  run.group->all_reduce_sum({counts});
+  return static_cast<size_t>(counts.max().item<double>());
 }
 
 // The sums of every rank, and each rank's trained tokens in a slot of its own (for the imbalance),
@@ -304,12 +311,17 @@ TrainStats train_on_rollouts(GrpoRun& run, std::vector<Rollout> rollouts, bool s
   run.policy->train();
   const auto [N, total_tokens] = global_counts(run, rollouts);
   const std::vector<MicroBatch> batches = plan_micro_batches(rollouts, o, run.device);  // packed once, for every pass
-  const std::vector<torch::Tensor> old_logp = old_logprobs(run, batches);
+  const size_t steps = micro_steps(run, batches.size());
+  std::vector<torch::Tensor> old_logp;
+  {
+    const auto whole = run.optimizer->whole_weights();  // --zero 3: this rank's forwards alone
+    old_logp = old_logprobs(run, batches);
+  }
   StatSums sums{torch::zeros({kStats}, torch::TensorOptions(torch::kFloat64).device(run.device))};
   double grad_norm = 0, trained_tokens = 0;  // this rank's, for the imbalance
   nlohmann::json balance_metrics;
   for (int64_t pass = 0; pass < o.mu && N > 0; ++pass) {
-    grad_norm = train_pass(run, batches, old_logp, pass, N, total_tokens, sums);
+    grad_norm = train_pass(run, batches, steps, old_logp, pass, N, total_tokens, sums);
     balance_metrics = run.balance->after_step();
   }
   double trained_rollouts = 0;

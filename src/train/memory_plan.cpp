@@ -84,18 +84,30 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
   const int64_t L = c.num_hidden_layers;
   const double layer_params = (psi - 2.0 * c.vocab_size * c.hidden_size) / std::max<int64_t>(L, 1);
 
-  // Model states (ZeRO: reference §2).
-  if (o.zero == 3)
-    p.items.push_back({"weights (fp32)", 4 * (psi + lora) / N + 2 * 4 * layer_params,
-                       "4 x params / gpus + two gathered layers"});
-  else
+  // Model states (ZeRO: reference §2, as train/training_optimizer.h builds them).
+  if (o.zero == 3 && o.lora.rank > 0) throw Error("r1 plan: --zero 3 with LoRA is not built (use --zero 2)");
+  if (o.zero == 3) {
+    // The layers' matrices sharded, two layers gathered at a time (the one running and the next);
+    // embeddings and norms whole. GRPO's engine decodes with every weight gathered.
+    const double sharded = L * layer_params;
+    p.items.push_back({"weights (fp32)", 4 * sharded / N + 4 * (psi - sharded) + 2 * 4 * layer_params,
+                       "4 x layer matrices / gpus + 4 x embeddings + two gathered layers"});
+    if (o.rollouts > 0)
+      p.items.push_back({"weights gathered for rollouts", 4 * sharded * (N - 1) / N, "4 x layer matrices x (gpus - 1) / gpus",
+                         Phase::kRollouts});
+  } else {
     p.items.push_back({"weights (fp32)", 4 * (psi + lora), "4 x params"});
-  p.items.push_back({"gradients (fp32)", 4 * trained / (o.zero >= 2 ? N : 1.0),
-                     o.zero >= 2 ? "4 x trained / gpus" : "4 x trained", Phase::kTraining});
+  }
+  // Data parallelism packs gradients into 25 MB buckets for the collectives, three in flight at
+  // most; ZeRO-2/3 keep only the gradients a rank owns.
+  const double buckets = o.gpus > 1 ? 3 * 25.0 * (1 << 20) : 0;
+  p.items.push_back({"gradients (fp32)", (o.zero >= 2 ? 4 * trained / N : 4 * trained) + buckets,
+                     std::string(o.zero >= 2 ? "4 x trained / gpus" : "4 x trained") + (o.gpus > 1 ? " + 3 buckets" : ""),
+                     Phase::kTraining});
   p.items.push_back({"AdamW moments (fp32)", 8 * trained / (o.zero >= 1 ? N : 1.0),
                      o.zero >= 1 ? "8 x trained / gpus" : "8 x trained"});
   if (o.beta > 0 && o.lora.rank == 0)
-    p.items.push_back({"reference model (fp32)", 4 * psi / (o.zero == 3 ? N : 1.0), "4 x params (beta > 0)"});
+    p.items.push_back({"reference model (fp32)", 4 * psi, "4 x params (beta > 0)"});
 
   // The engine's cache for this rank's rollouts, dense, in fp32.
   if (o.rollouts > 0) {

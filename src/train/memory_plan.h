@@ -16,7 +16,7 @@ namespace r1 {
 
 struct PlanOptions {
   int64_t gpus = 1;              // data-parallel ranks
-  int zero = 0;                  // ZeRO stage 0-3 (2 and 3 are planned, not built: the plan says so)
+  int zero = 0;                  // ZeRO stage 0-3
   LoraConfig lora;               // rank > 0: adapters only are trained
   bool checkpoint_activations = false;
   int64_t rollouts = 256;        // GRPO rollouts per step over all ranks (0: pretraining/SFT, no engine)

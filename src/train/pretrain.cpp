@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include <fstream>
+#include <optional>
 
 #include "dist/process_group.h"
 #include "train/expert_balance.h"
@@ -124,6 +125,9 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   model->set_checkpoint_activations(o.checkpoint_activations);
   if (o.lora.rank > 0 && o.init_dir.empty() && !resuming) throw Error("--lora-rank trains adapters of a model: give --init DIR");
   const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init_dir, o.seed);
+  if (lora.active() && o.zero == 3)
+    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
+                "optimizer state sharded) or merge the adapters first");
   if (!o.rope_scaling.empty() && o.init_dir.empty() && !resuming)
     throw Error("--rope-scaling extends a trained model: give --init DIR");
   if (tokenizer.vocab_size() > model->config().vocab_size)
@@ -299,17 +303,10 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       // MoE layers' balance loss: the mean over the global batch's micro-batches.
       if (balance.active()) loss = loss + balance.take_loss().to(loss.device()) / double(env.world_size * accumulation);
       loss.backward();
+      optimizer.after_backward();
     }
     bool stopping = stop && stop->load();
-    // A parameter no micro-batch reached (an expert that got no token this step) has gradient 0,
-    // and AdamW still steps it (momentum, decay), whichever rank's tokens went where.
-    std::vector<torch::Tensor> grads;
-    for (auto& p : model->trainable_parameters()) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
-    }
     if (group) {
-      group->all_reduce_sum(grads);
       // The loss, and whether any rank was asked to stop (all must stop at the same step).
       auto shared = torch::tensor({loss_sum, stopping ? 1.0 : 0.0, mtp_sum}, torch::kFloat64).to(device);
       group->all_reduce_sum({shared});
@@ -317,8 +314,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       stopping = shared[1].item<double>() > 0;
       mtp_sum = shared[2].item<double>();
     }
-    const double grad_norm = torch::nn::utils::clip_grad_norm_(model->trainable_parameters(), o.clip);
-    optimizer.step();
+    const double grad_norm = optimizer.step(o.clip);
     const nlohmann::json balance_metrics = balance.after_step();
     ++step;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -326,12 +322,16 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
     StepMetrics m{step, loss_sum, lr, grad_norm, tokens_per_s,
                   tokens_per_s * flops_per_token / (o.peak_tflops * 1e12 * env.world_size)};
     const bool saving = step == o.steps || stopping || (o.save_every > 0 && step % o.save_every == 0);
-    if (saving) optimizer.stage(run.string());  // --zero 1: every rank writes its optimizer shard
+    if (saving) optimizer.stage(run.string());  // --zero 1-3: every rank writes its optimizer shard
+    const bool evaluate = !o.val_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps);
+    const bool sample = o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps);
+    // --zero 3: rank 0 evaluates, samples and saves with every weight whole, gathered by all ranks.
+    std::optional<TrainingOptimizer::WholeWeights> whole;
+    if (saving || evaluate || sample) whole.emplace(optimizer.whole_weights());
     if (!main_rank) {
       if (stopping) break;
       continue;
     }
-    const bool evaluate = !o.val_data.empty() && o.eval_every > 0 && (step % o.eval_every == 0 || step == o.steps);
     if (evaluate) validate(m);
     if (step % o.log_every == 0 || step == o.steps || evaluate) {
       nlohmann::json line = {{"stage", o.stage}, {"step", m.step}, {"loss", m.loss}, {"lr", m.lr},
@@ -345,7 +345,7 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
       }
       std::ofstream(run / "metrics.jsonl", std::ios::app) << line.dump() << "\n";
     }
-    if (o.sample_every > 0 && (step % o.sample_every == 0 || step == o.steps)) {
+    if (sample) {
       // What the model says now: greedy, from the prompt (with BOS when the tokenizer adds one).
       auto prompt = tokenizer.encode(o.sample_prompt, true);
       if (prompt.empty() && tokenizer.eos_id()) prompt.push_back(*tokenizer.eos_id());

@@ -1,12 +1,15 @@
 #include "train/training_optimizer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
 
 #include "dist/process_group.h"
+#include "train/gradient_reducer.h"
 #include "train/optimizer.h"
+#include "train/sharded_weights.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
@@ -19,7 +22,7 @@ constexpr const char* kStagingDir = ".optimizer-shards";  // inside the run dire
 
 // Each tensor to the rank holding the fewest elements so far, largest tensors first: the same
 // assignment on every rank, shards within one tensor of equal.
-std::vector<std::vector<torch::Tensor>> assign_owners(const std::vector<torch::Tensor>& params, int ranks) {
+std::vector<int> assign_owners(const std::vector<torch::Tensor>& params, int ranks) {
   std::vector<size_t> order(params.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return params[a].numel() > params[b].numel(); });
@@ -30,25 +33,36 @@ std::vector<std::vector<torch::Tensor>> assign_owners(const std::vector<torch::T
     owner[i] = r;
     load[r] += params[i].numel();
   }
-  std::vector<std::vector<torch::Tensor>> owned(ranks);
-  for (size_t i = 0; i < params.size(); ++i) owned[owner[i]].push_back(params[i]);  // in parameter order
-  return owned;
+  return owner;
+}
+
+// Buckets of about 25 MB as DDP's, smaller for small models so that each rank's tensors spread
+// over several buckets and the first ones leave while the backward pass still runs.
+int64_t bucket_bytes(const std::vector<torch::Tensor>& params, int ranks) {
+  int64_t total = 0;
+  for (const auto& p : params) total += p.numel() * p.element_size();
+  return std::clamp<int64_t>(total / (4 * ranks), 1, 25 << 20);
 }
 
 }  // namespace
 
 TrainingOptimizer::TrainingOptimizer(Transformer& model, const AdamWSettings& s, int zero, ProcessGroup* group)
     : params_(model->trainable_parameters()), zero_(zero), group_(group) {
-  if (zero != 0 && zero != 1)
-    throw Error("--zero " + std::to_string(zero) + ": ZeRO stages 2 and 3 are not built yet (0: plain data "
-                "parallelism, 1: optimizer state sharded)");
-  std::vector<torch::Tensor> mine = params_;
-  if (zero_ == 1) {
-    owned_ = assign_owners(params_, group_ ? group_->size() : 1);
-    mine = owned_[group_ ? group_->rank() : 0];
-  }
+  if (zero < 0 || zero > 3)
+    throw Error("--zero " + std::to_string(zero) + ": ZeRO stages are 0 (plain data parallelism), 1 (optimizer "
+                "state sharded), 2 (and gradients), 3 (and weights)");
+  owner_ = assign_owners(params_, group_ && zero_ > 0 ? group_->size() : 1);
+  std::vector<torch::Tensor> mine;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (zero_ == 0 || owner_[i] == rank()) mine.push_back(params_[i]);
+  if (group_ && zero_ >= 2) reducer_ = std::make_unique<GradientReducer>(params_, owner_, *group_, bucket_bytes(params_, group_->size()));
+  if (group_ && zero_ == 3) sharded_weights_ = std::make_unique<ShardedWeights>(model, params_, owner_, *group_);
   adamw_ = std::make_unique<torch::optim::AdamW>(make_adamw(mine, s.lr, s.beta1, s.beta2, s.eps, s.weight_decay));
 }
+
+TrainingOptimizer::~TrainingOptimizer() = default;
+
+int TrainingOptimizer::rank() const { return group_ ? group_->rank() : 0; }
 
 void TrainingOptimizer::set_lr(double lr) {
   for (auto& g : adamw_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -56,15 +70,69 @@ void TrainingOptimizer::set_lr(double lr) {
 
 void TrainingOptimizer::zero_grad() {
   for (auto& p : params_) p.mutable_grad().reset();
+  if (reducer_) reducer_->reset();
 }
 
-void TrainingOptimizer::step() {
+bool TrainingOptimizer::needs_equal_micro_batches() const { return reducer_ != nullptr; }
+
+void TrainingOptimizer::after_backward() {
+  if (reducer_) reducer_->after_backward();
+  if (sharded_weights_) sharded_weights_->after_backward();
+}
+
+void TrainingOptimizer::skip_micro_batch() {
+  if (sharded_weights_) sharded_weights_->idle_pass();
+  if (reducer_) reducer_->after_backward();
+}
+
+double TrainingOptimizer::step(double clip) {
+  if (reducer_) {
+    reducer_->collect();  // owners hold the summed gradients; the others none
+  } else {
+    // A parameter no micro-batch reached (an expert that got no token this step) has gradient 0,
+    // and AdamW still steps it (momentum, decay), whichever rank's tokens went where.
+    for (auto& p : params_)
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    if (group_) {
+      std::vector<torch::Tensor> grads;
+      for (auto& p : params_) grads.push_back(p.grad());
+      group_->all_reduce_sum(grads);
+    }
+  }
+  const double norm = clip_gradients(clip);
   adamw_->step();
-  if (zero_ != 1 || !group_) return;
-  // Each owner sends its updated tensors as one flat buffer.
+  if (zero_ > 0 && group_) share_updated();
+  return norm;
+}
+
+// clip_grad_norm_ over gradients that may be spread across ranks (ZeRO-2/3: each rank sums the
+// squares of its own), with the same scale, max_norm / (norm + 1e-6) when below 1. The norms
+// are taken in float64: libtorch's float32 clip_grad_norm_ was measured 5e-5 (relative) off the
+// exact norm on the tiny model, which alone moved sharded and unsharded runs apart.
+double TrainingOptimizer::clip_gradients(double clip) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].grad().defined() && (!reducer_ || owner_[i] == rank())) grads.push_back(params_[i].grad());
+  const auto device = params_.empty() ? torch::Device(torch::kCPU) : params_[0].device();
+  auto squares = torch::zeros({1}, torch::TensorOptions(torch::kFloat64).device(device));
+  for (const auto& g : grads) squares += torch::linalg_vector_norm(g, 2, c10::nullopt, false, torch::kFloat64).square();
+  if (reducer_) group_->all_reduce_sum({squares});
+  const double norm = std::sqrt(squares.item<double>());
+  const double scale = clip / (norm + 1e-6);
+  if (scale < 1)
+    for (auto& g : grads) g.mul_(scale);
+  return norm;
+}
+
+// Each owner sends its updated tensors as one flat buffer (ZeRO-3's sharded matrices stay put:
+// the next gather fetches them).
+void TrainingOptimizer::share_updated() {
   torch::NoGradGuard no_grad;
   for (int r = 0; r < group_->size(); ++r) {
-    const auto& tensors = owned_[r];
+    std::vector<torch::Tensor> tensors;
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (owner_[i] == r && !(sharded_weights_ && sharded_weights_->sharded(i))) tensors.push_back(params_[i]);
     if (tensors.empty()) continue;
     int64_t total = 0;
     for (const auto& t : tensors) total += t.numel();
@@ -86,6 +154,14 @@ void TrainingOptimizer::step() {
   }
 }
 
+TrainingOptimizer::WholeWeights::WholeWeights(ShardedWeights* w) : weights_(w) {
+  if (weights_) weights_->pin();
+}
+
+TrainingOptimizer::WholeWeights::~WholeWeights() {
+  if (weights_) weights_->unpin();
+}
+
 std::string TrainingOptimizer::shard_name(int rank) const {
   char name[64];
   std::snprintf(name, sizeof name, "optimizer-rank-%d-of-%d.pt", rank, group_ ? group_->size() : 1);
@@ -93,15 +169,15 @@ std::string TrainingOptimizer::shard_name(int rank) const {
 }
 
 void TrainingOptimizer::stage(const std::string& run_dir) {
-  if (zero_ != 1) return;
+  if (zero_ == 0) return;
   const fs::path staging = fs::path(run_dir) / kStagingDir;
   fs::create_directories(staging);
-  torch::save(*adamw_, (staging / shard_name(group_ ? group_->rank() : 0)).string());
+  torch::save(*adamw_, (staging / shard_name(rank())).string());
   if (group_) group_->barrier();  // every shard is on disk before rank 0 publishes the checkpoint
 }
 
 void TrainingOptimizer::save_into(const std::string& trainer_state_dir, const std::string& run_dir) {
-  if (zero_ != 1) {
+  if (zero_ == 0) {
     torch::save(*adamw_, (fs::path(trainer_state_dir) / kWholeFile).string());
     return;
   }
@@ -113,7 +189,7 @@ void TrainingOptimizer::save_into(const std::string& trainer_state_dir, const st
 
 void TrainingOptimizer::load(const std::string& trainer_state_dir) {
   const fs::path dir(trainer_state_dir);
-  const fs::path file = dir / (zero_ == 1 ? shard_name(group_ ? group_->rank() : 0) : std::string(kWholeFile));
+  const fs::path file = dir / (zero_ > 0 ? shard_name(rank()) : std::string(kWholeFile));
   if (!fs::exists(file)) {
     std::string found;
     for (const auto& e : fs::directory_iterator(dir))

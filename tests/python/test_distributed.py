@@ -93,6 +93,42 @@ class DataParallel(TempDirCase, unittest.TestCase):
         self.assertIn("optimizer-rank-0-of-1.pt", proc.stderr)
         self.assertIn("number of processes", proc.stderr)
 
+    def test_zero2_and_zero3_take_the_steps_of_plain_data_parallelism(self):
+        """--zero 2 (each gradient summed onto the rank that updates it, bucket by bucket during the
+        backward pass) and --zero 3 (the layers' matrices on their owner only, gathered before each
+        layer's forward and backward) on 2 and 4 ranks with 2 micro-batches per rank: the weights
+        of plain data parallelism within 1e-6 (the micro-batches are summed over ranks first, so
+        the rounding differs), the same with activation checkpointing and on a mixture-of-experts
+        model; checkpoints are whole Hugging Face models, resume is bit-identical, and another
+        number of ranks is a clear error."""
+        for ranks in (2, 4):
+            micro = 4 // ranks
+            runs = {}
+            for zero in ("0", "2", "3"):
+                runs[zero] = os.path.join(self.tmp, f"zero{zero}-{ranks}")
+                r1("launch", "--nproc", ranks, "--", *self.pretrain_args(runs[zero], 4, micro, "--zero", zero))
+            self.assertLess(self.assert_same_weights(runs["0"], runs["2"], 1e-6), 1e-6)
+            self.assertEqual(self.assert_same_weights(runs["2"], runs["3"], 1e-12), 0.0)
+            state = sorted(f for f in os.listdir(os.path.join(runs["3"], "trainer_state")) if f.startswith("optimizer"))
+            self.assertEqual(state, [f"optimizer-rank-{r}-of-{ranks}.pt" for r in range(ranks)])
+        checkpointed = os.path.join(self.tmp, "zero3-checkpointed")
+        r1("launch", "--nproc", "2", "--", *self.pretrain_args(checkpointed, 4, 2, "--zero", "3",
+                                                               "--checkpoint-activations"))
+        self.assertEqual(self.assert_same_weights(os.path.join(self.tmp, "zero3-2"), checkpointed, 1e-12), 0.0)
+        resumed = os.path.join(self.tmp, "zero3-resumed")
+        r1("launch", "--nproc", "2", "--", *self.pretrain_args(resumed, 2, 2, "--zero", "3"))
+        r1("launch", "--nproc", "2", "--", *self.pretrain_args(resumed, 4, 2, "--zero", "3", "--resume"))
+        self.assertEqual(self.assert_same_weights(os.path.join(self.tmp, "zero3-2"), resumed, 1e-12), 0.0)
+        proc = r1("launch", "--nproc", "4", "--", *self.pretrain_args(resumed, 6, 1, "--zero", "3", "--resume"),
+                  check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("optimizer-rank-0-of-4.pt", proc.stderr + proc.stdout)
+        moe = lambda out, zero: [a if a != "tiny" else "tiny-v3" for a in self.pretrain_args(out, 3, 2, "--zero", zero)]
+        plain, sharded = os.path.join(self.tmp, "moe-dp"), os.path.join(self.tmp, "moe-zero3")
+        r1("launch", "--nproc", "2", "--", *moe(plain, "0"))
+        r1("launch", "--nproc", "2", "--", *moe(sharded, "3"))
+        self.assertLess(self.assert_same_weights(plain, sharded, 1e-6), 1e-6)
+
     def test_one_process_in_a_process_group(self):
         """R1_PROCESS_GROUP=1 makes a single process join a process group (the one-GPU NCCL run of
         scripts/gpu-check.sh): the collectives run and the weights are those of a plain run."""
