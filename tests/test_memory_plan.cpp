@@ -72,6 +72,11 @@ TEST(MemoryPlan, ReferenceKvCacheAndActivations) {
   EXPECT_DOUBLE_EQ(item(p, "reference"), 4 * 1777088000.0);
   // 32 rollouts per rank x 4096 tokens x 28 layers x (keys + values: 2 x 2 heads x 128) x 4 bytes.
   EXPECT_DOUBLE_EQ(item(p, "KV cache"), 32.0 * 4096 * 28 * 512 * 4);
+  o.rollout_batch = 8;  // 8 rows decoded at once, the other rollouts waiting
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "KV cache"), 8.0 * 4096 * 28 * 512 * 4);
+  o.rollout_batch = 64;  // more than the rank's 32 rollouts: all at once
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "KV cache"), 32.0 * 4096 * 28 * 512 * 4);
+  o.rollout_batch = 0;
   // bf16 activations of one 4096-token sequence: 28 x (7 x 1536 + 2 x 256 + 4 x 8960) x 2 bytes each.
   EXPECT_DOUBLE_EQ(item(p, "activations"), 4096.0 * 28 * (7 * 1536 + 2 * 256 + 4 * 8960) * 2);
   o.checkpoint_activations = true;

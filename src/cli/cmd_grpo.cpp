@@ -81,6 +81,10 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_flag("--train-zero-advantage", o.train_zero_advantage,
                 "also run the forward/backward of rollouts whose gradient is exactly 0 (advantage 0 with beta 0, or "
                 "masked), as TRL does; by default they are skipped, which leaves the update unchanged");
+  cmd->add_option("--rollout-batch", o.rollout_batch,
+                  "sequences decoded at once per rank: the engine's KV cache holds this many rows of prompt + "
+                  "completion, and the rest of the step's rollouts wait for a free row (0: all of them at once)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   cmd->add_option("--rank-balance", o.rank_balance,
                   "data parallel: tokens pools the step's rollouts and deals them out so every rank trains as many "
                   "tokens; none trains each rank on its own prompts' rollouts")

@@ -1,4 +1,5 @@
 // r1 plan: what one rank of a training job needs in memory, and whether it fits (train/memory_plan.h).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -31,6 +32,9 @@ void add_plan_command(CLI::App& app) {
   cmd->add_flag("--checkpoint-activations", a->o.checkpoint_activations, "per-layer recomputation");
   cmd->add_option("--rollouts", a->o.rollouts, "GRPO rollouts per step over all ranks (0: pretraining/SFT)")
       ->capture_default_str();
+  cmd->add_option("--rollout-batch", a->o.rollout_batch,
+                  "sequences decoded at once per rank (r1 grpo --rollout-batch; 0: all of the rank's rollouts)")
+      ->capture_default_str();
   cmd->add_option("--max-context", a->o.max_context, "tokens per sequence (prompt + completion)")->capture_default_str();
   cmd->add_option("--micro-batch", a->o.micro_batch, "sequences per training forward")->capture_default_str();
   cmd->add_option("--beta", a->o.beta, "KL coefficient (> 0 keeps a reference model)")->capture_default_str();
@@ -56,9 +60,12 @@ void add_plan_command(CLI::App& app) {
                 a->preset.empty() ? a->model.c_str() : a->preset.c_str(), (long long)p.parameters,
                 (long long)p.trained_parameters, (long long)a->o.gpus, a->o.zero,
                 a->o.checkpoint_activations ? ", activation checkpointing" : "");
-    std::printf("per rank: %lld rollouts x %lld tokens in the engine, micro-batches of %lld x %lld tokens\n\n",
-                (long long)((a->o.rollouts + a->o.gpus - 1) / a->o.gpus), (long long)a->o.max_context,
-                (long long)a->o.micro_batch, (long long)a->o.max_context);
+    const int64_t per_rank = (a->o.rollouts + a->o.gpus - 1) / a->o.gpus;
+    const int64_t at_once = a->o.rollout_batch > 0 ? std::min(per_rank, a->o.rollout_batch) : per_rank;
+    std::printf("per rank: %lld rollouts (%lld decoded at once) x %lld tokens in the engine, micro-batches of %lld x "
+                "%lld tokens\n\n",
+                (long long)per_rank, (long long)at_once, (long long)a->o.max_context, (long long)a->o.micro_batch,
+                (long long)a->o.max_context);
     const char* phase_names[] = {"", "  [rollouts]", "  [training]"};
     for (const auto& i : p.items)
       std::printf("  %-32s %9.2f GB   %s%s\n", i.what.c_str(), i.bytes / 1e9, i.formula.c_str(),

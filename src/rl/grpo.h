@@ -36,6 +36,7 @@ struct GrpoOptions {
   int64_t group_size = 8;         // G
   int64_t mu = 1;                 // optimisation passes per batch of rollouts
   int64_t micro_batch = 16;       // sequences per forward/backward
+  int64_t rollout_batch = 0;      // sequences the engine decodes at once per rank (its KV cache rows; 0: all)
   GrpoLossOptions loss;
   std::string scale_rewards = "group";
   bool drop_zero_variance_groups = false;  // DAPO dynamic sampling

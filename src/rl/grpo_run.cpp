@@ -1,6 +1,7 @@
 #include "rl/grpo_run.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <numeric>
 #include <random>
@@ -76,8 +77,17 @@ GrpoRun::GrpoRun(const GrpoOptions& options)
   for (const auto& p : prompts) longest = std::max(longest, p.ids.size());
   EngineOptions engine_options;
   engine_options.max_batch = o.prompts_per_step / world() * o.group_size;
+  if (o.rollout_batch > 0) {  // a prompt's group is decoded together (it shares the prompt's rows)
+    if (o.rollout_batch < o.group_size)
+      throw Error("--rollout-batch " + std::to_string(o.rollout_batch) + " is below --group-size " +
+                  std::to_string(o.group_size) + ": a prompt's completions are decoded together");
+    engine_options.max_batch = std::min(engine_options.max_batch, o.rollout_batch);
+  }
   engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
   engine = std::make_unique<Engine>(policy, tokenizer.get(), engine_options);
+  if (main_rank())
+    std::fprintf(stderr, "rollouts: %lld sequences decoded at once per rank, KV cache %.4g MB\n",
+                 static_cast<long long>(engine_options.max_batch), engine->kv_cache_bytes() / 1e6);
   heldout = std::make_unique<HeldoutEval>(o.heldout, o.prompt_template, *tokenizer,
                                           chat_prompt_format(o.prompt_template, o.chat_template, *tokenizer),
                                           reward_options);

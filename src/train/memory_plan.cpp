@@ -72,8 +72,10 @@ int64_t lora_parameter_count(const ModelConfig& c, const LoraConfig& lora) {
 }
 
 MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
-  if (o.gpus < 1 || o.zero < 0 || o.zero > 3 || o.max_context < 1 || o.micro_batch < 1 || o.rollouts < 0)
-    throw Error("r1 plan: --gpus, --max-context and --micro-batch must be >= 1, --zero 0-3, --rollouts >= 0");
+  if (o.gpus < 1 || o.zero < 0 || o.zero > 3 || o.max_context < 1 || o.micro_batch < 1 || o.rollouts < 0 ||
+      o.rollout_batch < 0)
+    throw Error("r1 plan: --gpus, --max-context and --micro-batch must be >= 1, --zero 0-3, --rollouts and "
+                "--rollout-batch >= 0");
   MemoryPlan p;
   const double N = static_cast<double>(o.gpus);
   const double psi = static_cast<double>(c.parameter_count());
@@ -109,12 +111,15 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
   if (o.beta > 0 && o.lora.rank == 0)
     p.items.push_back({"reference model (fp32)", 4 * psi, "4 x params (beta > 0)"});
 
-  // The engine's cache for this rank's rollouts, dense, in fp32.
+  // The engine's cache, dense, in fp32: a row per sequence decoded at once.
   if (o.rollouts > 0) {
-    const double rows = static_cast<double>((o.rollouts + o.gpus - 1) / o.gpus);
+    const int64_t per_rank = (o.rollouts + o.gpus - 1) / o.gpus;
+    const bool batched = o.rollout_batch > 0 && o.rollout_batch < per_rank;
+    const double rows = static_cast<double>(batched ? o.rollout_batch : per_rank);
     p.items.push_back({"KV cache (engine, fp32)",
                        rows * static_cast<double>(o.max_context) * static_cast<double>(c.kv_cache_values_per_token()) * 4,
-                       "rollouts / gpus x context x " + std::to_string(c.kv_cache_values_per_token()) + " values x 4",
+                       std::string(batched ? "rollout batch" : "rollouts / gpus") + " x context x " +
+                           std::to_string(c.kv_cache_values_per_token()) + " values x 4",
                        Phase::kRollouts});
   }
 

@@ -20,6 +20,7 @@ struct PlanOptions {
   LoraConfig lora;               // rank > 0: adapters only are trained
   bool checkpoint_activations = false;
   int64_t rollouts = 256;        // GRPO rollouts per step over all ranks (0: pretraining/SFT, no engine)
+  int64_t rollout_batch = 0;     // sequences decoded at once per rank (r1 grpo --rollout-batch; 0: all)
   int64_t max_context = 4096;    // tokens per sequence: prompt + completion
   int64_t micro_batch = 1;       // sequences per training forward
   double beta = 0;               // KL coefficient: > 0 keeps a reference model (unless LoRA)

@@ -3,6 +3,7 @@ there, a run killed and resumed ends with exactly the weights of an uninterrupte
 path works with a reference, and invalid option combinations are clear errors up front."""
 import json
 import os
+import re
 import subprocess
 import sys
 import unittest
@@ -269,6 +270,28 @@ class Grpo(TempDirCase, unittest.TestCase):
         for x, y in zip(metrics["0"], metrics["3"]):
             self.assertAlmostEqual(x["grad_norm"], y["grad_norm"], delta=1e-5 * x["grad_norm"])
             self.assertEqual(x["reward"], y["reward"])
+
+    def test_rollout_batch_bounds_the_kv_cache(self):
+        """--rollout-batch 8: the engine holds 8 rows instead of the step's 32 (a quarter of the KV
+        cache) and the other groups wait for free rows; every rollout is still generated, from
+        the same per-prompt seeds, and a batch below the group size is refused."""
+        runs = {}
+        for batch in ("0", "8"):
+            out = os.path.join(self.tmp, "batch" + batch)
+            proc = subprocess.run(self.args(out, 2, "--rollout-batch", batch), capture_output=True, text=True)
+            self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+            line = re.search(r"rollouts: (\d+) sequences decoded at once per rank, KV cache ([\d.]+) MB", proc.stderr)
+            self.assertIsNotNone(line, proc.stderr[-2000:])
+            runs[batch] = (int(line.group(1)), float(line.group(2)), self.metrics(out))
+        self.assertEqual((runs["0"][0], runs["8"][0]), (32, 8))
+        self.assertAlmostEqual(runs["8"][1] / runs["0"][1], 0.25, delta=0.01)
+        for x, y in zip(runs["0"][2], runs["8"][2]):
+            self.assertEqual(x["step"], y["step"])
+            self.assertAlmostEqual(x["completion_length"], y["completion_length"], delta=0.5)
+        proc = subprocess.run(self.args(os.path.join(self.tmp, "small"), 1, "--rollout-batch", "4"),
+                              capture_output=True, text=True)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("below --group-size", proc.stderr)
 
     def test_skipping_zero_advantage_rollouts_leaves_the_update_unchanged(self):
         """With beta = 0 the rollouts of a group whose rewards are all equal get advantage 0 and no
