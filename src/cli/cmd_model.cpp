@@ -273,7 +273,7 @@ void add_merge_lora(CLI::App& model) {
     const AdapterConfig adapter = read_adapter_config(a->adapter);
     const std::string base = a->base.empty() ? adapter.base_model : a->base;
     if (base.empty()) throw Error(a->adapter + ": the adapter names no base model: pass --base");
-    Transformer m = load_model_dir(base, {torch::kCPU, torch::kFloat32});
+    Transformer m = load_adapter_base(adapter, base, {torch::kCPU, torch::kFloat32});
     load_lora_adapter(m, a->adapter);
     const auto layers = lora_layers(m).size();
     merge_lora(m);

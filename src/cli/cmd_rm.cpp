@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/runtime.h"
+#include "io/lora_adapter.h"
 #include "rm/reward_model.h"
 #include "rm/train_rm.h"
 #include "util/error.h"
@@ -59,6 +60,7 @@ void add_rm_train(CLI::App* rm) {
       ->capture_default_str();
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
+  add_lora_flags(cmd, o.lora);
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     a->rt.setup();
@@ -100,9 +102,8 @@ void add_rm_score(CLI::App* rm) {
   cmd->callback([a] {
     const torch::Device device = a->rt.setup();
     const Tokenizer tokenizer = Tokenizer::load(a->model + "/tokenizer.json");
-    ModelConfig config = ModelConfig::load(a->model + "/config.json");
-    if (!config.sequence_classification)
-      throw Error(a->model + ": a " + config.architecture_name() + ", not a reward model (train one with r1 rm train)");
+    if (!is_reward_model_dir(a->model))
+      throw Error(a->model + ": not a reward model (train one with r1 rm train)");
     RewardModelScorer scorer(load_reward_model(a->model, device), &tokenizer, a->max_length, a->batch);
     const std::vector<RmExample> rows = read_rm_examples(a->input);
     std::vector<std::pair<std::string, std::string>> texts;

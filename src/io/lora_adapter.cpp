@@ -28,7 +28,7 @@ void refuse_unsupported(const json& j, const std::string& path) {
     if (v.is_array() || v.is_object() || v.is_string()) return !v.empty() && v != "none";
     return true;
   };
-  for (const char* key : {"use_dora", "fan_in_fan_out", "lora_bias", "modules_to_save", "layers_to_transform",
+  for (const char* key : {"use_dora", "fan_in_fan_out", "lora_bias", "layers_to_transform",
                           "exclude_modules", "target_parameters", "layer_replication", "trainable_token_indices",
                           "use_qalora"})
     if (is_set(key)) throw Error(path + ": \"" + key + "\" is set; r1 supports plain LoRA adapters only");
@@ -51,10 +51,34 @@ std::string key_of(const std::string& module, char which) {
   return std::string(kPrefix) + module + ".lora_" + which + ".weight";
 }
 
+// A reward model's head trains whole beside the adapters: PEFT's modules_to_save, which for
+// task_type SEQ_CLS is ["classifier", "score"] and saves the head as base_model.model.score.weight.
+const std::string kScoreKey = std::string(kPrefix) + "score.weight";
+
+// modules_to_save: none, or the score head of a reward model (other modules are refused).
+bool reads_score_head(const json& j, const std::string& path) {
+  if (!j.contains("modules_to_save") || j["modules_to_save"].is_null()) return false;
+  const auto& m = j["modules_to_save"];
+  if (!m.is_array()) throw Error(path + ": \"modules_to_save\" must be a list of module names");
+  bool score = false;
+  for (const auto& name : m) {
+    if (name == "score") score = true;
+    else if (name != "classifier")
+      throw Error(path + ": \"modules_to_save\" holds " + name.dump() +
+                  "; r1 trains whole only a reward model's score head (\"score\")");
+  }
+  return score;
+}
+
 }  // namespace
 
 bool is_lora_adapter_dir(const std::string& dir) {
   return fs::exists(fs::path(dir) / kConfigFile) && !fs::exists(fs::path(dir) / "config.json");
+}
+
+bool is_reward_model_dir(const std::string& dir) {
+  if (is_lora_adapter_dir(dir)) return read_adapter_config(dir).score_head;
+  return ModelConfig::load((fs::path(dir) / "config.json").string()).sequence_classification;
 }
 
 AdapterConfig read_adapter_config(const std::string& dir) {
@@ -82,6 +106,7 @@ AdapterConfig read_adapter_config(const std::string& dir) {
     throw Error(path + ": \"target_modules\" must be a list of module names or \"all-linear\" (a regular "
                 "expression is not supported)");
   }
+  c.score_head = reads_score_head(j, path);
   c.lora.rank_pattern = read_pattern<int64_t>(j, "rank_pattern", path);
   c.lora.alpha_pattern = read_pattern<double>(j, "alpha_pattern", path);
   if (j.contains("base_model_name_or_path") && j["base_model_name_or_path"].is_string())
@@ -102,13 +127,20 @@ void save_lora_adapter(Transformer& model, const LoraConfig& config, const std::
         const auto& t = keep_alive.back();
         tensors.push_back({key_of(name, which), DType::kF32, t.sizes().vec(), t.data_ptr()});
       }
+    const bool reward_model = model->config().sequence_classification;
+    if (reward_model) {
+      keep_alive.push_back(model->score->weight.detach().to(torch::kCPU, torch::kFloat32).contiguous());
+      const auto& t = keep_alive.back();
+      tensors.push_back({kScoreKey, DType::kF32, t.sizes().vec(), t.data_ptr()});
+    }
     write_safetensors((fs::path(tmp) / kWeightsFile).string(), std::move(tensors), {{"format", "pt"}});
     const bool all_linear = config.targets.size() == 1 && config.targets[0] == "all-linear";
     json j = {{"alpha_pattern", config.alpha_pattern}, {"base_model_name_or_path", base_model}, {"bias", "none"},
               {"fan_in_fan_out", false}, {"inference_mode", true}, {"init_lora_weights", true},
               {"layers_to_transform", nullptr}, {"lora_alpha", config.alpha}, {"lora_dropout", 0.0},
-              {"modules_to_save", nullptr}, {"peft_type", "LORA"}, {"r", config.rank},
-              {"rank_pattern", config.rank_pattern}, {"revision", nullptr}, {"task_type", "CAUSAL_LM"},
+              {"modules_to_save", reward_model ? json{"classifier", "score"} : json(nullptr)},
+              {"peft_type", "LORA"}, {"r", config.rank}, {"rank_pattern", config.rank_pattern},
+              {"revision", nullptr}, {"task_type", reward_model ? "SEQ_CLS" : "CAUSAL_LM"},
               {"use_dora", false}, {"use_rslora", config.rslora}};
     j["target_modules"] = all_linear ? json("all-linear") : json(config.targets);
     write_text_file((fs::path(tmp) / kConfigFile).string(), j.dump(2) + "\n");
@@ -137,8 +169,27 @@ void load_lora_adapter(Transformer& model, const std::string& dir) {
                     c10::str(weight.sizes()));
       weight.copy_(stored);
     }
+  if (config.score_head != model->config().sequence_classification)
+    throw Error(dir + "/" + kConfigFile + (config.score_head ? ": a reward model's adapter (modules_to_save: score) for a "
+                                                               "model without a score head"
+                                                             : ": the adapter lacks the reward model's score head "
+                                                               "(modules_to_save: [\"score\"])"));
+  if (config.score_head) {
+    const TensorInfo* info = file.find(kScoreKey);
+    if (!info) throw Error(path + ": no tensor " + kScoreKey + " (modules_to_save holds score)");
+    const auto stored = read_tensor(file, *info);
+    if (stored.sizes() != model->score->weight.sizes())
+      throw Error(path + ": " + kScoreKey + " has shape " + c10::str(stored.sizes()) + ", the model needs " +
+                  c10::str(model->score->weight.sizes()));
+    model->score->weight.copy_(stored);
+    expected.insert(kScoreKey);
+  }
   for (const auto& t : file.tensors())
     if (!expected.count(t.name)) throw Error(path + ": tensor " + t.name + " belongs to no adapted layer of the model");
+}
+
+Transformer load_adapter_base(const AdapterConfig& adapter, const std::string& base_dir, const LoadOptions& options) {
+  return adapter.score_head ? load_with_score_head(base_dir, options, 0) : load_model_dir(base_dir, options);
 }
 
 Transformer load_adapter_model(const std::string& dir, const LoadOptions& options) {
@@ -148,7 +199,7 @@ Transformer load_adapter_model(const std::string& dir, const LoadOptions& option
   if (base.is_relative()) base = fs::path(dir) / base;
   if (!fs::is_directory(base))
     throw Error(dir + "/" + kConfigFile + ": base model " + config.base_model + " is not a directory here");
-  Transformer model = load_model_dir(base.string(), options);
+  Transformer model = load_adapter_base(config, base.string(), options);
   load_lora_adapter(model, dir);
   return model;
 }

@@ -17,10 +17,14 @@ bool is_lora_adapter_dir(const std::string& dir);
 struct AdapterConfig {
   LoraConfig lora;
   std::string base_model;  // base_model_name_or_path: the model directory the adapter belongs to
+  bool score_head = false; // a reward model's: modules_to_save ["classifier", "score"], the head whole in the file
 };
 
 // Reads and checks adapter_config.json; errors name the file and the field.
 AdapterConfig read_adapter_config(const std::string& dir);
+
+// Whether `dir` holds a reward model: a sequence-classification model, or its LoRA adapter.
+bool is_reward_model_dir(const std::string& dir);
 
 // Writes the adapters of `model` (and `write_extra`'s files: trainer state) as the adapter
 // directory `dir`, atomically, keeping the other files the directory had.
@@ -30,6 +34,10 @@ void save_lora_adapter(Transformer& model, const LoraConfig& config, const std::
 // Adds the adapter in `dir` to `model` (its base): every tensor of the file must belong to an
 // adapted layer with the configured shape, and every adapted layer must have its two tensors.
 void load_lora_adapter(Transformer& model, const std::string& dir);
+
+// The base model an adapter goes on: a reward model's adapter may sit on a causal LM (the run that
+// trained it gave it a score head, which the adapter file holds).
+Transformer load_adapter_base(const AdapterConfig& adapter, const std::string& base_dir, const LoadOptions& options);
 
 // An adapter directory's base model with the adapter added (unmerged). load_model_dir() takes
 // this path for adapter directories, so every command runs them.

@@ -365,6 +365,24 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   return model;
 }
 
+Transformer load_with_score_head(const std::string& dir, const LoadOptions& options, uint64_t head_seed) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": not a model directory");
+  if (is_lora_adapter_dir(dir)) {
+    Transformer model = load_adapter_model(dir, options);
+    if (!model->config().sequence_classification)
+      throw Error(dir + ": the adapter of a causal LM, not of a reward model (merge it first: r1 model merge-lora)");
+    return model;
+  }
+  ModelConfig config = ModelConfig::load((fs::path(dir) / "config.json").string());
+  if (config.sequence_classification) return load_model_dir(dir, options);
+  config.sequence_classification = true;
+  config.mtp_layers = 0;  // a reward model predicts no tokens: a base's MTP modules are left behind
+  Transformer model(config, torch::TensorOptions().device(options.device).dtype(options.dtype.value_or(torch::kFloat32)));
+  model->init_weights(head_seed);
+  load_weights(model, dir, /*may_be_missing=*/{"score.weight"}, /*ignore=*/{"lm_head.weight"});
+  return model;
+}
+
 void publish_directory(const std::string& dir, const std::function<void(const std::string& tmp)>& write,
                        const std::function<bool(const std::string& name)>& replaced) {
   const fs::path target = fs::absolute(dir).lexically_normal();

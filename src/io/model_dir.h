@@ -31,6 +31,10 @@ struct LoadOptions {
 // Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that
 // names the tensor and the file.
 Transformer load_model_dir(const std::string& dir, const LoadOptions& options = {});
+// A reward model from `dir`: the directory's own when it is one (sequence classification, or a
+// reward model's LoRA adapter), else its causal LM with a new score head (initialised from
+// `head_seed`), without the LM head and the multi-token prediction modules.
+Transformer load_with_score_head(const std::string& dir, const LoadOptions& options, uint64_t head_seed);
 // Copies the tensors of `dir` into an existing model of the same architecture. Parameters named in
 // `may_be_missing` keep their values when the files lack them; stored tensors in `ignore` are
 // skipped (a reward model made from a causal LM: no score.weight yet, an lm_head.weight to drop).

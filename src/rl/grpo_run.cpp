@@ -99,8 +99,9 @@ void GrpoRun::load_reward() {
     const fs::path saved = state_dir / "reward_model";
     const std::string from = resuming && fs::exists(saved / "config.json") ? saved.string() : rm_dir;
     if (!fs::exists(fs::path(from) / "tokenizer.json")) throw Error(from + ": no tokenizer.json beside the reward model");
-    if (!ModelConfig::load((fs::path(from) / "config.json").string()).sequence_classification)
-      throw Error("--reward rm:" + from + ": not a reward model (train one with r1 rm train)");
+    if (!is_reward_model_dir(from)) throw Error("--reward rm:" + from + ": not a reward model (train one with r1 rm train)");
+    if (is_lora_adapter_dir(from) && o.rm_updates.every > 0)
+      throw Error("--rm-update-every with a LoRA reward model (" + from + "): merge it first (r1 model merge-lora)");
     rm_tokenizer_file = (fs::path(from) / "tokenizer.json").string();
     rm_tokenizer = std::make_shared<Tokenizer>(Tokenizer::load(rm_tokenizer_file));
     rm_scorer = std::make_shared<RewardModelScorer>(load_reward_model(from, device), rm_tokenizer.get(), 1024,

@@ -46,15 +46,7 @@ std::vector<RmExample> read_rm_examples(const std::string& path) {
 }
 
 Transformer load_reward_model(const std::string& dir, torch::Device device, uint64_t head_seed) {
-  if (!std::filesystem::is_directory(dir)) throw Error(dir + ": not a model directory");
-  ModelConfig config = ModelConfig::load((std::filesystem::path(dir) / "config.json").string());
-  if (config.sequence_classification) return load_model_dir(dir, {device, torch::kFloat32});
-  config.sequence_classification = true;
-  config.mtp_layers = 0;  // a reward model predicts no tokens: a base's MTP modules are left behind
-  Transformer model(config, torch::TensorOptions().device(device).dtype(torch::kFloat32));
-  model->init_weights(head_seed);
-  load_weights(model, dir, /*may_be_missing=*/{"score.weight"}, /*ignore=*/{"lm_head.weight"});
-  return model;
+  return load_with_score_head(dir, {device, torch::kFloat32}, head_seed);
 }
 
 RmBatch pack_rm_texts(const Tokenizer& tokenizer, const std::vector<std::string>& texts, int64_t max_length,

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/lora_adapter.h"
 #include "io/model_dir.h"
 #include "rm/reward_model.h"
 #include "train/autocast.h"
@@ -28,7 +29,7 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   if (!fs::exists(tokenizer_path)) throw Error(o.init + ": no tokenizer.json");
   const fs::path run(o.out), state_path = run / "trainer_state" / "state.json";
   const bool resuming = o.resume && fs::exists(state_path);
-  if (!resuming && fs::exists(run / "config.json"))
+  if (!resuming && (fs::exists(run / "config.json") || fs::exists(run / "adapter_config.json")))
     throw Error(o.out + (o.resume ? " holds a model but no trainer_state to resume from: pick a new --out"
                                   : " already holds a model: pass --resume to continue its run, or pick a new --out "
                                     "(a reward model can continue from it with --init)"));
@@ -50,8 +51,11 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
     throw Error("--val-data and --data hold different kinds of examples (pairs vs labelled responses)");
 
   const torch::Device device(o.device);
-  RewardModelTrainer trainer(load_reward_model(resuming ? o.out : o.init, device, o.seed), &tokenizer,
-                             o.schedule.max_lr, o.weight_decay, o.clip, o.max_length);
+  Transformer model = load_reward_model(resuming ? o.out : o.init, device, o.seed);
+  const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init, o.seed);
+  // With LoRA the score head trains whole beside the adapters (PEFT's modules_to_save).
+  if (lora.active()) model->score->weight.set_requires_grad(true);
+  RewardModelTrainer trainer(model, &tokenizer, o.schedule.max_lr, o.weight_decay, o.clip, o.max_length);
   trainer.set_bf16(use_bf16(o.precision, device.is_cuda()));
   trainer.model()->set_checkpoint_activations(o.checkpoint_activations);
   const int64_t per_epoch = (static_cast<int64_t>(train.size()) + o.batch_size - 1) / o.batch_size;
@@ -108,7 +112,7 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
       state["total_steps"] = total;
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
     };
-    save_model_dir(trainer.model(), o.out, save_opts);
+    save_trained(trainer.model(), lora, o.out, save_opts);
   };
   if (!resuming) validate(0);
   result.val_accuracy_before = accuracy_before.value_or(result.val_accuracy);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 
+#include "model/lora_config.h"
 #include "train/lr_schedule.h"
 
 namespace r1 {
@@ -30,6 +31,7 @@ struct RmTrainOptions {
   std::string device = "cpu";
   std::string precision = "auto";  // train/autocast.h: bf16 matrix products on CUDA (auto) or when asked
   bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
+  LoraConfig lora;                      // rank > 0: LoRA adapters and the score head train, the rest is frozen
   std::string args_toml;  // saved as RUN/args.toml
 };
 

@@ -83,6 +83,54 @@ class RewardModel(TempDirCase, unittest.TestCase):
                     hf = model(input_ids=ids).logits[0, 0].item()
                     self.assertAlmostEqual(hf, row[key + "_score"], delta=1e-4)
 
+    def test_lora_reward_model_is_a_peft_adapter(self):
+        """--lora-rank: the adapters and the score head train (the head whole: PEFT's
+        modules_to_save of task SEQ_CLS), the base stays frozen and is not copied; PyPI's peft
+        loads the directory onto transformers' LlamaForSequenceClassification of the base with
+        r1's scores, and r1 scores with it; an adapter saving any other module whole is refused."""
+        import torch
+        from peft import PeftModel
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+        from transformers import AutoModelForSequenceClassification
+        out = os.path.join(self.tmp, "rm-lora")
+        r1("rm", "train", "--init", self.base, "--data", self.train, "--val-data", self.val, "--out", out,
+           "--epochs", 3, "--batch-size", 16, "--lr", "3e-3", "--threads", 1, "--seed", 1, "--lora-rank", 8,
+           "--lora-alpha", 16, "--lora-targets", "all-linear")
+        self.assertFalse(os.path.exists(os.path.join(out, "model.safetensors")))
+        with open(os.path.join(out, "adapter_config.json")) as f:
+            cfg = json.load(f)
+        self.assertEqual((cfg["task_type"], cfg["modules_to_save"]), ("SEQ_CLS", ["classifier", "score"]))
+        tensors = load_file(os.path.join(out, "adapter_model.safetensors"))
+        self.assertEqual(tuple(tensors["base_model.model.score.weight"].shape), (1, 64))
+        with open(os.path.join(out, "metrics.jsonl")) as f:
+            val = [m for m in map(json.loads, f) if "val_accuracy" in m]
+        self.assertGreater(val[-1]["val_accuracy"], 0.8, val)
+        scored = os.path.join(self.tmp, "scored.jsonl")
+        r1("rm", "score", "--model", out, "--input", self.val, "--out", scored, "--threads", 1)
+        with open(scored) as f:
+            ours = [json.loads(l) for l in f]
+        model = AutoModelForSequenceClassification.from_pretrained(self.base, num_labels=1, dtype=torch.float32)
+        model = PeftModel.from_pretrained(model, out).eval()
+        tok = Tokenizer.from_file(os.path.join(self.base, "tokenizer.json"))
+        with torch.no_grad():
+            for row in ours[:10]:
+                for key in ("chosen", "rejected"):
+                    ids = torch.tensor([tok.encode(row["prompt"] + row[key]).ids])
+                    self.assertAlmostEqual(model(input_ids=ids).logits[0, 0].item(), row[key + "_score"], delta=1e-4)
+        merged, merged_scored = os.path.join(self.tmp, "rm-merged"), os.path.join(self.tmp, "merged.jsonl")
+        r1("model", "merge-lora", "--adapter", out, "--out", merged)
+        r1("rm", "score", "--model", merged, "--input", self.val, "--out", merged_scored, "--threads", 1)
+        with open(merged_scored) as f:
+            for x, y in zip(ours, map(json.loads, f)):
+                self.assertAlmostEqual(x["chosen_score"], y["chosen_score"], delta=1e-4)
+        cfg["modules_to_save"] = ["embed_tokens"]
+        with open(os.path.join(out, "adapter_config.json"), "w") as f:
+            json.dump(cfg, f)
+        proc = r1("rm", "score", "--model", out, "--input", self.val, check=False)
+        self.assertNotEqual(proc.returncode, 0)
+        self.assertIn("modules_to_save", proc.stderr)
+
     def test_bf16_precision_learns_with_fp32_weights(self):
         from safetensors.numpy import load_file
         outs = {}
