@@ -69,7 +69,10 @@ TEST(MemoryPlan, ReferenceKvCacheAndActivations) {
   PlanOptions o;
   o.gpus = 8, o.rollouts = 256, o.max_context = 4096, o.beta = 0.04;
   MemoryPlan p = plan_memory(c, o);
-  EXPECT_DOUBLE_EQ(item(p, "reference"), 4 * 1777088000.0);
+  EXPECT_DOUBLE_EQ(item(p, "reference"), 2 * 1777088000.0);  // bf16 weights beside bf16 products
+  o.bf16 = false;
+  EXPECT_DOUBLE_EQ(item(plan_memory(c, o), "reference"), 4 * 1777088000.0);
+  o.bf16 = true;
   // 32 rollouts per rank x 4096 tokens x 28 layers x (keys + values: 2 x 2 heads x 128) x 4 bytes.
   EXPECT_DOUBLE_EQ(item(p, "KV cache"), 32.0 * 4096 * 28 * 512 * 4);
   o.rollout_batch = 8;  // 8 rows decoded at once, the other rollouts waiting

@@ -148,6 +148,10 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--precision", o.precision,
                   "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: bf16 matrix products in the training passes; weights stay fp32")
       ->capture_default_str();
+  cmd->add_option("--reference-dtype", o.reference_dtype,
+                  "the KL reference model's weights: auto (bf16 when --precision gives bf16 products, else fp32), "
+                  "fp32, bf16 (half the memory)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
   cmd->add_option("--dist-timeout", o.dist_timeout_s,

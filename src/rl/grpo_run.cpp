@@ -137,7 +137,11 @@ void GrpoRun::load_models() {
   }
   if (o.loss.beta > 0 && !lora.active()) {  // with LoRA the reference is the policy without its adapters
     const fs::path saved_ref = state_dir / "reference";
-    reference = load_model_dir(resuming && fs::exists(saved_ref) ? saved_ref.string() : o.init, {device, torch::kFloat32});
+    // The reference only scores (no gradients): with bf16 products its fp32 weights would be
+    // rounded to bf16 at every product anyway, so bf16 storage halves it at little cost.
+    const bool bf16_reference = o.reference_dtype == "bf16" || (o.reference_dtype == "auto" && bf16);
+    reference = load_model_dir(resuming && fs::exists(saved_ref) ? saved_ref.string() : o.init,
+                               {device, bf16_reference ? torch::kBFloat16 : torch::kFloat32});
     reference->eval();
     for (auto& p : reference->parameters()) p.set_requires_grad(false);
   }

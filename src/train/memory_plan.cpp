@@ -109,7 +109,9 @@ MemoryPlan plan_memory(const ModelConfig& c, const PlanOptions& o) {
   p.items.push_back({"AdamW moments (fp32)", 8 * trained / (o.zero >= 1 ? N : 1.0),
                      o.zero >= 1 ? "8 x trained / gpus" : "8 x trained"});
   if (o.beta > 0 && o.lora.rank == 0)
-    p.items.push_back({"reference model (fp32)", 4 * psi, "4 x params (beta > 0)"});
+    // r1 grpo --reference-dtype auto: bf16 weights when the passes run in bf16.
+    p.items.push_back({o.bf16 ? "reference model (bf16)" : "reference model (fp32)", (o.bf16 ? 2 : 4) * psi,
+                       o.bf16 ? "2 x params (beta > 0)" : "4 x params (beta > 0)"});
 
   // The engine's cache, dense, in fp32: a row per sequence decoded at once.
   if (o.rollouts > 0) {

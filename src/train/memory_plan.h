@@ -1,7 +1,7 @@
 // `r1 plan`: the memory one rank of a training job needs, component by component, from the
 // architecture and the job's shape (reference/scaling-and-lora.md §2 and §5). The terms are those of
 // r1's own implementation: fp32 master weights and gradients (bf16 autocast computes in bf16 but
-// keeps fp32 weights), AdamW's two fp32 moments, a reference model in fp32, the engine's dense
+// keeps fp32 weights), AdamW's two fp32 moments, a reference model in bf16 (fp32 with --fp32), the engine's dense
 // fp32 KV cache for this rank's rollouts, the saved activations of the training forward (measured
 // per token and layer on r1's layers: bench/run_plan_check.py), the head a chunk of rows at a time.
 #pragma once

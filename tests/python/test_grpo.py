@@ -10,7 +10,7 @@ import unittest
 
 from safetensors.numpy import load_file
 
-from r1test import assert_same_update, kill_at_checkpoint, R1, TempDirCase, r1, tiny_policy
+from r1test import assert_same_update, kill_at_checkpoint, R1, TempDirCase, r1, read_json, tiny_policy
 
 
 class Grpo(TempDirCase, unittest.TestCase):
@@ -270,6 +270,26 @@ class Grpo(TempDirCase, unittest.TestCase):
         for x, y in zip(metrics["0"], metrics["3"]):
             self.assertAlmostEqual(x["grad_norm"], y["grad_norm"], delta=1e-5 * x["grad_norm"])
             self.assertEqual(x["reward"], y["reward"])
+
+    def test_reference_model_in_bf16(self):
+        """--reference-dtype bf16 keeps the KL reference's weights in bf16 (half the memory; the
+        default when the passes run in bf16): at the first step the fp32 reference equals the
+        policy (KL 0) and the bf16 one differs by its rounding only, and later KLs stay close to
+        the fp32 reference's."""
+        kls = {}
+        for dtype in ("fp32", "bf16"):
+            out = os.path.join(self.tmp, "ref-" + dtype)
+            subprocess.run(self.args(out, 3, "--beta", "0.1", "--reference-dtype", dtype, "--save-every", "1"),
+                           check=True, capture_output=True)
+            kls[dtype] = [m["kl"] for m in self.metrics(out)]
+            config = read_json(os.path.join(out, "trainer_state", "reference", "config.json"))
+            self.assertEqual(config.get("dtype", config.get("torch_dtype")), {"fp32": "float32", "bf16": "bfloat16"}[dtype])
+        self.assertEqual(kls["fp32"][0], 0.0)
+        self.assertGreater(kls["bf16"][0], 0.0)
+        self.assertLess(kls["bf16"][0], 1e-4)
+        self.assertGreater(kls["fp32"][-1], 1e-3)
+        for a, b in zip(kls["fp32"][1:], kls["bf16"][1:]):
+            self.assertAlmostEqual(a, b, delta=0.3 * a + 1e-4)
 
     def test_rollout_batch_bounds_the_kv_cache(self):
         """--rollout-batch 8: the engine holds 8 rows instead of the step's 32 (a quarter of the KV
