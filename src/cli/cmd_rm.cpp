@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/config_file.h"
 #include "cli/runtime.h"
+#include "dist/launch_env.h"
 #include "io/lora_adapter.h"
 #include "rm/reward_model.h"
 #include "rm/train_rm.h"
@@ -61,6 +62,10 @@ void add_rm_train(CLI::App* rm) {
   cmd->add_flag("--checkpoint-activations", o.checkpoint_activations,
                 "recompute each decoder layer in the backward pass instead of keeping its activations (less memory, one more forward)");
   add_lora_flags(cmd, o.lora);
+  add_zero_flag(cmd, o.zero);
+  cmd->add_option("--dist-timeout", o.dist_timeout_s,
+                  "data parallel (r1 launch / torchrun): seconds a rank waits for the others before failing")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   a->rt.add_to(cmd);
   cmd->callback([a, cmd] {
     a->rt.setup();
@@ -75,6 +80,7 @@ void add_rm_train(CLI::App* rm) {
       bar.update("rm", static_cast<uint64_t>(step), static_cast<uint64_t>(total), unit);
     });
     bar.finish();
+    if (!LaunchEnv::from_environment().is_main()) return;  // rank 0 reports
     if (print_if_stopped(r.stopped, r.steps, r.total_steps, a->o.out)) return;
     if (r.val_examples > 0)
       std::printf("rm: %lld steps, held-out accuracy %.3f (%.3f before) on %lld examples: %s\n", (long long)r.steps,

@@ -124,7 +124,7 @@ void IterativeRewardModel::save(const std::string& dir) {
     fs::copy_file(tokenizer_file_, fs::path(tmp) / "tokenizer.json", fs::copy_options::overwrite_existing);
   };
   save_model_dir(scorer_->model(), (d / "reward_model").string(), with_tokenizer);
-  torch::save(trainer_.optimizer(), (d / "rm_optimizer.pt").string());
+  trainer_.optimizer().save_file((d / "rm_optimizer.pt").string());
   write_pairs(d / "rm_fresh.jsonl", fresh_);
   write_pairs(d / "rm_replay.jsonl", replay_);
 }
@@ -132,7 +132,7 @@ void IterativeRewardModel::save(const std::string& dir) {
 void IterativeRewardModel::load(const std::string& dir) {
   const fs::path d(dir);
   if (!fs::exists(d / "rm_optimizer.pt")) throw Error(dir + ": no reward-model state to resume (rm_optimizer.pt)");
-  torch::load(trainer_.optimizer(), (d / "rm_optimizer.pt").string());
+  trainer_.optimizer().load_file((d / "rm_optimizer.pt").string());
   fresh_ = read_pairs(d / "rm_fresh.jsonl");
   fresh_order_.assign(fresh_.size(), 0);
   shared_ = fresh_.size();  // checkpoints are written after share_fresh: they hold every rank's pairs

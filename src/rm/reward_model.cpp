@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/process_group.h"
 #include "io/model_dir.h"
 #include "train/autocast.h"
 #include "train/optimizer.h"
@@ -106,16 +107,15 @@ BatchRewardFn reward_model_reward(std::shared_ptr<RewardModelScorer> scorer) {
 }
 
 RewardModelTrainer::RewardModelTrainer(Transformer model, const Tokenizer* tokenizer, double lr, double weight_decay,
-                                       double clip, int64_t max_length)
+                                       double clip, int64_t max_length, int zero, ProcessGroup* group)
     : model_(std::move(model)),
       tokenizer_(tokenizer),
       clip_(clip),
       max_length_(max_length),
-      optimizer_(make_adamw(model_, lr, 0.9, 0.95, 1e-8, weight_decay)) {}
+      optimizer_(std::make_unique<TrainingOptimizer>(model_, AdamWSettings{lr, 0.9, 0.95, 1e-8, weight_decay}, zero, group)),
+      group_(group) {}
 
-void RewardModelTrainer::set_lr(double lr) {
-  for (auto& g : optimizer_.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-}
+void RewardModelTrainer::set_lr(double lr) { optimizer_->set_lr(lr); }
 
 torch::Tensor RewardModelTrainer::forward_scores(const std::vector<std::string>& texts) {
   const auto b = pack_rm_texts(*tokenizer_, texts, max_length_, model_->parameters().front().device());
@@ -154,12 +154,31 @@ std::pair<torch::Tensor, torch::Tensor> RewardModelTrainer::loss_and_correct(con
 RmStats RewardModelTrainer::train_step(const std::vector<const RmExample*>& batch) {
   if (batch.empty()) throw Error("reward model: an empty training batch");
   model_->train();
-  optimizer_.zero_grad();
-  auto [loss, correct] = loss_and_correct(batch);
-  loss.backward();
-  torch::nn::utils::clip_grad_norm_(model_->parameters(), clip_);
-  optimizer_.step();
-  return {loss.item<double>(), correct.mean().item<double>(), static_cast<int64_t>(batch.size())};
+  optimizer_->zero_grad();
+  // This rank's share of the batch; its loss weighs by its share of the rows, so the summed
+  // gradient is that of the whole batch's mean loss.
+  const size_t ranks = group_ ? static_cast<size_t>(group_->size()) : 1, rank = group_ ? group_->rank() : 0;
+  const std::vector<const RmExample*> mine(batch.begin() + static_cast<long>(batch.size() * rank / ranks),
+                                           batch.begin() + static_cast<long>(batch.size() * (rank + 1) / ranks));
+  auto sums = torch::zeros({2}, torch::kFloat64);  // loss x rows, right answers
+  if (mine.empty()) {
+    optimizer_->skip_micro_batch();
+  } else {
+    auto [loss, correct] = loss_and_correct(mine);
+    const double share = static_cast<double>(mine.size()) / static_cast<double>(batch.size());
+    (loss * share).backward();
+    optimizer_->after_backward();
+    sums[0] = loss.item<double>() * static_cast<double>(mine.size());
+    sums[1] = correct.sum().item<double>();
+  }
+  optimizer_->step(clip_);
+  if (group_) {
+    sums = sums.to(model_->parameters().front().device());
+    group_->all_reduce_sum({sums});
+    sums = sums.cpu();
+  }
+  const double rows = static_cast<double>(batch.size());
+  return {sums[0].item<double>() / rows, sums[1].item<double>() / rows, static_cast<int64_t>(batch.size())};
 }
 
 RmStats RewardModelTrainer::evaluate(const std::vector<RmExample>& examples, int64_t batch) {

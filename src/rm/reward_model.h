@@ -15,6 +15,7 @@
 #include "model/transformer.h"
 #include "rewards/rewards.h"
 #include "tokenizer/tokenizer.h"
+#include "train/training_optimizer.h"
 
 namespace r1 {
 
@@ -66,13 +67,17 @@ struct RmStats {
 // One optimiser over a reward model: used by `r1 rm train` and by iterative GRPO.
 class RewardModelTrainer {
  public:
+  // In a process group every rank trains on its share of each batch (data parallelism, `zero`:
+  // the ZeRO stage of train/training_optimizer.h); `group` null in one process.
   RewardModelTrainer(Transformer model, const Tokenizer* tokenizer, double lr, double weight_decay, double clip,
-                     int64_t max_length);
-  RmStats train_step(const std::vector<const RmExample*>& batch);  // one AdamW step
+                     int64_t max_length, int zero = 0, ProcessGroup* group = nullptr);
+  // One AdamW step on `batch` (the global batch: every rank passes the same rows and trains on its
+  // share); the statistics are the whole batch's.
+  RmStats train_step(const std::vector<const RmExample*>& batch);
   RmStats evaluate(const std::vector<RmExample>& examples, int64_t batch = 32);
   void set_lr(double lr);
   void set_bf16(bool on) { bf16_ = on; }  // bf16 matrix products in the forward (--precision)
-  torch::optim::AdamW& optimizer() { return optimizer_; }
+  TrainingOptimizer& optimizer() { return *optimizer_; }
   Transformer& model() { return model_; }
 
  private:
@@ -82,7 +87,8 @@ class RewardModelTrainer {
   const Tokenizer* tokenizer_;
   double clip_;
   int64_t max_length_;
-  torch::optim::AdamW optimizer_;
+  std::unique_ptr<TrainingOptimizer> optimizer_;
+  ProcessGroup* group_ = nullptr;
   bool bf16_ = false;
 };
 

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/launch_env.h"
+#include "dist/process_group.h"
 #include "io/lora_adapter.h"
 #include "io/model_dir.h"
 #include "rm/reward_model.h"
@@ -51,11 +53,26 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
     throw Error("--val-data and --data hold different kinds of examples (pairs vs labelled responses)");
 
   const torch::Device device(o.device);
+  // Data parallelism (r1 launch / torchrun): every rank trains on its share of each batch; rank 0
+  // alone writes metrics and checkpoints.
+  const LaunchEnv env = LaunchEnv::from_environment();
+  std::unique_ptr<ProcessGroup> group;
+  if (env.distributed()) group = std::make_unique<ProcessGroup>(env, device, std::chrono::seconds(o.dist_timeout_s));
+  const bool main_rank = env.is_main();
   Transformer model = load_reward_model(resuming ? o.out : o.init, device, o.seed);
   const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init, o.seed);
   // With LoRA the score head trains whole beside the adapters (PEFT's modules_to_save).
   if (lora.active()) model->score->weight.set_requires_grad(true);
-  RewardModelTrainer trainer(model, &tokenizer, o.schedule.max_lr, o.weight_decay, o.clip, o.max_length);
+  if (lora.active() && o.zero == 3)
+    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
+                "optimizer state sharded) or merge the adapters first");
+  if (group) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> params;
+    for (auto& p : model->parameters()) params.push_back(p.detach());
+    group->broadcast(params);
+  }
+  RewardModelTrainer trainer(model, &tokenizer, o.schedule.max_lr, o.weight_decay, o.clip, o.max_length, o.zero,
+                             group.get());
   trainer.set_bf16(use_bf16(o.precision, device.is_cuda()));
   trainer.model()->set_checkpoint_activations(o.checkpoint_activations);
   const int64_t per_epoch = (static_cast<int64_t>(train.size()) + o.batch_size - 1) / o.batch_size;
@@ -74,25 +91,30 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
         throw Error(state_path.string() + ": the run used " + key + " " + state.value(key, nlohmann::json()).dump() +
                     ", this one " + now.dump() +
                     " (resume with the same --data, --val-data/--val-fraction, --seed and --batch-size)");
-    torch::load(trainer.optimizer(), (run / "trainer_state" / "optimizer.pt").string());
+    trainer.optimizer().load((run / "trainer_state").string());
   }
   fs::create_directories(run);
-  if (!o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
+  if (main_rank && !o.args_toml.empty()) write_text_file((run / "args.toml").string(), o.args_toml);
   const std::string metrics_path = (run / "metrics.jsonl").string();
-  if (resuming) keep_jsonl_steps_up_to(metrics_path, step);  // a resumed run redoes the later ones
+  if (resuming && main_rank) keep_jsonl_steps_up_to(metrics_path, step);  // a resumed run redoes the later ones
   std::optional<double> accuracy_before;  // a resumed run reads its step-0 validation back
   if (resuming)
     for (const JsonlRow& row : read_jsonl_rows(metrics_path))
       if (row.value.value("step", -1) == 0 && row.value.contains("val_accuracy"))
         accuracy_before = row.value["val_accuracy"].get<double>();
-  std::ofstream metrics(metrics_path, resuming ? std::ios::app : std::ios::trunc);
-  auto log = [&](const nlohmann::json& line) { metrics << line.dump() << "\n" << std::flush; };
+  std::ofstream metrics;
+  if (main_rank) metrics.open(metrics_path, resuming ? std::ios::app : std::ios::trunc);
+  auto log = [&](const nlohmann::json& line) {
+    if (main_rank) metrics << line.dump() << "\n" << std::flush;
+  };
 
   RmTrainResult result;
   result.total_steps = total;
   result.val_examples = static_cast<int64_t>(val.size());
   auto validate = [&](int64_t at) {
     if (val.empty()) return;
+    const auto whole = trainer.optimizer().whole_weights();  // --zero 3: rank 0 scores with every weight
+    if (!main_rank) return;
     const RmStats s = trainer.evaluate(val);
     result.val_accuracy = s.accuracy;
     result.val_loss = s.loss;
@@ -106,13 +128,15 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
         copy_tokenizer_files((fs::path(o.init) / "tokenizer.json").string(), dir);
       const fs::path st = fs::path(dir) / "trainer_state";
       fs::create_directories(st);
-      torch::save(trainer.optimizer(), (st / "optimizer.pt").string());
+      trainer.optimizer().save_into(st.string(), run.string());
       nlohmann::json state = run_identity;
       state["step"] = done_steps;
       state["total_steps"] = total;
       write_text_file((st / "state.json").string(), state.dump(2) + "\n");
     };
-    save_trained(trainer.model(), lora, o.out, save_opts);
+    trainer.optimizer().stage(run.string());  // --zero 1-3: every rank writes its optimizer shard
+    const auto whole = trainer.optimizer().whole_weights();
+    if (main_rank) save_trained(trainer.model(), lora, o.out, save_opts);
   };
   if (!resuming) validate(0);
   result.val_accuracy_before = accuracy_before.value_or(result.val_accuracy);
@@ -126,9 +150,20 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   double loss_sum = 0, acc_sum = 0;
   int64_t since_log = 0;
   const bool already_done = step >= total;
-  for (int64_t epoch = step / per_epoch; epoch < o.epochs && !(stop && *stop); ++epoch) {
+  // Whether to stop now: asked here or, in data parallelism, on any rank (all stop at one step).
+  const auto stopping = [&] {
+    double asked = stop && *stop ? 1.0 : 0.0;
+    if (group) {
+      auto t = torch::tensor({asked}, torch::kFloat64).to(device);
+      group->all_reduce_sum({t});
+      asked = t.cpu().item<double>();
+    }
+    return asked > 0;
+  };
+  bool stopped = false;
+  for (int64_t epoch = step / per_epoch; epoch < o.epochs && !stopped; ++epoch) {
     shuffle_epoch();
-    for (size_t s = static_cast<size_t>(step - epoch * per_epoch) * o.batch_size; s < order.size() && !(stop && *stop);
+    for (size_t s = static_cast<size_t>(step - epoch * per_epoch) * o.batch_size; s < order.size() && !(stopped = stopping());
          s += o.batch_size) {
       std::vector<const RmExample*> batch;
       for (size_t i = s; i < std::min(order.size(), s + o.batch_size); ++i) batch.push_back(&train[order[i]]);
@@ -147,7 +182,7 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
       }
       if (o.eval_every > 0 && step % o.eval_every == 0 && step != total) validate(step);
       if (o.save_every > 0 && step % o.save_every == 0 && step != total) save(step);
-      if (on_step) on_step(step, total, st.loss);
+      if (on_step && main_rank) on_step(step, total, st.loss);
     }
   }
   result.steps = step;

@@ -32,6 +32,8 @@ struct RmTrainOptions {
   std::string precision = "auto";  // train/autocast.h: bf16 matrix products on CUDA (auto) or when asked
   bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)
   LoraConfig lora;                      // rank > 0: LoRA adapters and the score head train, the rest is frozen
+  int zero = 0;                         // data parallel: ZeRO stage (train/training_optimizer.h)
+  int64_t dist_timeout_s = 300;         // data parallel: seconds a rank waits for the others
   std::string args_toml;  // saved as RUN/args.toml
 };
 

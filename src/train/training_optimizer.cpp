@@ -187,6 +187,16 @@ void TrainingOptimizer::save_into(const std::string& trainer_state_dir, const st
   fs::remove_all(staging);
 }
 
+void TrainingOptimizer::save_file(const std::string& path) {
+  if (zero_ != 0 && group_) throw Error("internal: save_file() of a sharded optimizer");
+  torch::save(*adamw_, path);
+}
+
+void TrainingOptimizer::load_file(const std::string& path) {
+  if (zero_ != 0 && group_) throw Error("internal: load_file() of a sharded optimizer");
+  torch::load(*adamw_, path);
+}
+
 void TrainingOptimizer::load(const std::string& trainer_state_dir) {
   const fs::path dir(trainer_state_dir);
   const fs::path file = dir / (zero_ > 0 ? shard_name(rank()) : std::string(kWholeFile));

@@ -76,6 +76,9 @@ class TrainingOptimizer {
   // Restores the state saved by save_into(); a checkpoint sharded over another number of ranks,
   // or saved with another --zero, is a clear error.
   void load(const std::string& trainer_state_dir);
+  // The whole state in one named file (an unsharded optimizer of one process: GRPO's reward model).
+  void save_file(const std::string& path);
+  void load_file(const std::string& path);
 
  private:
   std::string shard_name(int rank) const;
