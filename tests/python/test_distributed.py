@@ -96,7 +96,7 @@ class DataParallel(TempDirCase, unittest.TestCase):
     def test_zero2_and_zero3_take_the_steps_of_plain_data_parallelism(self):
         """--zero 2 (each gradient summed onto the rank that updates it, bucket by bucket during the
         backward pass) and --zero 3 (the layers' matrices on their owner only, gathered before each
-        layer's forward and backward) on 2 and 4 ranks with 2 micro-batches per rank: the weights
+        layer's forward and backward; 2 at 2 ranks, 3 at 2 and 4) with 2 micro-batches per rank: the weights
         of plain data parallelism within 1e-6 (the micro-batches are summed over ranks first, so
         the rounding differs), the same with activation checkpointing and on a mixture-of-experts
         model; checkpoints are whole Hugging Face models, resume is bit-identical, and another
@@ -104,11 +104,12 @@ class DataParallel(TempDirCase, unittest.TestCase):
         for ranks in (2, 4):
             micro = 4 // ranks
             runs = {}
-            for zero in ("0", "2", "3"):
+            for zero in ("0", "2", "3") if ranks == 2 else ("0", "3"):
                 runs[zero] = os.path.join(self.tmp, f"zero{zero}-{ranks}")
                 r1("launch", "--nproc", ranks, "--", *self.pretrain_args(runs[zero], 4, micro, "--zero", zero))
-            self.assertLess(self.assert_same_weights(runs["0"], runs["2"], 1e-6), 1e-6)
-            self.assertEqual(self.assert_same_weights(runs["2"], runs["3"], 1e-12), 0.0)
+            self.assertLess(self.assert_same_weights(runs["0"], runs["3"], 1e-6), 1e-6)
+            if ranks == 2:  # ZeRO-3 reduces gradients as ZeRO-2 does: the same sums
+                self.assertEqual(self.assert_same_weights(runs["2"], runs["3"], 1e-12), 0.0)
             state = sorted(f for f in os.listdir(os.path.join(runs["3"], "trainer_state")) if f.startswith("optimizer"))
             self.assertEqual(state, [f"optimizer-rank-{r}-of-{ranks}.pt" for r in range(ranks)])
         checkpointed = os.path.join(self.tmp, "zero3-checkpointed")

@@ -258,15 +258,15 @@ class Grpo(TempDirCase, unittest.TestCase):
         Adam turns that rounding in gradients that cancel across a group into step differences of
         about lr x 1e-3 (measured 1.6e-5 after 3 steps at lr 3e-3)."""
         diff = lambda a, b: max(float(abs(a[k] - b[k]).max()) for k in a)
-        weights, _ = self.launch_zero_runs("one-micro-batch", ("0", "1", "2", "3"), "--beta", "0.05")
+        # ZeRO-3 runs ZeRO-2's gradient reduction too (they are equal bit for bit: test_distributed.py).
+        weights, _ = self.launch_zero_runs("one-micro-batch", ("0", "1", "3"), "--beta", "0.05")
         first = load_file(os.path.join(self.base, "model.safetensors"))
         self.assertGreater(diff(first, weights["0"]), 1e-3)  # it trained
-        for zero in ("1", "2", "3"):
+        for zero in ("1", "3"):
             self.assertEqual(diff(weights["0"], weights[zero]), 0.0, zero)
-        weights, metrics = self.launch_zero_runs("uneven", ("0", "2", "3"), "--rank-balance", "none", micro_batch="4",
+        weights, metrics = self.launch_zero_runs("uneven", ("0", "3"), "--rank-balance", "none", micro_batch="4",
                                                   steps=3)
-        self.assertEqual(diff(weights["2"], weights["3"]), 0.0)
-        self.assertLess(diff(weights["0"], weights["2"]), 3e-5)
+        self.assertLess(diff(weights["0"], weights["3"]), 3e-5)
         for x, y in zip(metrics["0"], metrics["3"]):
             self.assertAlmostEqual(x["grad_norm"], y["grad_norm"], delta=1e-5 * x["grad_norm"])
             self.assertEqual(x["reward"], y["reward"])
