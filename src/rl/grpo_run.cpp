@@ -150,9 +150,6 @@ void GrpoRun::load_models() {
     for (auto& p : policy->parameters()) params.push_back(p.detach());
     group->broadcast(params);
   }
-  if (lora.active() && o.zero == 3)
-    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
-                "optimizer state sharded) or merge the adapters first");
   policy->set_checkpoint_activations(o.checkpoint_activations);
   // GRPO's loss does not reach the multi-token prediction modules: they stay as they are.
   policy->freeze_mtp_modules();

@@ -63,9 +63,6 @@ RmTrainResult train_reward_model(const RmTrainOptions& o, const std::atomic<bool
   const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init, o.seed);
   // With LoRA the score head trains whole beside the adapters (PEFT's modules_to_save).
   if (lora.active()) model->score->weight.set_requires_grad(true);
-  if (lora.active() && o.zero == 3)
-    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
-                "optimizer state sharded) or merge the adapters first");
   if (group) {  // every rank starts from rank 0's weights
     std::vector<torch::Tensor> params;
     for (auto& p : model->parameters()) params.push_back(p.detach());

@@ -125,9 +125,6 @@ int64_t pretrain(const PretrainOptions& o, const std::atomic<bool>* stop,
   model->set_checkpoint_activations(o.checkpoint_activations);
   if (o.lora.rank > 0 && o.init_dir.empty() && !resuming) throw Error("--lora-rank trains adapters of a model: give --init DIR");
   const RunLora lora = attach_lora(model, o.lora, resuming ? o.out : o.init_dir, o.seed);
-  if (lora.active() && o.zero == 3)
-    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
-                "optimizer state sharded) or merge the adapters first");
   if (!o.rope_scaling.empty() && o.init_dir.empty() && !resuming)
     throw Error("--rope-scaling extends a trained model: give --init DIR");
   if (tokenizer.vocab_size() > model->config().vocab_size)

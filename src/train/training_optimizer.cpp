@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "dist/process_group.h"
+#include "model/lora.h"
 #include "train/gradient_reducer.h"
 #include "train/optimizer.h"
 #include "train/sharded_weights.h"
@@ -51,6 +52,9 @@ TrainingOptimizer::TrainingOptimizer(Transformer& model, const AdamWSettings& s,
   if (zero < 0 || zero > 3)
     throw Error("--zero " + std::to_string(zero) + ": ZeRO stages are 0 (plain data parallelism), 1 (optimizer "
                 "state sharded), 2 (and gradients), 3 (and weights)");
+  if (zero_ == 3 && !lora_layers(model).empty())
+    throw Error("--zero 3 with LoRA: the frozen base is not sharded; use --zero 2 (the adapters' gradients and "
+                "optimizer state sharded) or merge the adapters first");
   owner_ = assign_owners(params_, group_ && zero_ > 0 ? group_->size() : 1);
   std::vector<torch::Tensor> mine;
   for (size_t i = 0; i < params_.size(); ++i)
