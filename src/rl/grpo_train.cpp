@@ -313,8 +313,8 @@ TrainStats train_on_rollouts(GrpoRun& run, std::vector<Rollout> rollouts, bool s
   const std::vector<MicroBatch> batches = plan_micro_batches(rollouts, o, run.device);  // packed once, for every pass
   const size_t steps = micro_steps(run, batches.size());
   std::vector<torch::Tensor> old_logp;
-  {
-    const auto whole = run.optimizer->whole_weights();  // --zero 3: this rank's forwards alone
+  if (o.mu > 1) {  // --zero 3: this rank's forwards alone, with every weight whole
+    const auto whole = run.optimizer->whole_weights();
     old_logp = old_logprobs(run, batches);
   }
   StatSums sums{torch::zeros({kStats}, torch::TensorOptions(torch::kFloat64).device(run.device))};
