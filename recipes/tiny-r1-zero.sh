@@ -10,7 +10,8 @@
 # (the operations of the task; the default is addition), MAX_TOKENS (completion limit, default 80),
 # NPROC (training processes, default 1; 2 = data-parallel pretraining and GRPO, faster on 2+ cores),
 # PRECISION (--precision of pretraining and GRPO: auto = fp32 on a CPU; bf16 is faster on CPUs with
-# AMX, with other float rounding, docs/grpo.md). BASE_ONLY=1 stops after the base model (OUT/base,
+# AMX, with other float rounding, docs/grpo.md), ROLLOUT_DTYPE (--rollout-dtype of GRPO: fp32, or int8
+# weights for the rollouts' decoding). BASE_ONLY=1 stops after the base model (OUT/base,
 # with the task in OUT/task): what bench/run_grpo.py starts GRPO from. ARCH=v3 runs the same recipe on
 # R1's own architecture (DeepSeek-V3's multi-head latent attention, DeepSeekMoE and one multi-token
 # prediction module, trained with the MTP loss and drafting for speculative decoding in the evaluations)
@@ -29,6 +30,7 @@ OPS=${OPS:-add}
 THINK_FRACTION=${THINK_FRACTION:-0.3}
 MAX_TOKENS=${MAX_TOKENS:-80}
 PRECISION=${PRECISION:-auto}
+ROLLOUT_DTYPE=${ROLLOUT_DTYPE:-fp32}  # int8: GRPO's rollouts decode by int8 copies of the weights
 if [ "${FAST:-0}" = 1 ]; then PRETRAIN_STEPS=60; GRPO_STEPS=4; fi
 # NPROC > 1 runs pretraining and GRPO data-parallel (r1 launch): a model this small keeps the cores
 # busier as single-threaded processes than as one multi-threaded process (1.1-1.2x on 2 cores,
@@ -89,7 +91,8 @@ eval_args=(--task "$OUT/task/test.jsonl" --prompt-format plain --temperature 0 -
 # Both GRPO runs: 16 prompts x 8 completions per step, temperature 1, no KL; only the reward differs.
 grpo_args=(--init "$OUT/base" --prompts "$OUT/task/train.jsonl" --prompt-template plain --steps "$GRPO_STEPS"
            --prompts-per-step 16 --group-size 8 --micro-batch 32 --lr "$GRPO_LR" --temperature 1
-           --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10 --precision "$PRECISION")
+           --max-completion-tokens "$MAX_TOKENS" --beta 0 --seed "$SEED" --sample-every 10 --precision "$PRECISION"
+           --rollout-dtype "$ROLLOUT_DTYPE")
 echo "== 3. the base model on the held-out problems"
 "$R1" eval --model "$OUT/base" "${eval_args[@]}" --out-dir "$OUT/eval-before" | tee "$OUT/eval-before.json"
 echo "== 4. GRPO with the accuracy reward alone"

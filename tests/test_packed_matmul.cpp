@@ -1,4 +1,5 @@
-// Decoding's packed-weight products (model/packed_matmul.h) against float64 products: one packed
+// Decoding's packed-weight products (model/packed_matmul.h; MKL's product alone, whatever rows r1's
+// decode kernels would take first) against float64 products: one packed
 // copy for every row count, packed again whenever the weight changes (an optimizer step, a new
 // tensor, a copy into it), and used only where it applies.
 #include <gtest/gtest.h>
@@ -31,22 +32,22 @@ TEST(PackedMatmul, OneCopyServesEveryRowCount) {
     CpuPackedMatmulScope scope;
     for (int64_t m : {2, 3, 7, 8, 17, 63, 64, 65, 100, 255, 256}) {
       const auto x = torch::randn({m, s.k});
-      const auto y = packed.linear(x, w, b);
+      const auto y = packed.mkl_packed_linear(x, w, b);
       ASSERT_TRUE(y.defined()) << m << " rows";
       EXPECT_EQ(y.sizes(), (std::vector<int64_t>{m, s.n}));
       EXPECT_LT(error(y, x, w, b), 1e-5) << s.n << "x" << s.k << ", " << m << " rows";
     }
     // Batched decode's [B, 1, K] and a non-contiguous input.
     const auto x3 = torch::randn({5, 1, s.k});
-    const auto y3 = packed.linear(x3, w, b);
+    const auto y3 = packed.mkl_packed_linear(x3, w, b);
     ASSERT_TRUE(y3.defined());
     EXPECT_EQ(y3.sizes(), (std::vector<int64_t>{5, 1, s.n}));
     EXPECT_LT(error(y3.squeeze(1), x3.squeeze(1), w, b), 1e-5);
     const auto strided = torch::randn({s.k, 6}).t();
-    EXPECT_LT(error(packed.linear(strided, w, b), strided, w, b), 1e-5);
+    EXPECT_LT(error(packed.mkl_packed_linear(strided, w, b), strided, w, b), 1e-5);
     // One row (a matrix-vector product, never re-packed by libtorch) and many rows (re-packing
     // amortised) keep the ordinary product.
-    EXPECT_FALSE(packed.linear(torch::randn({1, s.k}), w, b).defined());
+    EXPECT_FALSE(packed.mkl_packed_linear(torch::randn({1, s.k}), w, b).defined());
     EXPECT_FALSE(packed.linear(torch::randn({257, s.k}), w, b).defined());
   }
 }
@@ -57,25 +58,25 @@ TEST(PackedMatmul, PacksAgainWhenTheWeightChanges) {
   const auto x = torch::randn({8, 64});
   PackedWeight packed;
   CpuPackedMatmulScope scope;
-  const auto before = packed.linear(x, w, {});
+  const auto before = packed.mkl_packed_linear(x, w, {});
   EXPECT_LT(error(before, x, w, {}), 1e-5);
   {
     torch::NoGradGuard no_grad;  // as an optimizer step changes a parameter
     w.add_(torch::randn_like(w));
   }
-  const auto after_step = packed.linear(x, w, {});
+  const auto after_step = packed.mkl_packed_linear(x, w, {});
   EXPECT_GT((after_step - before).abs().max().item<double>(), 0.1);
   EXPECT_LT(error(after_step, x, w, {}), 1e-5) << "in-place update not seen";
   w.copy_(torch::randn_like(w));  // as a checkpoint load does
-  EXPECT_LT(error(packed.linear(x, w, {}), x, w, {}), 1e-5) << "copy into the weight not seen";
+  EXPECT_LT(error(packed.mkl_packed_linear(x, w, {}), x, w, {}), 1e-5) << "copy into the weight not seen";
   w = torch::randn({96, 64});  // a new tensor (new storage)
-  EXPECT_LT(error(packed.linear(x, w, {}), x, w, {}), 1e-5) << "new weight tensor not seen";
+  EXPECT_LT(error(packed.mkl_packed_linear(x, w, {}), x, w, {}), 1e-5) << "new weight tensor not seen";
   w = torch::randn({48, 64});  // another shape
-  EXPECT_LT(error(packed.linear(x, w, {}), x, w, {}), 1e-5) << "new shape not seen";
+  EXPECT_LT(error(packed.mkl_packed_linear(x, w, {}), x, w, {}), 1e-5) << "new shape not seen";
   // A copied owner (a copied module) packs its own weight.
   PackedWeight copy = packed;
   const auto other = torch::randn({48, 64});
-  EXPECT_LT(error(copy.linear(x, other, {}), x, other, {}), 1e-5);
+  EXPECT_LT(error(copy.mkl_packed_linear(x, other, {}), x, other, {}), 1e-5);
 }
 
 TEST(PackedMatmul, OnlyInsideAScopeForCpuFloat32WithoutAutograd) {
@@ -83,21 +84,21 @@ TEST(PackedMatmul, OnlyInsideAScopeForCpuFloat32WithoutAutograd) {
   const auto w = torch::randn({32, 16});
   const auto x = torch::randn({4, 16});
   PackedWeight packed;
-  EXPECT_FALSE(packed.linear(x, w, {}).defined()) << "outside a scope";
+  EXPECT_FALSE(packed.mkl_packed_linear(x, w, {}).defined()) << "outside a scope";
   EXPECT_FALSE(linear(x, w, {}, &packed).requires_grad());
   CpuPackedMatmulScope scope;
-  EXPECT_TRUE(packed.linear(x, w, {}).defined());
-  EXPECT_FALSE(packed.linear(x.to(torch::kBFloat16), w.to(torch::kBFloat16), {}).defined()) << "bf16";
+  EXPECT_TRUE(packed.mkl_packed_linear(x, w, {}).defined());
+  EXPECT_FALSE(packed.mkl_packed_linear(x.to(torch::kBFloat16), w.to(torch::kBFloat16), {}).defined()) << "bf16";
   // Autograd recording: the ordinary product, so gradients flow.
   const auto xg = x.clone().requires_grad_(true);
-  EXPECT_FALSE(packed.linear(xg, w, {}).defined());
+  EXPECT_FALSE(packed.mkl_packed_linear(xg, w, {}).defined());
   auto y = linear(xg, w, {}, &packed);
   y.sum().backward();
   ASSERT_TRUE(xg.grad().defined());
   // (Summation order varies with the threads MKL uses: a tolerance, not allclose's 1e-8 near zero.)
   EXPECT_LT((xg.grad() - w.sum(0).expand({4, 16})).abs().max().item<double>(), 1e-5);
   torch::NoGradGuard no_grad;
-  EXPECT_TRUE(packed.linear(xg, w, {}).defined()) << "no autograd recording under NoGradGuard";
+  EXPECT_TRUE(packed.mkl_packed_linear(xg, w, {}).defined()) << "no autograd recording under NoGradGuard";
 }
 
 }  // namespace

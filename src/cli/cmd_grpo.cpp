@@ -148,6 +148,11 @@ void add_grpo_command(CLI::App& app) {
   cmd->add_option("--precision", o.precision,
                   "auto (bf16 on CUDA, fp32 on CPU), fp32, bf16: bf16 matrix products in the training passes; weights stay fp32")
       ->capture_default_str();
+  cmd->add_option("--rollout-dtype", o.rollout_dtype,
+                  "the weights rollouts decode with: fp32 (the policy's own), or int8 (per-row int8 copies "
+                  "of its linear layers, remade after each optimizer step; faster decoding on CPUs; the "
+                  "training passes and held-out evaluations stay fp32)")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "int8"}));
   cmd->add_option("--reference-dtype", o.reference_dtype,
                   "the KL reference model's weights: auto (bf16 when --precision gives bf16 products, else fp32), "
                   "fp32, bf16 (half the memory)")

@@ -156,11 +156,12 @@ torch::Tensor read_id_batch(const std::string& path) {
 // The model of --model on the device of --device, and the token ids of --input, checked against
 // its vocabulary and on the same device.
 std::pair<Transformer, torch::Tensor> model_and_ids(const std::string& model_dir, const std::string& input,
-                                                    const RuntimeOptions& rt) {
+                                                    const RuntimeOptions& rt, bool inference) {
   LoadOptions load;
   load.device = rt.setup();
-  load.dtype = rt.scalar_type();
+  load.dtype = inference ? rt.load_type() : rt.scalar_type();  // (scalar_type refuses int8)
   Transformer m = load_model_dir(model_dir, load);
+  if (inference) rt.quantize_if_int8(m);
   auto ids = read_id_batch(input);
   if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
     throw Error(input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");
@@ -180,7 +181,7 @@ void add_grad(CLI::App& model) {
   cmd->add_option("--out", a->out, "output .safetensors file: 'loss' and every parameter's gradient, float32")->required();
   a->rt.add_to(cmd);
   cmd->callback([a] {
-    auto [m, ids] = model_and_ids(a->model, a->input, a->rt);
+    auto [m, ids] = model_and_ids(a->model, a->input, a->rt, /*inference=*/false);
     if (ids.size(1) < 2) throw Error(a->input + ": rows need at least 2 tokens (one prediction)");
     const int64_t T = ids.size(1);
     // The mean over all predictions, as transformers' loss for labels = input ids.
@@ -218,7 +219,7 @@ void add_logits(CLI::App& model) {
       ->capture_default_str();
   a->rt.add_to(cmd);
   cmd->callback([a] {
-    auto [m, ids] = model_and_ids(a->model, a->input, a->rt);
+    auto [m, ids] = model_and_ids(a->model, a->input, a->rt, /*inference=*/true);
     torch::InferenceMode guard;
     torch::Tensor logits;
     std::vector<torch::Tensor> mtp;  // multi-token prediction modules' logits, when the model has them

@@ -85,7 +85,8 @@ void EngineFlags::finish_sampling() {
 LoadedModel load_for_generation(const EngineFlags& flags) {
   LoadedModel m;
   const torch::Device device = flags.rt.setup();
-  m.model = load_model_dir(flags.model, {device, flags.rt.scalar_type()});
+  m.model = load_model_dir(flags.model, {device, flags.rt.load_type()});
+  flags.rt.quantize_if_int8(m.model);
   const auto tok = std::filesystem::path(flags.model) / "tokenizer.json";
   if (std::filesystem::exists(tok)) {
     m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));

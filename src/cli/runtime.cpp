@@ -11,7 +11,10 @@ namespace r1::cli {
 
 void RuntimeOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--device", device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--dtype", dtype, "float32, bfloat16 or float16")->capture_default_str();
+  cmd->add_option("--dtype", dtype,
+                  "float32, bfloat16 or float16; generate, chat, serve and eval also take int8 (float32 "
+                  "activations, linear layers' weights int8 with one scale per output row)")
+      ->capture_default_str();
   cmd->add_option("--threads", threads, "CPU threads for tensor math (0 = all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
 }
 
@@ -35,7 +38,16 @@ torch::Device RuntimeOptions::setup() const {
   return dev;
 }
 
-torch::ScalarType RuntimeOptions::scalar_type() const { return torch_dtype_from_name(dtype); }
+torch::ScalarType RuntimeOptions::scalar_type() const {
+  if (int8()) throw Error("--dtype int8 is for inference (generate, chat, serve, eval); training keeps float weights");
+  return torch_dtype_from_name(dtype);
+}
+
+void RuntimeOptions::quantize_if_int8(Transformer& model) const {
+  if (!int8()) return;
+  const auto [before, after] = model->quantize_linears_int8();
+  std::fprintf(stderr, "int8 weights: linear layers %.1f MB -> %.1f MB\n", before / 1e6, after / 1e6);
+}
 
 std::string RuntimeOptions::device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const {
   return parsed.is_cuda() && !parsed.has_index() && env.distributed() ? "cuda:" + std::to_string(env.local_rank) : device;

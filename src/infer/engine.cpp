@@ -234,6 +234,7 @@ bool Engine::step() {
   torch::InferenceMode inference;
   // Decode steps multiply a few rows by every weight: from copies packed once (packed_matmul.h).
   CpuPackedMatmulScope packed_weights(options_.packed_weights);
+  CpuInt8MatmulScope int8_weights(options_.int8_weights);
   std::vector<uint64_t> cancelled;
   std::vector<std::unique_ptr<Pending>> dropped;
   {

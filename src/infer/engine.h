@@ -32,6 +32,10 @@ struct EngineOptions {
   // CPU float32 decoding multiplies by copies of the weights packed once for MKL (faster products
   // for 2-256 rows; the weights' size again in memory). model/packed_matmul.h.
   bool packed_weights = true;
+  // Decode by int8 copies of float32 models' linear weights (one scale per output row), quantised
+  // when a weight first serves and again after it changes: GRPO's --rollout-dtype int8 (a quarter
+  // of the weight bytes per step; the training passes keep float32). model/packed_matmul.h.
+  bool int8_weights = false;
   // Self-speculative decoding (DeepSeek-V3 models with a multi-token prediction module): each step
   // the MTP module drafts the token after next, the model checks it in the same forward as the
   // next token, and a right draft yields two tokens for one step. What is sampled is exactly what

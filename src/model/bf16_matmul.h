@@ -31,7 +31,8 @@ class CpuBf16MatmulScope {
 bool cpu_bf16_matmul_enabled();
 
 // x [..., K] @ weight [N, K]^T + bias: in bf16 inside a CpuBf16MatmulScope for CPU float32
-// tensors; else through `packed` inside a CpuPackedMatmulScope (packed_matmul.h); else libtorch's linear.
+// tensors; else through `packed` (packed_matmul.h: r1's decode kernels for few rows, int8 copies,
+// MKL-packed copies); else libtorch's linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {},
                      PackedWeight* packed = nullptr);
 

@@ -10,6 +10,7 @@ namespace r1 {
 namespace {
 
 thread_local bool t_packed_matmul = false;
+thread_local bool t_int8_matmul = false;
 
 // CBLAS's enumerations (mkl_cblas.h; libtorch ships no MKL headers).
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
@@ -55,6 +56,9 @@ const Mkl& mkl() {
 CpuPackedMatmulScope::CpuPackedMatmulScope(bool enabled) : previous_(t_packed_matmul) { t_packed_matmul = enabled; }
 CpuPackedMatmulScope::~CpuPackedMatmulScope() { t_packed_matmul = previous_; }
 
+CpuInt8MatmulScope::CpuInt8MatmulScope(bool enabled) : previous_(t_int8_matmul) { t_int8_matmul = enabled; }
+CpuInt8MatmulScope::~CpuInt8MatmulScope() { t_int8_matmul = previous_; }
+
 bool packed_matmul_available() { return mkl().usable(); }
 
 PackedWeight& PackedWeight::operator=(const PackedWeight&) {
@@ -66,16 +70,70 @@ void PackedWeight::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   packed_ = torch::Tensor();
   source_ = nullptr;
+  if (!frozen_int8_) {
+    int8_ = {};
+    int8_source_ = nullptr;
+  }
 }
 
+void PackedWeight::freeze_int8(const torch::Tensor& weight) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int8_ = quantize_int8(weight);
+  frozen_int8_ = true;
+}
+
+namespace {
+
+bool records_gradient(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return torch::GradMode::is_enabled() &&
+         (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+}
+
+int64_t version_of(const torch::Tensor& weight) {
+  return weight.is_inference() ? -1 : static_cast<int64_t>(weight._version());
+}
+
+}  // namespace
+
 torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!t_packed_matmul || !mkl().usable()) return {};
+  if (frozen_int8_) return int8_linear(x, weight, bias);
+  if (!x.device().is_cpu() || !weight.device().is_cpu() || records_gradient(x, weight, bias)) return {};
+  if (t_int8_matmul && weight.scalar_type() == torch::kFloat32 && weight.dim() == 2) return int8_linear(x, weight, bias);
+  if (const auto rows = weight_rows(weight)) {
+    auto y = decode_linear(x, *rows, bias);
+    if (y.defined()) return y;
+  }
+  return mkl_packed_linear(x, weight, bias);
+}
+
+// Products by the int8 copy: r1's kernel for decoding's row counts, else (prefill) the copy
+// dequantised to float32 for libtorch's GEMM, one matrix at a time.
+torch::Tensor PackedWeight::int8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  Int8Weight q;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!frozen_int8_ && (!int8_.values.defined() || int8_source_ != weight.data_ptr() ||
+                          int8_version_ != version_of(weight) || int8_.values.sizes() != weight.sizes())) {
+      int8_ = Int8Weight();
+      int8_ = quantize_int8(weight);
+      int8_source_ = weight.data_ptr();
+      int8_version_ = version_of(weight);
+    }
+    q = int8_;
+  }
+  if (x.device().is_cpu() && !(x.requires_grad() && torch::GradMode::is_enabled())) {
+    auto y = decode_linear(x, q.rows(), bias);
+    if (y.defined()) return y;
+  }
+  return torch::nn::functional::linear(x, q.dequantized().to(x.device(), x.scalar_type()), bias);
+}
+
+torch::Tensor PackedWeight::mkl_packed_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                                              const torch::Tensor& bias) {
+  if (!t_packed_matmul || !mkl().usable() || records_gradient(x, weight, bias)) return {};
   if (!x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 ||
       !weight.device().is_cpu() || weight.dim() != 2 || !weight.is_contiguous() ||
       (bias.defined() && (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu())))
-    return {};
-  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() ||
-                                        (bias.defined() && bias.requires_grad())))
     return {};
   const int64_t N = weight.size(0), K = weight.size(1);
   if (K == 0 || x.size(-1) != K || N * K > std::numeric_limits<int>::max()) return {};
@@ -84,7 +142,7 @@ torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& 
   const auto a = x.reshape({M, K}).contiguous();
 
   std::lock_guard<std::mutex> lock(mutex_);
-  const int64_t version = weight.is_inference() ? -1 : static_cast<int64_t>(weight._version());
+  const int64_t version = version_of(weight);
   if (!packed_.defined() || source_ != weight.data_ptr() || rows_ != N || cols_ != K || version_ != version) {
     const size_t bytes = mkl().get_size(kBMatrix, kPackRows, static_cast<int>(N), static_cast<int>(K));
     packed_ = torch::Tensor();  // free the stale copy before allocating the new one

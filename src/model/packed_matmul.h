@@ -12,10 +12,18 @@
 // only when the linked libtorch carries MKL's packing functions (PyPI's does; looked up at run
 // time, so a libtorch without MKL simply keeps the ordinary product). R1_NO_PACKED_GEMM=1
 // switches it off process-wide, for A/B measurements.
+//
+// The same object holds a Linear's other decoding copy, int8 (decode_matmul.h): made inside a
+// CpuInt8MatmulScope (GRPO's rollouts with --rollout-dtype int8; remade whenever the weight
+// changes, like the packed copy), or for good by freeze_int8 (generate, chat, serve and eval with
+// --dtype int8, which then release the float32 weight). Products of few rows from float32 or
+// bfloat16 weights go to decode_matmul's kernels before any of this.
 #pragma once
 #include <mutex>
 
 #include <torch/torch.h>
+
+#include "model/decode_matmul.h"
 
 namespace r1 {
 
@@ -26,6 +34,19 @@ class CpuPackedMatmulScope {
   ~CpuPackedMatmulScope();
   CpuPackedMatmulScope(const CpuPackedMatmulScope&) = delete;
   CpuPackedMatmulScope& operator=(const CpuPackedMatmulScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// While alive on this thread (and enabled), linear layers that own a PackedWeight multiply by an
+// int8 copy of their float32 weight (per-row scales; quantised on first use and when the weight changes).
+class CpuInt8MatmulScope {
+ public:
+  explicit CpuInt8MatmulScope(bool enabled);
+  ~CpuInt8MatmulScope();
+  CpuInt8MatmulScope(const CpuInt8MatmulScope&) = delete;
+  CpuInt8MatmulScope& operator=(const CpuInt8MatmulScope&) = delete;
 
  private:
   bool previous_;
@@ -49,8 +70,23 @@ class PackedWeight {
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
   // Frees the packed copy (it is packed again on next use).
   void clear();
+  // From now on every product uses an int8 copy of `weight` made here, in and out of scopes; the
+  // caller may then release the float weight (quantize_linears_int8 in model/transformer.h does).
+  void freeze_int8(const torch::Tensor& weight);
+  bool frozen_int8() const { return frozen_int8_; }
+  // Bytes of the int8 copy (0 when there is none).
+  int64_t int8_bytes() const { return int8_.values.defined() ? int8_.bytes() : 0; }
+  // MKL's packed product alone (what linear() does past the decode kernels' row counts), for benchmarks.
+  torch::Tensor mkl_packed_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
  private:
+  torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+  Int8Weight int8_;
+  const void* int8_source_ = nullptr;
+  int64_t int8_version_ = -1;
+  bool frozen_int8_ = false;
+
   std::mutex mutex_;
   torch::Tensor packed_;  // MKL's opaque packed bytes (64-byte aligned by libtorch's allocator)
   const void* source_ = nullptr;

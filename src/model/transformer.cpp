@@ -391,6 +391,30 @@ torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::
   return score(hidden.index({rows, last.to(torch::kInt64)})).squeeze(-1).to(torch::kFloat32);
 }
 
+std::pair<int64_t, int64_t> TransformerImpl::quantize_linears_int8() {
+  torch::NoGradGuard no_grad;
+  int64_t before = 0, after = 0;
+  for (const auto& item : named_modules("", /*include_self=*/false)) {
+    auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
+    const auto& name = item.key();
+    const bool absorbed_by_attention = name.size() >= 9 && name.compare(name.size() - 9, 9, "kv_b_proj") == 0;
+    const bool lora = name.find("lora_") != std::string::npos;  // small, and trained in float32
+    if (linear == nullptr || absorbed_by_attention || lora || linear->weight.dim() != 2 ||
+        linear->weight.scalar_type() != torch::kFloat32 || linear->packed.frozen_int8())
+      continue;
+    before += linear->weight.numel() * 4;
+    linear->packed.freeze_int8(linear->weight);
+    after += linear->packed.int8_bytes();
+    linear->weight.set_data(torch::empty({0}, linear->weight.options()));  // the memory goes back now
+  }
+  if (!lm_head && !score) {
+    const auto& embedding = model->embed_tokens->weight;  // kept for the lookup: the head gains a copy
+    tied_head_packed_.freeze_int8(embedding);
+    after += tied_head_packed_.int8_bytes();
+  }
+  return {before, after};
+}
+
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {
   if (config_.sequence_classification)
     throw Error("a reward model (" + config_.architecture_name() + ") has no language-model head: it scores, it does not generate");

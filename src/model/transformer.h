@@ -205,6 +205,12 @@ class TransformerImpl : public torch::nn::Module {
   // The modules this model holds (0 when its files had none).
   int64_t mtp_modules() const;
 
+  // Inference in int8 (--dtype int8): every linear layer's weight, the output head's included, is
+  // replaced by a per-row int8 copy (model/decode_matmul.h) and the float32 weight released;
+  // embeddings, norms, MoE experts' stacked weights and MLA's kv_b_proj (whose weight latent
+  // attention reads directly) stay float32. Returns the bytes the weights took before and after.
+  std::pair<int64_t, int64_t> quantize_linears_int8();
+
   // hidden [B, T, H] and each row's last real position [B] -> reward-model scores [B] (fp32).
   torch::Tensor scores(const torch::Tensor& hidden, const torch::Tensor& last);
 

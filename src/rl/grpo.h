@@ -63,6 +63,7 @@ struct GrpoOptions {
   bool resume = false;
   std::string device = "cpu";
   std::string precision = "auto";  // auto (bf16 on CUDA) | fp32 | bf16: autocast for the training forward passes
+  std::string rollout_dtype = "fp32";  // fp32 | int8: the weights rollouts decode with (held-out evaluations keep fp32)
   std::string reference_dtype = "auto";  // auto (bf16 when the passes run in bf16) | fp32 | bf16: the KL reference's weights
   int zero = 0;  // 1: AdamW's state sharded across data-parallel ranks (train/training_optimizer.h)
   bool checkpoint_activations = false;  // recompute each layer in the backward pass (model/checkpoint.h)

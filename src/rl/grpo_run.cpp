@@ -84,6 +84,7 @@ GrpoRun::GrpoRun(const GrpoOptions& options)
     engine_options.max_batch = std::min(engine_options.max_batch, o.rollout_batch);
   }
   engine_options.max_context = static_cast<int64_t>(longest) + o.max_completion_tokens;
+  engine_options.int8_weights = o.rollout_dtype == "int8";
   engine = std::make_unique<Engine>(policy, tokenizer.get(), engine_options);
   if (main_rank())
     std::fprintf(stderr, "rollouts: %lld sequences decoded at once per rank, KV cache %.4g MB\n",

@@ -3,8 +3,8 @@
 // Why: ATen's OpenMP parallel_for is inline in its headers (`#pragma omp parallel`), so in a
 // translation unit compiled without -fopenmp it silently runs the whole range on the calling
 // thread. Most of r1 is compiled without it (the precompiled torch header cannot be shared with
-// -fopenmp files); the engine's per-row sampling loops ran on one thread that way until
-// 2026-11-30. This function's file is built with -fopenmp and uses libtorch's own thread pool.
+// -fopenmp files), where such loops would run on one thread. This function's file is built with
+// -fopenmp and uses libtorch's own thread pool.
 #pragma once
 #include <cstdint>
 #include <functional>

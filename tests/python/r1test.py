@@ -95,12 +95,13 @@ def tiny_policy(tmp, preset="tiny"):
     return base, prompts
 
 
-def assert_greedy_matches_transformers(test, model_dir, hf, prompts, eos, new_tokens=12, what=""):
-    """`r1 generate` greedy on token-id prompts of unequal lengths (one batch) against transformers'
-    `generate` with model `hf`, prompt by prompt: the same ids, log-probs within 1e-4, the same
-    finish reason."""
+def assert_greedy_matches_transformers(test, model_dir, hf, prompts, eos, new_tokens=12, what="", flags=()):
+    """`r1 generate` greedy (with `flags`) on token-id prompts of unequal lengths (one batch) against
+    transformers' `generate` with model `hf`, prompt by prompt: the same ids, log-probs within 1e-4,
+    the same finish reason."""
     import torch
-    args = ["generate", "--model", model_dir, "--max-new-tokens", new_tokens, "--temperature", 0, "--threads", 1]
+    args = ["generate", "--model", model_dir, "--max-new-tokens", new_tokens, "--temperature", 0, "--threads", 1,
+            *flags]
     for p in prompts:
         args += ["--prompt-ids", ",".join(map(str, p))]
     rows = [json.loads(l) for l in r1(*args).stdout.splitlines()]

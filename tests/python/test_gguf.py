@@ -240,6 +240,24 @@ class RealModelImport(unittest.TestCase):
                             "--max-new-tokens", 3, "--temperature", 0, "--threads", 2).stdout)
         self.assertEqual(out["text"], " Paris.\n")
 
+    def test_int8_weights_are_transformers_with_the_same_rounding(self):
+        """`--dtype int8` is the model whose linear layers (the tied head included; not the embedding
+        lookup) hold round(W / s) * s with s = max|W_row| / 127: transformers given exactly those
+        weights generates the same greedy tokens with the same log-probs."""
+        import copy
+        import torch
+        hf = copy.deepcopy(self.hf)
+        with torch.no_grad():
+            for module in hf.modules():
+                if isinstance(module, torch.nn.Linear):
+                    w = module.weight
+                    scale = (w.abs().amax(1, keepdim=True) / 127).clamp_min(1e-30)
+                    module.weight = torch.nn.Parameter(torch.round(w / scale).clamp(-127, 127) * scale)
+        self.assertIsNot(hf.lm_head.weight, hf.model.embed_tokens.weight, "the head is quantised, the lookup not")
+        prompt = self.hf_tokenizer("The capital of France is", add_special_tokens=False).input_ids
+        assert_greedy_matches_transformers(self, self.model, hf, [prompt, prompt[:3]], eos=2, new_tokens=6,
+                                           what="smollm2 int8", flags=("--dtype", "int8"))
+
     def test_chat_equals_transformers_over_the_files_chat_template(self):
         """`r1 generate --chat` renders SmolLM2's own template (ChatML with its default system
         message) and answers token for token as transformers' greedy generate over that template."""

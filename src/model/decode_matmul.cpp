@@ -1,0 +1,243 @@
+#include "model/decode_matmul.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define R1_X86_KERNELS 1
+#endif
+
+namespace r1 {
+namespace {
+
+// Scalar forms of the three weight types, for the columns past the last full vector.
+inline float weight_value(const float* w, int64_t i) { return w[i]; }
+inline float weight_value(const uint16_t* w, int64_t i) {
+  const uint32_t bits = static_cast<uint32_t>(w[i]) << 16;  // bfloat16 is float32's top half
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+inline float weight_value(const int8_t* w, int64_t i) { return static_cast<float>(w[i]); }
+
+using KernelFn = void (*)(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, int64_t n0,
+                          int64_t n1);
+
+}  // namespace
+
+#ifdef R1_X86_KERNELS
+// The kernel body (decode_matmul_tiles.inc) is compiled twice, once per instruction set, each
+// time against a `Simd` struct of that set's vector operations.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps() (`__m512 __Y = __Y;`), which
+// -Wuninitialized reports at every use.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace avx512 {
+struct Simd {
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static constexpr int kTileRows = 4;  // x rows per tile: 4 x 4 accumulators of the 32 registers
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(const uint16_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  static V load(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
+  static float sum(V v) { return _mm512_reduce_add_ps(v); }
+};
+#include "model/decode_matmul_tiles.inc"
+}  // namespace avx512
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+struct Simd {
+  using V = __m256;
+  static constexpr int kWidth = 8;
+  static constexpr int kTileRows = 2;  // 2 x 4 accumulators of the 16 registers
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V load(const uint16_t* p) {
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+  }
+  static V load(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static V fma(V a, V b, V acc) { return _mm256_fmadd_ps(a, b, acc); }
+  static float sum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+#include "model/decode_matmul_tiles.inc"
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+struct Kernel {
+  KernelFn fn = nullptr;
+  const char* isa = "";
+};
+
+// The kernels this CPU can run, widest first.
+std::vector<Kernel> runnable_kernels() {
+  std::vector<Kernel> kernels;
+#ifdef R1_X86_KERNELS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    kernels.push_back({avx512::rows_range, "avx512"});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kernels.push_back({avx2::rows_range, "avx2"});
+#endif
+  return kernels;
+}
+
+// Picked once: the widest instruction set this CPU runs, unless the environment says otherwise.
+const Kernel& kernel() {
+  static const Kernel picked = [] {
+    if (std::getenv("R1_NO_DECODE_KERNELS") != nullptr) return Kernel();
+    const char* forced = std::getenv("R1_DECODE_ISA");
+    for (const auto& k : runnable_kernels())
+      if (forced == nullptr || std::string(forced) == k.isa) return k;
+    return Kernel();
+  }();
+  return picked;
+}
+
+void run(KernelFn fn, const float* x, int64_t M, const WeightRows& w, const float* bias, float* y) {
+  TORCH_CHECK(fn != nullptr, "decode_matmul: no kernel for this CPU");
+  // Each thread takes whole blocks of 16 output rows, and at least ~64 KB of weights (splitting a
+  // small matrix costs more in wake-ups than it saves).
+  constexpr int64_t kBlock = 16;
+  const int64_t blocks = (w.rows + kBlock - 1) / kBlock;
+  const int64_t type_bytes = w.type == WeightType::kFloat32 ? 4 : w.type == WeightType::kBFloat16 ? 2 : 1;
+  const int64_t grain = std::max<int64_t>(1, (64 << 10) / (kBlock * w.cols * type_bytes));
+  at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+    fn(x, M, w, bias, y, b0 * kBlock, std::min(w.rows, b1 * kBlock));
+  });
+}
+
+}  // namespace
+
+int64_t decode_kernel_max_rows(WeightType type) {
+  // bench/run_gemv.py on SmolLM2's shapes, 2 threads, Intel Xeon: MKL's packed float32 GEMM passes
+  // the kernel from 8 rows (69 vs 59 GFLOP/s); oneDNN's bfloat16 product (and int8 dequantised for
+  // MKL) only past 64 (at 128: 147 vs 118, 189 vs 140).
+  return type == WeightType::kFloat32 ? 4 : 64;
+}
+
+const char* decode_kernel_isa() { return kernel().isa; }
+
+void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y) {
+  run(kernel().fn, x, M, w, bias, y);
+}
+
+void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, const std::string& isa) {
+  for (const auto& k : runnable_kernels())
+    if (isa == k.isa) return run(k.fn, x, M, w, bias, y);
+  TORCH_CHECK(false, "decode_matmul: this CPU does not run '", isa, "'");
+}
+
+std::vector<std::string> decode_kernel_isas() {
+  std::vector<std::string> names;
+  for (const auto& k : runnable_kernels()) names.push_back(k.isa);
+  return names;
+}
+
+std::optional<WeightRows> weight_rows(const torch::Tensor& weight) {
+  if (weight.dim() != 2 || !weight.device().is_cpu() || !weight.is_contiguous()) return std::nullopt;
+  WeightRows w;
+  w.rows = weight.size(0);
+  w.cols = weight.size(1);
+  if (weight.scalar_type() == torch::kFloat32) {
+    w.type = WeightType::kFloat32;
+  } else if (weight.scalar_type() == torch::kBFloat16) {
+    w.type = WeightType::kBFloat16;
+  } else {
+    return std::nullopt;
+  }
+  w.data = weight.data_ptr();
+  return w;
+}
+
+torch::Tensor decode_linear(const torch::Tensor& x, const WeightRows& w, const torch::Tensor& bias) {
+  if (kernel().fn == nullptr || !x.device().is_cpu() || x.size(-1) != w.cols || w.cols == 0) return {};
+  if (x.scalar_type() != torch::kFloat32 && x.scalar_type() != torch::kBFloat16) return {};
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || (bias.defined() && bias.requires_grad()))) return {};
+  const int64_t M = x.numel() / w.cols;
+  if (M < 1 || M > decode_kernel_max_rows(w.type)) return {};
+  const auto a = x.reshape({M, w.cols}).to(torch::kFloat32).contiguous();
+  const auto b = bias.defined() ? bias.to(torch::kFloat32).contiguous() : torch::Tensor();
+  auto out = torch::empty({M, w.rows}, a.options());
+  decode_matmul(a.data_ptr<float>(), M, w, b.defined() ? b.data_ptr<float>() : nullptr, out.data_ptr<float>());
+  auto sizes = x.sizes().vec();
+  sizes.back() = w.rows;
+  return out.view(sizes).to(x.scalar_type());
+}
+
+WeightRows Int8Weight::rows() const {
+  WeightRows w;
+  w.type = WeightType::kInt8;
+  w.data = values.data_ptr();
+  w.scales = scales.data_ptr<float>();
+  w.rows = values.size(0);
+  w.cols = values.size(1);
+  return w;
+}
+
+torch::Tensor Int8Weight::dequantized() const { return values.to(torch::kFloat32) * scales.unsqueeze(1); }
+
+Int8Weight quantize_int8(const torch::Tensor& weight) {
+  TORCH_CHECK(weight.dim() == 2, "quantize_int8: a matrix, got ", weight.dim(), " dimensions");
+  torch::NoGradGuard no_grad;
+  const auto w = weight.to(torch::kFloat32);
+  auto scales = w.abs().amax(1) / 127.0f;
+  scales = torch::where(scales > 0, scales, torch::ones_like(scales));  // an all-zero row stays zero
+  auto values = torch::round(w / scales.unsqueeze(1)).clamp(-127, 127).to(torch::kInt8).contiguous();
+  return {values, scales.contiguous()};
+}
+
+namespace {
+std::atomic<int> g_mkl_vendor_asks{0};
+}  // namespace
+
+int mkl_vendor_asks() { return g_mkl_vendor_asks.load(); }
+
+}  // namespace r1
+
+// MKL (statically inside libtorch_cpu, its symbols exported and called through the PLT) asks this
+// function whether the CPU is an Intel one, and on any other vendor's CPU takes its generic "def"
+// code paths: SSE-era kernels at a fraction of an AVX2 or AVX-512 CPU's speed (the products of
+// training and prefill at ~45% of the peak on AMD EPYC, issue 26). Defined here, in the executable,
+// it comes ahead of MKL's own in symbol lookup, so MKL picks its kernels by the instruction sets
+// the CPU reports, whoever made it. R1_MKL_VENDOR_CHECK=1 keeps MKL's own answer (the old paths).
+extern "C" __attribute__((visibility("default"))) int mkl_serv_intel_cpu_true() {
+  ++r1::g_mkl_vendor_asks;
+  static const auto mkl_own = [] {
+    using Fn = int (*)();
+    return std::getenv("R1_MKL_VENDOR_CHECK") ? reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "mkl_serv_intel_cpu_true"))
+                                              : nullptr;
+  }();
+  return mkl_own ? mkl_own() : 1;
+}
