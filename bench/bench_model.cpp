@@ -331,7 +331,7 @@ int main(int argc, char** argv) {
     const bool int8 = dtype == "int8";  // float32 with int8 linear layers (--dtype int8 of r1 generate)
     const auto scalar = int8 ? torch::kFloat32 : r1::torch_dtype_from_name(dtype);
     if (!model_dir.empty()) {
-      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar});
+      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar, int8});
     } else {
       model = r1::Transformer(r1::preset_config(preset), torch::TensorOptions().device(device).dtype(scalar));
       model->init_weights(0);

@@ -156,5 +156,16 @@ TEST(DecodeMatmul, Int8ScopeQuantisesAgainWhenTheWeightChanges) {
   EXPECT_TRUE(close_to_float(product())) << "new weight tensor not seen";
 }
 
+// MKL picks its kernels by asking whether the CPU is Intel's; r1 answers (decode_matmul.cpp), so
+// AMD CPUs get the AVX2 / AVX-512 kernels too. The question must reach r1's answer, not MKL's own.
+TEST(MklVendorCheck, MklAsksR1) {
+  if (std::getenv("R1_MKL_VENDOR_CHECK") != nullptr) GTEST_SKIP() << "R1_MKL_VENDOR_CHECK keeps MKL's own answer";
+  const auto a = torch::randn({256, 256});
+  const auto want = torch::matmul(a.to(torch::kFloat64), a.to(torch::kFloat64));
+  const auto got = torch::mm(a, a);  // MKL's sgemm: the first BLAS call settles its code path
+  EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-3);
+  EXPECT_GT(mkl_vendor_asks(), 0) << "MKL never reached r1's mkl_serv_intel_cpu_true";
+}
+
 }  // namespace
 }  // namespace r1

@@ -46,8 +46,8 @@ void add_passkey(CLI::App* eval) {
     const std::string tok = (std::filesystem::path(a->model) / "tokenizer.json").string();
     if (!std::filesystem::exists(tok)) throw Error(a->model + ": no tokenizer.json (the prompts are text)");
     const Tokenizer tokenizer = Tokenizer::load(tok);
-    Transformer model = load_model_dir(a->model, {device, a->rt.load_type()});
-    a->rt.quantize_if_int8(model);
+    Transformer model = load_model_dir(a->model, a->rt.inference_load(device));
+    a->rt.report_int8(model);
     const int64_t trained = model->config().max_position_embeddings;
     std::printf("passkey retrieval, %s (max_position_embeddings %lld), %lld trials per cell\n\n", a->model.c_str(),
                 static_cast<long long>(trained), static_cast<long long>(a->o.trials));

@@ -85,8 +85,8 @@ void EngineFlags::finish_sampling() {
 LoadedModel load_for_generation(const EngineFlags& flags) {
   LoadedModel m;
   const torch::Device device = flags.rt.setup();
-  m.model = load_model_dir(flags.model, {device, flags.rt.load_type()});
-  flags.rt.quantize_if_int8(m.model);
+  m.model = load_model_dir(flags.model, flags.rt.inference_load(device));
+  flags.rt.report_int8(m.model);
   const auto tok = std::filesystem::path(flags.model) / "tokenizer.json";
   if (std::filesystem::exists(tok)) {
     m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));

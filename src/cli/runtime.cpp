@@ -43,9 +43,17 @@ torch::ScalarType RuntimeOptions::scalar_type() const {
   return torch_dtype_from_name(dtype);
 }
 
-void RuntimeOptions::quantize_if_int8(Transformer& model) const {
+LoadOptions RuntimeOptions::inference_load(torch::Device device) const {
+  LoadOptions load;
+  load.device = device;
+  load.dtype = int8() ? torch::kFloat32 : scalar_type();
+  load.int8_linears = int8();
+  return load;
+}
+
+void RuntimeOptions::report_int8(Transformer& model) const {
   if (!int8()) return;
-  const auto [before, after] = model->quantize_linears_int8();
+  const auto [before, after] = model->quantize_linears_int8();  // (all done at load: this counts)
   std::fprintf(stderr, "int8 weights: linear layers %.1f MB -> %.1f MB\n", before / 1e6, after / 1e6);
 }
 

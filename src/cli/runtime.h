@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "dist/launch_env.h"
+#include "io/model_dir.h"
 #include "model/lora_config.h"
 #include "model/transformer.h"
 #include "train/expert_balance_options.h"
@@ -21,11 +22,13 @@ struct RuntimeOptions {
   // Applies the thread count and returns the parsed device (errors for cuda without a GPU).
   torch::Device setup() const;
   torch::ScalarType scalar_type() const;
-  // --dtype int8 (generate, chat, serve, eval): the model loads as float32 and its linear layers
-  // are then quantised to int8 weights (model/decode_matmul.h) by quantize_if_int8.
+  // --dtype int8 (generate, chat, serve, eval): the model's linear layers are quantised to int8
+  // weights (model/decode_matmul.h) as they load from float32.
   bool int8() const { return dtype == "int8"; }
-  torch::ScalarType load_type() const { return int8() ? torch::kFloat32 : scalar_type(); }
-  void quantize_if_int8(Transformer& model) const;
+  // How an inference command loads its model (int8 allowed).
+  LoadOptions inference_load(torch::Device device) const;
+  // With --dtype int8, a line on stderr with the weights' bytes.
+  void report_int8(Transformer& model) const;
   // The device of this process of a (possibly data-parallel) training job: one GPU per local
   // rank when several processes share a machine and --device is a plain "cuda".
   std::string device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const;

@@ -30,7 +30,7 @@ struct EngineOptions {
   int64_t max_batch = 32;    // sequences decoded together (KV cache rows)
   int64_t max_context = 0;   // prompt + generated tokens per sequence; 0 = the model's max_position_embeddings
   // CPU float32 decoding multiplies by copies of the weights packed once for MKL (faster products
-  // for 2-256 rows; the weights' size again in memory). model/packed_matmul.h.
+  // for 5-256 rows; the weights' size again in memory). model/packed_matmul.h.
   bool packed_weights = true;
   // Decode by int8 copies of float32 models' linear weights (one scale per output row), quantised
   // when a weight first serves and again after it changes: GRPO's --rollout-dtype int8 (a quarter

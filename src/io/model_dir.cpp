@@ -1,6 +1,7 @@
 #include "io/model_dir.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -13,6 +14,7 @@
 
 #include "io/lora_adapter.h"
 #include "util/error.h"
+#include "util/memory.h"
 #include "util/json_file.h"
 #include "util/strings.h"
 
@@ -188,7 +190,14 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std:
 
 torch::Tensor read_tensor(const SafetensorsFile& file, const TensorInfo& info) {
   auto t = torch::empty(std::vector<int64_t>(info.shape.begin(), info.shape.end()), to_torch_dtype(info.dtype));
-  if (info.nbytes() > 0) std::memcpy(t.data_ptr(), file.data(info), info.nbytes());
+  if (info.nbytes() == 0) return t;
+  std::memcpy(t.data_ptr(), file.data(info), info.nbytes());
+  // The file's pages are read once: drop them from this process's resident set now (they stay in
+  // the page cache), or a load peaks at the weights' size twice.
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(file.data(info)) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<uintptr_t>(file.data(info)) + info.nbytes()) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
   return t;
 }
 
@@ -278,7 +287,7 @@ class StoredWeights {
 // load_weights on files already opened (load_model_dir reads their headers before allocating).
 void copy_weights(Transformer& model, const std::string& dir, const WeightFiles& files,
                   const std::set<std::string>& may_be_missing, const std::set<std::string>& ignore,
-                  std::optional<Fp8Blocks> fp8) {
+                  std::optional<Fp8Blocks> fp8, const std::function<void(const std::string&)>& copied = {}) {
   StoredWeights stored(dir, files, fp8);
   torch::NoGradGuard no_grad;
   std::vector<std::string> missing;
@@ -286,6 +295,7 @@ void copy_weights(Transformer& model, const std::string& dir, const WeightFiles&
     torch::Tensor& param = p.value();
     if (stored.has(p.key())) {
       param.copy_(stored.read(p.key(), param.sizes()));
+      if (copied) copied(p.key());
       continue;
     }
     // Fused experts stored one tensor per expert (the released checkpoints, r1's own).
@@ -361,7 +371,19 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   }
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
-  copy_weights(model, dir, files, {}, {}, fp8);
+  if (!options.int8_linears) {
+    copy_weights(model, dir, files, {}, {}, fp8);
+    return model;
+  }
+  if (dtype != torch::kFloat32) throw Error("int8 linear layers are quantised from float32 weights");
+  const auto linears = model->int8_linears();
+  copy_weights(model, dir, files, {}, {}, fp8, [&](const std::string& name) {
+    const auto it = linears.find(name);
+    if (it == linears.end()) return;
+    quantize_linear_int8(*it->second);
+    return_freed_memory();  // (the heap keeps freed blocks otherwise: util/memory.h)
+  });
+  model->quantize_linears_int8();  // the tied head's copy, once the embedding is in
   return model;
 }
 

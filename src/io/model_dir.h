@@ -26,6 +26,9 @@ struct LoadOptions {
   torch::Device device = torch::kCPU;
   // Weights are converted to this dtype on load; nullopt keeps config.json's torch_dtype.
   std::optional<torch::ScalarType> dtype = torch::kFloat32;
+  // Linear layers quantised to int8 as they load (TransformerImpl::quantize_linears_int8), so the
+  // float32 weights are never all held at once: --dtype int8. Needs dtype float32.
+  bool int8_linears = false;
 };
 
 // Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that

@@ -211,11 +211,19 @@ torch::Tensor Int8Weight::dequantized() const { return values.to(torch::kFloat32
 Int8Weight quantize_int8(const torch::Tensor& weight) {
   TORCH_CHECK(weight.dim() == 2, "quantize_int8: a matrix, got ", weight.dim(), " dimensions");
   torch::NoGradGuard no_grad;
-  const auto w = weight.to(torch::kFloat32);
-  auto scales = w.abs().amax(1) / 127.0f;
-  scales = torch::where(scales > 0, scales, torch::ones_like(scales));  // an all-zero row stays zero
-  auto values = torch::round(w / scales.unsqueeze(1)).clamp(-127, 127).to(torch::kInt8).contiguous();
-  return {values, scales.contiguous()};
+  const int64_t N = weight.size(0), K = weight.size(1);
+  Int8Weight q{torch::empty({N, K}, weight.options().dtype(torch::kInt8)), torch::empty({N}, weight.options().dtype(torch::kFloat32))};
+  // A block of rows at a time: the float temporaries stay small beside a vocabulary-sized head.
+  const int64_t block = std::max<int64_t>(1, (4 << 20) / std::max<int64_t>(1, K));
+  for (int64_t r = 0; r < N; r += block) {
+    const int64_t n = std::min(block, N - r);
+    const auto w = weight.narrow(0, r, n).to(torch::kFloat32);
+    auto scales = w.abs().amax(1) / 127.0f;
+    scales = torch::where(scales > 0, scales, torch::ones_like(scales));  // an all-zero row stays zero
+    q.values.narrow(0, r, n).copy_(torch::round(w / scales.unsqueeze(1)).clamp_(-127, 127));
+    q.scales.narrow(0, r, n).copy_(scales);
+  }
+  return q;
 }
 
 namespace {

@@ -8,7 +8,8 @@
 //
 // The packed copy costs the weight's size again in memory, so it is used only inside a
 // CpuPackedMatmulScope (the generation engine's steps, unless EngineOptions::packed_weights is
-// off: `--no-packed-weights`), only for CPU float32 products of 2-256 rows with no autograd, and
+// off: `--no-packed-weights`), only for CPU float32 products of 2-256 rows with no autograd (of
+// which r1's decode kernels, decode_matmul.h, take the first few), and
 // only when the linked libtorch carries MKL's packing functions (PyPI's does; looked up at run
 // time, so a libtorch without MKL simply keeps the ordinary product). R1_NO_PACKED_GEMM=1
 // switches it off process-wide, for A/B measurements.
@@ -76,6 +77,7 @@ class PackedWeight {
   bool frozen_int8() const { return frozen_int8_; }
   // Bytes of the int8 copy (0 when there is none).
   int64_t int8_bytes() const { return int8_.values.defined() ? int8_.bytes() : 0; }
+  int64_t int8_values() const { return int8_.values.defined() ? int8_.values.numel() : 0; }
   // MKL's packed product alone (what linear() does past the decode kernels' row counts), for benchmarks.
   torch::Tensor mkl_packed_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 

@@ -391,28 +391,39 @@ torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::
   return score(hidden.index({rows, last.to(torch::kInt64)})).squeeze(-1).to(torch::kFloat32);
 }
 
-std::pair<int64_t, int64_t> TransformerImpl::quantize_linears_int8() {
-  torch::NoGradGuard no_grad;
-  int64_t before = 0, after = 0;
+std::map<std::string, LinearImpl*> TransformerImpl::int8_linears() {
+  std::map<std::string, LinearImpl*> out;
   for (const auto& item : named_modules("", /*include_self=*/false)) {
     auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
     const auto& name = item.key();
     const bool absorbed_by_attention = name.size() >= 9 && name.compare(name.size() - 9, 9, "kv_b_proj") == 0;
     const bool lora = name.find("lora_") != std::string::npos;  // small, and trained in float32
-    if (linear == nullptr || absorbed_by_attention || lora || linear->weight.dim() != 2 ||
-        linear->weight.scalar_type() != torch::kFloat32 || linear->packed.frozen_int8())
-      continue;
-    before += linear->weight.numel() * 4;
-    linear->packed.freeze_int8(linear->weight);
-    after += linear->packed.int8_bytes();
-    linear->weight.set_data(torch::empty({0}, linear->weight.options()));  // the memory goes back now
+    if (linear != nullptr && !absorbed_by_attention && !lora) out[name + ".weight"] = linear;
   }
-  if (!lm_head && !score) {
-    const auto& embedding = model->embed_tokens->weight;  // kept for the lookup: the head gains a copy
-    tied_head_packed_.freeze_int8(embedding);
-    after += tied_head_packed_.int8_bytes();
+  return out;
+}
+
+void quantize_linear_int8(LinearImpl& linear) {
+  if (linear.packed.frozen_int8() || linear.weight.dim() != 2 || linear.weight.scalar_type() != torch::kFloat32) return;
+  torch::NoGradGuard no_grad;
+  linear.packed.freeze_int8(linear.weight);
+  linear.weight.set_data(torch::empty({0}, linear.weight.options()));  // the memory goes back now
+}
+
+std::pair<int64_t, int64_t> TransformerImpl::quantize_linears_int8() {
+  int64_t replaced = 0, int8 = 0;
+  for (const auto& [name, linear] : int8_linears()) {
+    quantize_linear_int8(*linear);
+    if (!linear->packed.frozen_int8()) continue;
+    replaced += linear->packed.int8_values() * 4;
+    int8 += linear->packed.int8_bytes();
   }
-  return {before, after};
+  if (!lm_head && !score && !tied_head_packed_.frozen_int8()) {
+    torch::NoGradGuard no_grad;
+    tied_head_packed_.freeze_int8(model->embed_tokens->weight);  // the lookup keeps the float32 table
+  }
+  int8 += tied_head_packed_.int8_bytes();
+  return {replaced, int8};
 }
 
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {

@@ -10,6 +10,7 @@
 //                    (batched decoding of prompts of different lengths)
 #pragma once
 #include <functional>
+#include <map>
 #include <vector>
 
 #include <torch/torch.h>
@@ -130,6 +131,9 @@ class LayerWeights {
   virtual void before_backward(size_t layer) = 0;
 };
 
+// One linear layer's weight to int8 for good (see TransformerImpl::quantize_linears_int8).
+void quantize_linear_int8(LinearImpl& linear);
+
 class TransformerImpl : public torch::nn::Module {
  public:
   // Parameters are allocated with `options` (device, dtype) and left uninitialised: call
@@ -208,8 +212,11 @@ class TransformerImpl : public torch::nn::Module {
   // Inference in int8 (--dtype int8): every linear layer's weight, the output head's included, is
   // replaced by a per-row int8 copy (model/decode_matmul.h) and the float32 weight released;
   // embeddings, norms, MoE experts' stacked weights and MLA's kv_b_proj (whose weight latent
-  // attention reads directly) stay float32. Returns the bytes the weights took before and after.
+  // attention reads directly) stay float32. Returns the float32 bytes replaced and the int8 bytes
+  // now held (a tied head's copy included). int8_linears: the layers it quantises, by weight name
+  // (load_model_dir quantises each as soon as it is loaded, so float32 never holds them all).
   std::pair<int64_t, int64_t> quantize_linears_int8();
+  std::map<std::string, LinearImpl*> int8_linears();
 
   // hidden [B, T, H] and each row's last real position [B] -> reward-model scores [B] (fp32).
   torch::Tensor scores(const torch::Tensor& hidden, const torch::Tensor& last);

@@ -15,4 +15,6 @@ void keep_freed_memory_in_process() {
   mallopt(M_TRIM_THRESHOLD, -1);
 }
 
+void return_freed_memory() { malloc_trim(0); }
+
 }  // namespace r1

@@ -8,4 +8,8 @@ namespace r1 {
 // bench/README). Keeping freed memory in the heap makes steps reuse it. Call once, early in main().
 void keep_freed_memory_in_process();
 
+// Hands the heap's free pages back to the kernel now (malloc_trim): after freeing memory that will
+// not be needed again, such as the float32 weights an int8 load quantised.
+void return_freed_memory();
+
 }  // namespace r1
