@@ -4,12 +4,14 @@
 #   make test   install, build, run every test
 #   make build  install and build
 #   make bench  install, build, run the benchmarks (prints tables)
+#   make bench-cpu  the CPU decode kernels, int8's accuracy, and r1 beside llama.cpp's own tools
+#               (builds llama.cpp from PyPI's llama-cpp-python source the first time: ~13 min)
 #   make check-llamacpp  exported GGUF files in llama.cpp itself (builds llama-cpp-python: ~10 min)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 VENV = $(shell bash scripts/setup.sh --print-venv | tail -n 1)
 
-.PHONY: all setup build test demo pretrain-demo bench check-llamacpp clean
+.PHONY: all setup build test demo pretrain-demo bench bench-cpu check-llamacpp clean
 
 all: build
 
@@ -44,6 +46,11 @@ bench: build
 	$(VENV)/bin/python bench/run_distill.py $(BUILD)
 	$(VENV)/bin/python bench/run_switches.py $(BUILD)
 	$(VENV)/bin/python bench/run_moe.py $(BUILD)
+
+bench-cpu: build
+	$(VENV)/bin/python bench/run_gemv.py $(BUILD)
+	$(VENV)/bin/python bench/run_int8_accuracy.py $(BUILD)
+	$(VENV)/bin/python bench/run_llamacpp.py $(BUILD)
 
 # llama.cpp built from PyPI's llama-cpp-python source into the virtualenv; the demo's GRPO model and
 # the GRPO-trained SmolLM2 are checked too when make demo / recipes/smollm2-r1.sh have left them.

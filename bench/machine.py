@@ -32,7 +32,8 @@ def measured_ceilings(build=None):
         return None
 
 
-def describe(build=None):
+def describe(build=None, ceilings=None):
+    """The machine in one line; `ceilings` (from measured_ceilings) reuses a measurement already taken."""
     model, vendor, flags = "unknown CPU", "", set()
     try:
         with open("/proc/cpuinfo") as f:
@@ -52,7 +53,7 @@ def describe(build=None):
            if flag in flags]
     cores = len(os.sched_getaffinity(0))
     text = f"{model} ({vendor}), {cores} cores, {', '.join(isa) if isa else 'no AVX-512'}{'' if 'amx_tile' in flags else ', no AMX'}"
-    ceilings = measured_ceilings(build)
+    ceilings = ceilings or measured_ceilings(build)
     if ceilings:
         text += f"; measured now: fp32 matmul {ceilings[0]:.0f} GFLOP/s, memory bandwidth {ceilings[1]:.1f} GB/s"
     return text

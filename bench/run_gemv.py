@@ -30,8 +30,8 @@ def gemv(build, rows, n, k, dtype, path):
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
-    machine = describe(build)
     peak, bandwidth = measured_ceilings(build)
+    machine = describe(build, (peak, bandwidth))
     print(f"Machine: {machine}\n")
     print(f"{THREADS} threads; GB/s of weights read (batch-1 ceiling: the {bandwidth:.1f} GB/s bandwidth) and "
           f"GFLOP/s (ceiling: the {peak:.0f} GFLOP/s fp32 matmul peak)\n")

@@ -4,7 +4,8 @@ llama.cpp runs its own tools, llama-bench (prompt processing, batch-1 decoding) 
 (8, 32 and 64 sequences decoded together: GRPO's rollout shape), built for this CPU from the source PyPI's
 llama-cpp-python sdist vendors (bench/build_llamacpp.sh); r1 runs `r1_bench decode` on the imported
 directory. Each row's two programs run back to back; peak memory is each process's maximum resident set.
-Usage: run_llamacpp.py BUILD_DIR"""
+--batched-only: the batched table alone.
+Usage: run_llamacpp.py BUILD_DIR [--batched-only]"""
 import importlib.util
 import json
 import os
@@ -53,18 +54,19 @@ def llama_batched(bin_dir, gguf, sequences):
     return line["speed_tg"], mb
 
 
-def r1_decode(build, model, dtype, batch, prompt):
+def r1_decode(build, model, dtype, batch, prompt, prefill=PROMPT):
     """r1's (prefill tokens/s, decode tokens/s, peak MB): `batch` sequences, prompts of `prompt` tokens,
-    NEW tokens each (the decode steps alone are timed), mean of 3 generations."""
+    NEW tokens each (the decode steps alone are timed), mean of 3 generations; then `batch` prompts of
+    `prefill` tokens for the prefill speed (the KV cache holds the longer of the two)."""
     text, mb = measured([os.path.join(build, "bench", "r1_bench"), "--threads", THREADS, "decode", "--model", model,
-                         "--batch", batch, "--prompt", prompt, "--new-tokens", NEW, "--prefill-prompt", PROMPT,
+                         "--batch", batch, "--prompt", prompt, "--new-tokens", NEW, "--prefill-prompt", prefill,
                          "--dtype", dtype, "--repeat", 3])
     j = json.loads(text.strip().splitlines()[-1])
     return j["prefill_tokens_per_s"], j["decode_tokens_per_s"], mb
 
 
 def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    build = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "build"
     bin_dir = subprocess.run(["bash", os.path.join(HERE, "build_llamacpp.sh"), sys.executable], check=True,
                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
     print(f"Machine: {describe(build)}")
@@ -81,26 +83,35 @@ def main():
                            check=True, capture_output=True)
         # (r1 weights, llama.cpp file): bfloat16 against llama.cpp's faster of bf16 and f16.
         pairs = [("float32", "f32"), ("bfloat16", "bf16"), ("bfloat16", "f16"), ("int8", "q8_0")]
-        print(f"\n## SmolLM2-135M-Instruct, {THREADS} threads: prompt processing ({PROMPT} tokens) and batch-1 "
-              f"decoding ({NEW} tokens), tokens/s (mean of 3), peak resident MB\n")
-        print("| r1 weights / llama.cpp file | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode "
-              "| ratio | r1 MB | llama.cpp MB |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for dtype, kind in pairs:
-            pp, tg, mb = llama_bench(bin_dir, files[kind])
-            rpp, rtg, rmb = r1_decode(build, model, dtype, 1, 16)
-            print(f"| {dtype} / {kind} | {rpp:.0f} | {pp:.0f} | {rpp / pp:.2f} | {rtg:.1f} | {tg:.1f} | "
-                  f"{rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |", flush=True)
-        print(f"\n## Batched decoding: N sequences of {BATCH_PROMPT}-token prompts, {NEW} new tokens each, "
-              f"decode tokens/s over all sequences, peak resident MB\n")
-        print("| r1 weights / llama.cpp file | sequences | r1 | llama.cpp | ratio | r1 MB | llama.cpp MB |")
-        print("|---|---|---|---|---|---|---|")
-        for dtype, kind in pairs:
-            for n in BATCHES:
-                tg, mb = llama_batched(bin_dir, files[kind], n)
-                _, rtg, rmb = r1_decode(build, model, dtype, n, BATCH_PROMPT)
-                print(f"| {dtype} / {kind} | {n} | {rtg:.0f} | {tg:.0f} | {rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |",
-                      flush=True)
+        if "--batched-only" not in sys.argv:
+            batch_one(build, bin_dir, model, files, pairs)
+        batched(build, bin_dir, model, files, pairs)
+
+
+def batch_one(build, bin_dir, model, files, pairs):
+    print(f"\n## SmolLM2-135M-Instruct, {THREADS} threads: prompt processing ({PROMPT} tokens) and batch-1 "
+          f"decoding ({NEW} tokens), tokens/s (mean of 3), peak resident MB\n")
+    print("| r1 weights / llama.cpp file | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode "
+          "| ratio | r1 MB | llama.cpp MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for dtype, kind in pairs:
+        pp, tg, mb = llama_bench(bin_dir, files[kind])
+        rpp, rtg, rmb = r1_decode(build, model, dtype, 1, 16)
+        print(f"| {dtype} / {kind} | {rpp:.0f} | {pp:.0f} | {rpp / pp:.2f} | {rtg:.1f} | {tg:.1f} | "
+              f"{rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |", flush=True)
+
+
+def batched(build, bin_dir, model, files, pairs):
+    print(f"\n## Batched decoding: N sequences of {BATCH_PROMPT}-token prompts, {NEW} new tokens each, "
+          f"decode tokens/s over all sequences, peak resident MB\n")
+    print("| r1 weights / llama.cpp file | sequences | r1 | llama.cpp | ratio | r1 MB | llama.cpp MB |")
+    print("|---|---|---|---|---|---|---|")
+    for dtype, kind in pairs:
+        for n in BATCHES:
+            tg, mb = llama_batched(bin_dir, files[kind], n)
+            _, rtg, rmb = r1_decode(build, model, dtype, n, BATCH_PROMPT, prefill=BATCH_PROMPT)
+            print(f"| {dtype} / {kind} | {n} | {rtg:.0f} | {tg:.0f} | {rtg / tg:.2f} | {rmb:.0f} | {mb:.0f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

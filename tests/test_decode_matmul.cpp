@@ -3,6 +3,7 @@
 // weights released, logits close to float32's, the copy remade when the weight changes.
 #include <gtest/gtest.h>
 
+#include "infer/engine.h"
 #include "model/decode_matmul.h"
 #include "model/packed_matmul.h"
 #include "model/presets.h"
@@ -154,6 +155,40 @@ TEST(DecodeMatmul, Int8ScopeQuantisesAgainWhenTheWeightChanges) {
   EXPECT_TRUE(close_to_float(product())) << "in-place update not seen";
   w = torch::randn({40, 32});
   EXPECT_TRUE(close_to_float(product())) << "new weight tensor not seen";
+}
+
+// GRPO's --rollout-dtype int8: an engine decoding a float32 model through int8 copies samples
+// exactly what the model quantised for good (--dtype int8) samples, greedy and at temperature 1.
+TEST(DecodeMatmul, Int8RolloutsDecodeTheQuantisedModel) {
+  torch::manual_seed(10);
+  auto config = preset_config("tiny");
+  Transformer policy(config);
+  policy->init_weights(2);
+  std::vector<Request> requests(3);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    requests[i].prompt = {5, 17, 3 + static_cast<int64_t>(i), 40, 2};
+    requests[i].params.max_new_tokens = 12;
+    requests[i].params.ignore_eos = true;
+    requests[i].params.temperature = i == 0 ? 0.0 : 1.0;
+    requests[i].params.seed = i;
+  }
+  EngineOptions int8_rollouts;
+  int8_rollouts.int8_weights = true;
+  const auto sampled = Engine(policy, nullptr, int8_rollouts).generate(requests);
+  const auto plain = Engine(policy, nullptr).generate(requests);
+  Transformer quantised(config);
+  quantised->init_weights(2);  // the policy's weights
+  quantised->quantize_linears_int8();
+  const auto want = Engine(quantised, nullptr).generate(requests);
+  bool differs_from_float = false;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(sampled[i][0].ids, want[i][0].ids) << "request " << i;
+    for (size_t t = 0; t < want[i][0].logprobs.size(); ++t)
+      EXPECT_NEAR(sampled[i][0].logprobs[t], want[i][0].logprobs[t], 1e-4) << "request " << i << " token " << t;
+    differs_from_float = differs_from_float || sampled[i][0].logprobs != plain[i][0].logprobs;
+  }
+  EXPECT_TRUE(differs_from_float) << "the int8 engine decoded the float32 weights";
+  for (const auto& p : policy->named_parameters()) EXPECT_GT(p.value().numel(), 0) << p.key() << ": the policy keeps its float32 weights";
 }
 
 // MKL picks its kernels by asking whether the CPU is Intel's; r1 answers (decode_matmul.cpp), so

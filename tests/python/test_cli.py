@@ -61,6 +61,16 @@ class Cli(TempDirCase, unittest.TestCase):
         self.assert_fails(["generate", "--model", d, "--prompt-ids", "1,x"], "'x' is not an integer")
         self.assert_fails(["generate", "--model", d, "--prompt-ids", "1,999"], "outside the vocabulary")
         self.assert_fails(["generate", "--model", d, "--prompt-ids", "1", "--device", "cuda"], "cuda")
+        # int8 weights are for inference: the gradient and training commands refuse them by name.
+        ids = os.path.join(self.tmp, "ids.json")
+        with open(ids, "w") as f:
+            json.dump([[1, 2, 3]], f)
+        self.assert_fails(["model", "grad", "--model", d, "--input", ids, "--out", os.path.join(self.tmp, "g"),
+                           "--dtype", "int8"], "--dtype int8 is for inference")
+        self.assert_fails(["grpo", "--init", d, "--prompts", ids, "--out", os.path.join(self.tmp, "o"),
+                           "--rollout-dtype", "int4"], "--rollout-dtype")
+        out = r1("generate", "--model", d, "--prompt-ids", "1,2", "--max-new-tokens", 2, "--dtype", "int8")
+        self.assertIn("int8 weights: linear layers", out.stderr)
 
     def test_bad_config_files(self):
         d = self.make_model()
