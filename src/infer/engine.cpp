@@ -292,6 +292,10 @@ void Engine::admit() {
   for (int64_t j = 0; j < k; ++j)
     std::copy(admitted[j]->request->prompt.begin(), admitted[j]->request->prompt.end(), tokens[j].data_ptr<int64_t>());
   const auto device = model_->model->embed_tokens->weight.device();
+  // Prefill multiplies every prompt position at once, enough rows to amortise MKL's own re-packing;
+  // packing here would also hold the packed copies (the weights' size again) for decoding at batch
+  // 1-4, which r1's decode kernels serve without them.
+  CpuPackedMatmulScope prefill_unpacked(false);
   auto hidden = model_->forward_cached(tokens.to(device), std::vector<int64_t>(k, 0), *cache_, first);
   // Speculative decoding: the MTP module's cache over every prompt position but the last (whose
   // next token each sample draws for itself), before the prompts' rows are copied.
