@@ -339,15 +339,18 @@ int main(int argc, char** argv) {
   if (*decode) {
     torch::InferenceMode guard;
     r1::Transformer model{nullptr};
-    const bool int8 = dtype == "int8";  // float32 with int8 linear layers (--dtype int8 of r1 generate)
-    const auto scalar = int8 ? torch::kFloat32 : r1::torch_dtype_from_name(dtype);
+    // int8 / bfloat16-weights: float32 with int8 or bfloat16 linear weights (as r1 generate's --dtype)
+    std::optional<r1::WeightType> frozen;
+    if (dtype == "int8") frozen = r1::WeightType::kInt8;
+    if (dtype == "bfloat16-weights") frozen = r1::WeightType::kBFloat16;
+    const auto scalar = frozen ? torch::kFloat32 : r1::torch_dtype_from_name(dtype);
     if (!model_dir.empty()) {
-      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar, int8});
+      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar, frozen});
     } else {
       model = r1::Transformer(r1::preset_config(preset), torch::TensorOptions().device(device).dtype(scalar));
       model->init_weights(0);
     }
-    if (int8) model->quantize_linears_int8();
+    if (frozen) model->freeze_linears(*frozen);
     std::vector<std::vector<int64_t>> prompts;
     if (!prompts_file.empty()) {
       std::ifstream in(prompts_file);

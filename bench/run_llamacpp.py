@@ -81,8 +81,10 @@ def main():
             files[kind] = os.path.join(tmp, f"smollm2-{kind}.gguf")
             subprocess.run([r1, "model", "export", model, "--format", "gguf", "--type", kind, "--out", files[kind]],
                            check=True, capture_output=True)
-        # (r1 weights, llama.cpp file): bfloat16 against llama.cpp's faster of bf16 and f16.
-        pairs = [("float32", "f32"), ("bfloat16", "bf16"), ("bfloat16", "f16"), ("int8", "q8_0")]
+        # (r1 --dtype, llama.cpp file): r1's bfloat16 model (weights, activations and cache) and its
+        # bfloat16-weights (float32 activations and cache) against llama.cpp's bf16 and f16.
+        pairs = [("float32", "f32"), ("bfloat16", "bf16"), ("bfloat16-weights", "bf16"), ("bfloat16-weights", "f16"),
+                 ("int8", "q8_0")]
         if "--batched-only" not in sys.argv:
             batch_one(build, bin_dir, model, files, pairs)
         batched(build, bin_dir, model, files, pairs)
@@ -91,7 +93,7 @@ def main():
 def batch_one(build, bin_dir, model, files, pairs):
     print(f"\n## SmolLM2-135M-Instruct, {THREADS} threads: prompt processing ({PROMPT} tokens) and batch-1 "
           f"decoding ({NEW} tokens), tokens/s (mean of 3), peak resident MB\n")
-    print("| r1 weights / llama.cpp file | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode "
+    print("| r1 --dtype / llama.cpp file | r1 prompt | llama.cpp prompt | ratio | r1 decode | llama.cpp decode "
           "| ratio | r1 MB | llama.cpp MB |")
     print("|---|---|---|---|---|---|---|---|---|")
     for dtype, kind in pairs:
@@ -104,7 +106,7 @@ def batch_one(build, bin_dir, model, files, pairs):
 def batched(build, bin_dir, model, files, pairs):
     print(f"\n## Batched decoding: N sequences of {BATCH_PROMPT}-token prompts, {NEW} new tokens each, "
           f"decode tokens/s over all sequences, peak resident MB\n")
-    print("| r1 weights / llama.cpp file | sequences | r1 | llama.cpp | ratio | r1 MB | llama.cpp MB |")
+    print("| r1 --dtype / llama.cpp file | sequences | r1 | llama.cpp | ratio | r1 MB | llama.cpp MB |")
     print("|---|---|---|---|---|---|---|")
     for dtype, kind in pairs:
         for n in BATCHES:

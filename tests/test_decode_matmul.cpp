@@ -117,7 +117,7 @@ TEST(DecodeMatmul, Int8ModelReleasesItsWeightsAndStaysClose) {
   model->init_weights(1);
   const auto tokens = torch::randint(config.vocab_size, {2, 12});
   const auto want = torch::log_softmax(model->logits(model->forward(tokens)), -1);
-  const auto [before, after] = model->quantize_linears_int8();
+  const auto [before, after] = model->freeze_linears(WeightType::kInt8);
   EXPECT_GT(before, 3 * after) << "int8 takes about a quarter of float32's bytes";
   int64_t released = 0;
   for (const auto& p : model->named_parameters())
@@ -130,6 +130,26 @@ TEST(DecodeMatmul, Int8ModelReleasesItsWeightsAndStaysClose) {
   const auto one = tokens.narrow(0, 0, 1).narrow(1, 0, 1);
   const auto got_one = torch::log_softmax(model->logits(model->forward(one)), -1);
   EXPECT_LT((got_one[0][0] - want[0][0]).abs().max().item<float>(), 0.05);
+}
+
+// --dtype bfloat16-weights: the float32 model with each linear weight rounded to bfloat16, no more.
+TEST(DecodeMatmul, BFloat16WeightsAreTheRoundedModel) {
+  torch::manual_seed(11);
+  torch::NoGradGuard no_grad;
+  auto config = preset_config("tiny");
+  Transformer model(config), rounded(config);
+  model->init_weights(3);
+  rounded->init_weights(3);
+  for (auto& [name, linear] : rounded->freezable_linears()) linear->weight.copy_(linear->weight.to(torch::kBFloat16));
+  if (config.tie_word_embeddings) GTEST_SKIP() << "the reference rounds untied heads only";
+  const auto [before, after] = model->freeze_linears(WeightType::kBFloat16);
+  EXPECT_EQ(before, 2 * after) << "bfloat16 copies take half float32's bytes";
+  const auto tokens = torch::randint(config.vocab_size, {2, 9});
+  const auto want = rounded->logits(rounded->forward(tokens));
+  // Prefill (libtorch's product of the widened weights) and a decode-sized product (the kernel).
+  EXPECT_LT((model->logits(model->forward(tokens)) - want).abs().max().item<float>(), 1e-4);
+  const auto one = tokens.narrow(0, 0, 1).narrow(1, 0, 1);
+  EXPECT_LT((model->logits(model->forward(one))[0][0] - want[0][0]).abs().max().item<float>(), 1e-4);
 }
 
 TEST(DecodeMatmul, Int8ScopeQuantisesAgainWhenTheWeightChanges) {
@@ -178,7 +198,7 @@ TEST(DecodeMatmul, Int8RolloutsDecodeTheQuantisedModel) {
   const auto plain = Engine(policy, nullptr).generate(requests);
   Transformer quantised(config);
   quantised->init_weights(2);  // the policy's weights
-  quantised->quantize_linears_int8();
+  quantised->freeze_linears();
   const auto want = Engine(quantised, nullptr).generate(requests);
   bool differs_from_float = false;
   for (size_t i = 0; i < requests.size(); ++i) {

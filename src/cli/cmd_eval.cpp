@@ -47,7 +47,7 @@ void add_passkey(CLI::App* eval) {
     if (!std::filesystem::exists(tok)) throw Error(a->model + ": no tokenizer.json (the prompts are text)");
     const Tokenizer tokenizer = Tokenizer::load(tok);
     Transformer model = load_model_dir(a->model, a->rt.inference_load(device));
-    a->rt.report_int8(model);
+    a->rt.report_frozen_weights(model);
     const int64_t trained = model->config().max_position_embeddings;
     std::printf("passkey retrieval, %s (max_position_embeddings %lld), %lld trials per cell\n\n", a->model.c_str(),
                 static_cast<long long>(trained), static_cast<long long>(a->o.trials));

@@ -161,7 +161,7 @@ std::pair<Transformer, torch::Tensor> model_and_ids(const std::string& model_dir
   // (scalar_type refuses int8: gradients need float weights)
   const LoadOptions load = inference ? rt.inference_load(device) : LoadOptions{device, rt.scalar_type()};
   Transformer m = load_model_dir(model_dir, load);
-  if (inference) rt.report_int8(m);
+  if (inference) rt.report_frozen_weights(m);
   auto ids = read_id_batch(input);
   if (ids.min().item<int64_t>() < 0 || ids.max().item<int64_t>() >= m->config().vocab_size)
     throw Error(input + ": token ids must lie in [0, " + std::to_string(m->config().vocab_size) + ")");

@@ -86,7 +86,7 @@ LoadedModel load_for_generation(const EngineFlags& flags) {
   LoadedModel m;
   const torch::Device device = flags.rt.setup();
   m.model = load_model_dir(flags.model, flags.rt.inference_load(device));
-  flags.rt.report_int8(m.model);
+  flags.rt.report_frozen_weights(m.model);
   const auto tok = std::filesystem::path(flags.model) / "tokenizer.json";
   if (std::filesystem::exists(tok)) {
     m.tokenizer = std::make_unique<Tokenizer>(Tokenizer::load(tok.string()));

@@ -22,13 +22,13 @@ struct RuntimeOptions {
   // Applies the thread count and returns the parsed device (errors for cuda without a GPU).
   torch::Device setup() const;
   torch::ScalarType scalar_type() const;
-  // --dtype int8 (generate, chat, serve, eval): the model's linear layers are quantised to int8
-  // weights (model/decode_matmul.h) as they load from float32.
-  bool int8() const { return dtype == "int8"; }
+  // --dtype int8 / bfloat16-weights (generate, chat, serve, eval): float32 activations and KV
+  // cache, the linear layers' weights converted to int8 or bfloat16 as they load (model/decode_matmul.h).
+  std::optional<WeightType> frozen_weights() const;
   // How an inference command loads its model (int8 allowed).
   LoadOptions inference_load(torch::Device device) const;
   // With --dtype int8, a line on stderr with the weights' bytes.
-  void report_int8(Transformer& model) const;
+  void report_frozen_weights(Transformer& model) const;
   // The device of this process of a (possibly data-parallel) training job: one GPU per local
   // rank when several processes share a machine and --device is a plain "cuda".
   std::string device_for_rank(const torch::Device& parsed, const LaunchEnv& env) const;

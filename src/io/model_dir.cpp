@@ -371,19 +371,19 @@ Transformer load_model_dir(const std::string& dir, const LoadOptions& options) {
   }
   // Allocated where it will live and in its final dtype: tensors convert once, on copy.
   Transformer model(config, torch::TensorOptions().device(options.device).dtype(dtype));
-  if (!options.int8_linears) {
+  if (!options.linear_weights) {
     copy_weights(model, dir, files, {}, {}, fp8);
     return model;
   }
-  if (dtype != torch::kFloat32) throw Error("int8 linear layers are quantised from float32 weights");
-  const auto linears = model->int8_linears();
+  if (dtype != torch::kFloat32) throw Error("int8 and bfloat16 linear weights are made from float32 ones");
+  const auto linears = model->freezable_linears();
   copy_weights(model, dir, files, {}, {}, fp8, [&](const std::string& name) {
     const auto it = linears.find(name);
     if (it == linears.end()) return;
-    quantize_linear_int8(*it->second);
+    freeze_linear(*it->second, *options.linear_weights);
     return_freed_memory();  // (the heap keeps freed blocks otherwise: util/memory.h)
   });
-  model->quantize_linears_int8();  // the tied head's copy, once the embedding is in
+  model->freeze_linears(*options.linear_weights);  // the tied head's copy, once the embedding is in
   return model;
 }
 

@@ -26,9 +26,10 @@ struct LoadOptions {
   torch::Device device = torch::kCPU;
   // Weights are converted to this dtype on load; nullopt keeps config.json's torch_dtype.
   std::optional<torch::ScalarType> dtype = torch::kFloat32;
-  // Linear layers quantised to int8 as they load (TransformerImpl::quantize_linears_int8), so the
-  // float32 weights are never all held at once: --dtype int8. Needs dtype float32.
-  bool int8_linears = false;
+  // Linear layers converted to int8 or bfloat16 weights as they load (TransformerImpl::
+  // freeze_linears), so the float32 weights are never all held at once: --dtype int8 and
+  // bfloat16-weights. Needs dtype float32.
+  std::optional<WeightType> linear_weights;
 };
 
 // Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that

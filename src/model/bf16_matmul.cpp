@@ -38,7 +38,7 @@ bool cpu_bf16_matmul_enabled() { return t_bf16_matmul; }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                      PackedWeight* packed) {
-  if (packed && packed->frozen_int8()) return packed->linear(x, weight, bias);
+  if (packed && packed->frozen()) return packed->linear(x, weight, bias);
   if (t_bf16_matmul && x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
       weight.scalar_type() == torch::kFloat32)
     return bias.defined() ? Bf16LinearFn::apply(x, weight) + bias : Bf16LinearFn::apply(x, weight);

@@ -70,16 +70,18 @@ void PackedWeight::clear() {
   std::lock_guard<std::mutex> lock(mutex_);
   packed_ = torch::Tensor();
   source_ = nullptr;
-  if (!frozen_int8_) {
+  if (!frozen_) {
     int8_ = {};
     int8_source_ = nullptr;
   }
 }
 
-void PackedWeight::freeze_int8(const torch::Tensor& weight) {
+void PackedWeight::freeze(const torch::Tensor& weight, WeightType type) {
+  TORCH_CHECK(type != WeightType::kFloat32, "PackedWeight::freeze: int8 or bfloat16");
   std::lock_guard<std::mutex> lock(mutex_);
-  int8_ = quantize_int8(weight);
-  frozen_int8_ = true;
+  if (type == WeightType::kInt8) int8_ = quantize_int8(weight);
+  else frozen_bf16_ = weight.to(torch::kBFloat16).contiguous();
+  frozen_ = true;
 }
 
 namespace {
@@ -96,7 +98,14 @@ int64_t version_of(const torch::Tensor& weight) {
 }  // namespace
 
 torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (frozen_int8_) return int8_linear(x, weight, bias);
+  if (frozen_bf16_.defined()) {  // float32 activations by bfloat16 weights
+    if (x.device().is_cpu() && !(x.requires_grad() && torch::GradMode::is_enabled())) {
+      auto y = decode_linear(x, *weight_rows(frozen_bf16_), bias);
+      if (y.defined()) return y;
+    }
+    return torch::nn::functional::linear(x, frozen_bf16_.to(x.device(), x.scalar_type()), bias);
+  }
+  if (frozen_) return int8_linear(x, weight, bias);
   if (!x.device().is_cpu() || !weight.device().is_cpu() || records_gradient(x, weight, bias)) return {};
   if (t_int8_matmul && weight.scalar_type() == torch::kFloat32 && weight.dim() == 2) return int8_linear(x, weight, bias);
   if (const auto rows = weight_rows(weight)) {
@@ -112,7 +121,7 @@ torch::Tensor PackedWeight::int8_linear(const torch::Tensor& x, const torch::Ten
   Int8Weight q;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!frozen_int8_ && (!int8_.values.defined() || int8_source_ != weight.data_ptr() ||
+    if (!frozen_ && (!int8_.values.defined() || int8_source_ != weight.data_ptr() ||
                           int8_version_ != version_of(weight) || int8_.values.sizes() != weight.sizes())) {
       int8_ = Int8Weight();
       int8_ = quantize_int8(weight);

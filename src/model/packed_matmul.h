@@ -16,8 +16,9 @@
 //
 // The same object holds a Linear's other decoding copy, int8 (decode_matmul.h): made inside a
 // CpuInt8MatmulScope (GRPO's rollouts with --rollout-dtype int8; remade whenever the weight
-// changes, like the packed copy), or for good by freeze_int8 (generate, chat, serve and eval with
-// --dtype int8, which then release the float32 weight). Products of few rows from float32 or
+// changes, like the packed copy), or for good by freeze (generate, chat, serve and eval with
+// --dtype int8, which then release the float32 weight); freeze also keeps bfloat16 copies
+// (--dtype bfloat16-weights). Products of few rows from float32 or
 // bfloat16 weights go to decode_matmul's kernels before any of this.
 #pragma once
 #include <mutex>
@@ -72,12 +73,15 @@ class PackedWeight {
   // Frees the packed copy (it is packed again on next use).
   void clear();
   // From now on every product uses an int8 copy of `weight` made here, in and out of scopes; the
-  // caller may then release the float weight (quantize_linears_int8 in model/transformer.h does).
-  void freeze_int8(const torch::Tensor& weight);
-  bool frozen_int8() const { return frozen_int8_; }
+  // caller may then release the float weight (freeze_linears in model/transformer.h does).
+  // `type` is kInt8 or kBFloat16.
+  void freeze(const torch::Tensor& weight, WeightType type);
+  bool frozen() const { return frozen_; }
   // Bytes of the int8 copy (0 when there is none).
   int64_t int8_bytes() const { return int8_.values.defined() ? int8_.bytes() : 0; }
-  int64_t int8_values() const { return int8_.values.defined() ? int8_.values.numel() : 0; }
+  // The frozen copy's bytes and values (0 when not frozen).
+  int64_t frozen_bytes() const { return frozen_bf16_.defined() ? frozen_bf16_.numel() * 2 : frozen_ ? int8_bytes() : 0; }
+  int64_t frozen_values() const { return frozen_bf16_.defined() ? frozen_bf16_.numel() : frozen_ ? int8_.values.numel() : 0; }
   // MKL's packed product alone (what linear() does past the decode kernels' row counts), for benchmarks.
   torch::Tensor mkl_packed_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
@@ -85,9 +89,10 @@ class PackedWeight {
   torch::Tensor int8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
   Int8Weight int8_;
+  torch::Tensor frozen_bf16_;  // freeze(kBFloat16)
   const void* int8_source_ = nullptr;
   int64_t int8_version_ = -1;
-  bool frozen_int8_ = false;
+  bool frozen_ = false;
 
   std::mutex mutex_;
   torch::Tensor packed_;  // MKL's opaque packed bytes (64-byte aligned by libtorch's allocator)

@@ -391,7 +391,7 @@ torch::Tensor TransformerImpl::scores(const torch::Tensor& hidden, const torch::
   return score(hidden.index({rows, last.to(torch::kInt64)})).squeeze(-1).to(torch::kFloat32);
 }
 
-std::map<std::string, LinearImpl*> TransformerImpl::int8_linears() {
+std::map<std::string, LinearImpl*> TransformerImpl::freezable_linears() {
   std::map<std::string, LinearImpl*> out;
   for (const auto& item : named_modules("", /*include_self=*/false)) {
     auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
@@ -403,27 +403,27 @@ std::map<std::string, LinearImpl*> TransformerImpl::int8_linears() {
   return out;
 }
 
-void quantize_linear_int8(LinearImpl& linear) {
-  if (linear.packed.frozen_int8() || linear.weight.dim() != 2 || linear.weight.scalar_type() != torch::kFloat32) return;
+void freeze_linear(LinearImpl& linear, WeightType type) {
+  if (linear.packed.frozen() || linear.weight.dim() != 2 || linear.weight.scalar_type() != torch::kFloat32) return;
   torch::NoGradGuard no_grad;
-  linear.packed.freeze_int8(linear.weight);
+  linear.packed.freeze(linear.weight, type);
   linear.weight.set_data(torch::empty({0}, linear.weight.options()));  // the memory goes back now
 }
 
-std::pair<int64_t, int64_t> TransformerImpl::quantize_linears_int8() {
-  int64_t replaced = 0, int8 = 0;
-  for (const auto& [name, linear] : int8_linears()) {
-    quantize_linear_int8(*linear);
-    if (!linear->packed.frozen_int8()) continue;
-    replaced += linear->packed.int8_values() * 4;
-    int8 += linear->packed.int8_bytes();
+std::pair<int64_t, int64_t> TransformerImpl::freeze_linears(WeightType type) {
+  int64_t replaced = 0, copies = 0;
+  for (const auto& [name, linear] : freezable_linears()) {
+    freeze_linear(*linear, type);
+    if (!linear->packed.frozen()) continue;
+    replaced += linear->packed.frozen_values() * 4;
+    copies += linear->packed.frozen_bytes();
   }
-  if (!lm_head && !score && !tied_head_packed_.frozen_int8()) {
+  if (!lm_head && !score && !tied_head_packed_.frozen()) {
     torch::NoGradGuard no_grad;
-    tied_head_packed_.freeze_int8(model->embed_tokens->weight);  // the lookup keeps the float32 table
+    tied_head_packed_.freeze(model->embed_tokens->weight, type);  // the lookup keeps the float32 table
   }
-  int8 += tied_head_packed_.int8_bytes();
-  return {replaced, int8};
+  copies += tied_head_packed_.frozen_bytes();
+  return {replaced, copies};
 }
 
 torch::Tensor TransformerImpl::logits(const torch::Tensor& hidden) {

@@ -131,8 +131,8 @@ class LayerWeights {
   virtual void before_backward(size_t layer) = 0;
 };
 
-// One linear layer's weight to int8 for good (see TransformerImpl::quantize_linears_int8).
-void quantize_linear_int8(LinearImpl& linear);
+// One linear layer's weight to int8 or bfloat16 for good (see TransformerImpl::freeze_linears).
+void freeze_linear(LinearImpl& linear, WeightType type);
 
 class TransformerImpl : public torch::nn::Module {
  public:
@@ -209,14 +209,15 @@ class TransformerImpl : public torch::nn::Module {
   // The modules this model holds (0 when its files had none).
   int64_t mtp_modules() const;
 
-  // Inference in int8 (--dtype int8): every linear layer's weight, the output head's included, is
-  // replaced by a per-row int8 copy (model/decode_matmul.h) and the float32 weight released;
-  // embeddings, norms, MoE experts' stacked weights and MLA's kv_b_proj (whose weight latent
-  // attention reads directly) stay float32. Returns the float32 bytes replaced and the int8 bytes
-  // now held (a tied head's copy included). int8_linears: the layers it quantises, by weight name
-  // (load_model_dir quantises each as soon as it is loaded, so float32 never holds them all).
-  std::pair<int64_t, int64_t> quantize_linears_int8();
-  std::map<std::string, LinearImpl*> int8_linears();
+  // Inference with int8 or bfloat16 linear weights (--dtype int8, --dtype bfloat16-weights): every
+  // linear layer's weight, the output head's included, is replaced by a copy of `type` (int8: one
+  // scale per output row, model/decode_matmul.h) and the float32 weight released; activations stay
+  // float32. Embeddings, norms, MoE experts' stacked weights and MLA's kv_b_proj (whose weight
+  // latent attention reads directly) stay float32. Returns the float32 bytes replaced and the bytes
+  // of the copies (a tied head's included). freezable_linears: the layers it converts, by weight
+  // name (load_model_dir converts each as soon as it is loaded, so float32 never holds them all).
+  std::pair<int64_t, int64_t> freeze_linears(WeightType type = WeightType::kInt8);
+  std::map<std::string, LinearImpl*> freezable_linears();
 
   // hidden [B, T, H] and each row's last real position [B] -> reward-model scores [B] (fp32).
   torch::Tensor scores(const torch::Tensor& hidden, const torch::Tensor& last);
