@@ -4,8 +4,8 @@ llama.cpp runs its own tools, llama-bench (prompt processing, batch-1 decoding) 
 (8, 32 and 64 sequences decoded together: GRPO's rollout shape), built for this CPU from the source PyPI's
 llama-cpp-python sdist vendors (bench/build_llamacpp.sh); r1 runs `r1_bench decode` on the imported
 directory. Each row's two programs run back to back; peak memory is each process's maximum resident set.
---batched-only: the batched table alone.
-Usage: run_llamacpp.py BUILD_DIR [--batched-only]"""
+--batched-only / --batch-one-only: one of the two tables.
+Usage: run_llamacpp.py BUILD_DIR [--batched-only | --batch-one-only]"""
 import importlib.util
 import json
 import os
@@ -87,7 +87,8 @@ def main():
                  ("int8", "q8_0")]
         if "--batched-only" not in sys.argv:
             batch_one(build, bin_dir, model, files, pairs)
-        batched(build, bin_dir, model, files, pairs)
+        if "--batch-one-only" not in sys.argv:
+            batched(build, bin_dir, model, files, pairs)
 
 
 def batch_one(build, bin_dir, model, files, pairs):
