@@ -25,9 +25,9 @@ struct RuntimeOptions {
   // --dtype int8 / bfloat16-weights (generate, chat, serve, eval): float32 activations and KV
   // cache, the linear layers' weights converted to int8 or bfloat16 as they load (model/decode_matmul.h).
   std::optional<WeightType> frozen_weights() const;
-  // How an inference command loads its model (int8 allowed).
+  // How an inference command loads its model (int8 and bfloat16-weights allowed).
   LoadOptions inference_load(torch::Device device) const;
-  // With --dtype int8, a line on stderr with the weights' bytes.
+  // With --dtype int8 or bfloat16-weights, a line on stderr with the weights' bytes.
   void report_frozen_weights(Transformer& model) const;
   // The device of this process of a (possibly data-parallel) training job: one GPU per local
   // rank when several processes share a machine and --device is a plain "cuda".

@@ -29,7 +29,7 @@ struct LoadOptions {
   // Linear layers converted to int8 or bfloat16 weights as they load (TransformerImpl::
   // freeze_linears), so the float32 weights are never all held at once: --dtype int8 and
   // bfloat16-weights. Needs dtype float32.
-  std::optional<WeightType> linear_weights;
+  std::optional<WeightType> linear_weights = std::nullopt;
 };
 
 // Loads a model directory; any missing, unexpected or mis-shaped tensor is an r1::Error that

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -234,6 +233,8 @@ int mkl_vendor_asks() { return g_mkl_vendor_asks.load(); }
 
 }  // namespace r1
 
+// (Here, not in a file of its own: r1 links r1core as a static library, which brings in only the
+// objects something references, and every binary references this file's kernels.)
 // MKL (statically inside libtorch_cpu, its symbols exported and called through the PLT) asks this
 // function whether the CPU is an Intel one, and on any other vendor's CPU takes its generic "def"
 // code paths: SSE-era kernels at a fraction of an AVX2 or AVX-512 CPU's speed (the products of

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 
 namespace r1 {
@@ -95,16 +96,20 @@ int64_t version_of(const torch::Tensor& weight) {
   return weight.is_inference() ? -1 : static_cast<int64_t>(weight._version());
 }
 
+// A product by a bfloat16 or int8 copy: r1's kernel where it applies (decoding's row counts, CPU,
+// no autograd), else libtorch's on the copy widened to x's dtype (prefill), one matrix at a time.
+torch::Tensor kernel_or_widened(const torch::Tensor& x, const WeightRows& rows, const torch::Tensor& bias,
+                                const std::function<torch::Tensor()>& widened) {
+  auto y = decode_linear(x, rows, bias);
+  if (y.defined()) return y;
+  return torch::nn::functional::linear(x, widened().to(x.device(), x.scalar_type()), bias);
+}
+
 }  // namespace
 
 torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (frozen_bf16_.defined()) {  // float32 activations by bfloat16 weights
-    if (x.device().is_cpu() && !(x.requires_grad() && torch::GradMode::is_enabled())) {
-      auto y = decode_linear(x, *weight_rows(frozen_bf16_), bias);
-      if (y.defined()) return y;
-    }
-    return torch::nn::functional::linear(x, frozen_bf16_.to(x.device(), x.scalar_type()), bias);
-  }
+  if (frozen_bf16_.defined())  // float32 activations by bfloat16 weights
+    return kernel_or_widened(x, *weight_rows(frozen_bf16_), bias, [&] { return frozen_bf16_; });
   if (frozen_) return int8_linear(x, weight, bias);
   if (!x.device().is_cpu() || !weight.device().is_cpu() || records_gradient(x, weight, bias)) return {};
   if (t_int8_matmul && weight.scalar_type() == torch::kFloat32 && weight.dim() == 2) return int8_linear(x, weight, bias);
@@ -115,8 +120,7 @@ torch::Tensor PackedWeight::linear(const torch::Tensor& x, const torch::Tensor& 
   return mkl_packed_linear(x, weight, bias);
 }
 
-// Products by the int8 copy: r1's kernel for decoding's row counts, else (prefill) the copy
-// dequantised to float32 for libtorch's GEMM, one matrix at a time.
+// Products by the int8 copy (made or remade here inside a CpuInt8MatmulScope).
 torch::Tensor PackedWeight::int8_linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   Int8Weight q;
   {
@@ -130,11 +134,7 @@ torch::Tensor PackedWeight::int8_linear(const torch::Tensor& x, const torch::Ten
     }
     q = int8_;
   }
-  if (x.device().is_cpu() && !(x.requires_grad() && torch::GradMode::is_enabled())) {
-    auto y = decode_linear(x, q.rows(), bias);
-    if (y.defined()) return y;
-  }
-  return torch::nn::functional::linear(x, q.dequantized().to(x.device(), x.scalar_type()), bias);
+  return kernel_or_widened(x, q.rows(), bias, [&] { return q.dequantized(); });
 }
 
 torch::Tensor PackedWeight::mkl_packed_linear(const torch::Tensor& x, const torch::Tensor& weight,

@@ -18,8 +18,8 @@
 // CpuInt8MatmulScope (GRPO's rollouts with --rollout-dtype int8; remade whenever the weight
 // changes, like the packed copy), or for good by freeze (generate, chat, serve and eval with
 // --dtype int8, which then release the float32 weight); freeze also keeps bfloat16 copies
-// (--dtype bfloat16-weights). Products of few rows from float32 or
-// bfloat16 weights go to decode_matmul's kernels before any of this.
+// (--dtype bfloat16-weights). Outside those, products of few rows from float32 or bfloat16
+// weights go to decode_matmul's kernels before MKL's packed copy.
 #pragma once
 #include <mutex>
 
@@ -72,9 +72,9 @@ class PackedWeight {
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
   // Frees the packed copy (it is packed again on next use).
   void clear();
-  // From now on every product uses an int8 copy of `weight` made here, in and out of scopes; the
-  // caller may then release the float weight (freeze_linears in model/transformer.h does).
-  // `type` is kInt8 or kBFloat16.
+  // From now on every product uses a copy of `weight` of `type` (kInt8 or kBFloat16) made here, in
+  // and out of scopes; the caller may then release the float weight (freeze_linears in
+  // model/transformer.h does).
   void freeze(const torch::Tensor& weight, WeightType type);
   bool frozen() const { return frozen_; }
   // Bytes of the int8 copy (0 when there is none).
