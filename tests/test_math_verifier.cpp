@@ -134,7 +134,7 @@ TEST(MathVerifier, Gsm8kAnswersInTheirEquivalentForms) {
 // Hand-written cases by rule, in tests/data/math_equivalence_cases.jsonl (shared with the
 // math-verify comparison, tests/python/test_math_verify_agreement.py).
 TEST(MathVerifier, HandWrittenCasesCoverEveryRule) {
-  const auto cases = read_jsonl(std::string(R1_TEST_DATA_DIR) + "/math_equivalence_cases.jsonl");
+  const auto cases = read_jsonl(r1::testing::source_test_data() + "/math_equivalence_cases.jsonl");
   EXPECT_GE(cases.size(), 200u);
   int wrong = 0;
   for (const auto& c : cases) {
