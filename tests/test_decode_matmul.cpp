@@ -18,6 +18,18 @@ torch::Tensor reference_weight(const torch::Tensor& w, WeightType type, const In
   return w.to(torch::kFloat64);
 }
 
+// x as the int8 kernels see it, in float64: per block of kInt8ActivationBlock values,
+// round(x * (1 / s)) * s with s = the block's absmax / 127 (float32 arithmetic, ties to even).
+torch::Tensor reference_int8_activations(const torch::Tensor& x) {
+  const int64_t M = x.size(0), K = x.size(1), block = kInt8ActivationBlock;
+  const int64_t padded = (K + block - 1) / block * block;
+  const auto blocks = torch::constant_pad_nd(x, {0, padded - K}).view({M, padded / block, block});
+  auto scale = blocks.abs().amax(-1, true) / 127.0f;
+  scale = torch::where(scale > 0, scale, torch::ones_like(scale));
+  const auto q = torch::round(blocks * scale.reciprocal()).clamp(-127, 127);
+  return (q.to(torch::kFloat64) * scale.to(torch::kFloat64)).view({M, padded}).narrow(1, 0, K);
+}
+
 TEST(DecodeMatmul, EveryInstructionSetMatchesFloat64) {
   const auto isas = decode_kernel_isas();
   if (isas.empty()) GTEST_SKIP() << "no AVX2 on this CPU";
@@ -30,10 +42,15 @@ TEST(DecodeMatmul, EveryInstructionSetMatchesFloat64) {
   std::vector<Shape> shapes;
   for (int64_t m : {1, 2, 3, 4, 5, 7, 16, 33})
     for (int64_t n : {1, 3, 4, 17, 64})
-      for (int64_t k : {1, 7, 8, 15, 16, 17, 100, 576}) shapes.push_back({m, n, k});
+      for (int64_t k : {1, 7, 8, 15, 16, 17, 64, 100, 130, 576}) shapes.push_back({m, n, k});
   shapes.push_back({1, 4099, 64});
   for (const auto& isa : isas) {
-    for (const auto type : {WeightType::kFloat32, WeightType::kBFloat16, WeightType::kInt8}) {
+    struct Path {
+      WeightType type;
+      Int8Activations int8 = Int8Activations::kInt8;
+    };
+    for (const auto [type, int8] : {Path{WeightType::kFloat32}, Path{WeightType::kBFloat16}, Path{WeightType::kInt8},
+                                    Path{WeightType::kInt8, Int8Activations::kFloat32}}) {
       for (const auto& s : shapes) {
         const auto x = torch::randn({s.m, s.k});
         const auto b = torch::randn({s.n});
@@ -49,13 +66,17 @@ TEST(DecodeMatmul, EveryInstructionSetMatchesFloat64) {
         }
         auto y = torch::empty({s.m, s.n});
         const bool with_bias = s.n % 2 == 1;
-        decode_matmul(x.data_ptr<float>(), s.m, rows, with_bias ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(), isa);
-        auto want = torch::matmul(x.to(torch::kFloat64), reference_weight(w, type, q).t());
+        decode_matmul(x.data_ptr<float>(), s.m, rows, with_bias ? b.data_ptr<float>() : nullptr, y.data_ptr<float>(), isa,
+                      int8);
+        const bool int8_x = type == WeightType::kInt8 && int8 == Int8Activations::kInt8;
+        const auto x64 = int8_x ? reference_int8_activations(x) : x.to(torch::kFloat64);
+        auto want = torch::matmul(x64, reference_weight(w, type, q).t());
         if (with_bias) want = want + b.to(torch::kFloat64);
         // float32 accumulation over k terms: error within ~k ulp of the terms' magnitudes.
-        const auto scale = torch::matmul(x.abs().to(torch::kFloat64), reference_weight(w, type, q).abs().t()) + 1;
+        const auto scale = torch::matmul(x64.abs(), reference_weight(w, type, q).abs().t()) + 1;
         const double err = ((y.to(torch::kFloat64) - want).abs() / scale).max().item<double>();
-        EXPECT_LT(err, 1e-6) << isa << " type " << static_cast<int>(type) << " " << s.m << "x" << s.n << "x" << s.k;
+        EXPECT_LT(err, 1e-6) << isa << " type " << static_cast<int>(type) << (int8_x ? " int8 x " : " ") << s.m << "x"
+                             << s.n << "x" << s.k;
       }
     }
   }
@@ -163,8 +184,10 @@ TEST(DecodeMatmul, Int8ScopeQuantisesAgainWhenTheWeightChanges) {
   };
   // The int8 product of the weight as it is now: quantised from it, not from an older value.
   const auto close_to_float = [&](const torch::Tensor& y) {
-    const auto want = torch::nn::functional::linear(x, quantize_int8(w).dequantized());
-    return (y - want).abs().max().item<float>() < 1e-4;
+    const auto q = quantize_int8(w);
+    const auto xk = int8_activations() == Int8Activations::kInt8 ? reference_int8_activations(x) : x.to(torch::kFloat64);
+    const auto want = torch::matmul(xk, q.dequantized().to(torch::kFloat64).t());
+    return (y - want).abs().max().item<double>() < 1e-4;
   };
   EXPECT_TRUE(close_to_float(product()));
   EXPECT_GT(copy.int8_bytes(), 0);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -27,8 +28,23 @@ inline float weight_value(const uint16_t* w, int64_t i) {
 }
 inline float weight_value(const int8_t* w, int64_t i) { return static_cast<float>(w[i]); }
 
-using KernelFn = void (*)(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, int64_t n0,
-                          int64_t n1);
+// x rounded to int8 per block of kInt8ActivationBlock values: values [rows, K], scales [rows, blocks]
+// (the last block may be partial).
+struct Int8Rows {
+  const int8_t* values = nullptr;
+  const float* scales = nullptr;
+  int64_t rows = 0, blocks = 0;
+};
+
+// x as the kernels read it: float32 rows, and for int8 weights (unless R1_NO_INT8_ACTIVATIONS) the
+// same rows in int8.
+struct Activations {
+  const float* values = nullptr;
+  int64_t rows = 0;
+  const Int8Rows* int8 = nullptr;
+};
+
+using KernelFn = void (*)(const Activations& x, const WeightRows& w, const float* bias, float* y, int64_t n0, int64_t n1);
 
 }  // namespace
 
@@ -58,9 +74,63 @@ struct Simd {
   }
   static V fma(V a, V b, V acc) { return _mm512_fmadd_ps(a, b, acc); }
   static float sum(V v) { return _mm512_reduce_add_ps(v); }
+  static V broadcast(float f) { return _mm512_set1_ps(f); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V abs(V v) { return _mm512_abs_ps(v); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static float max_of(V v) { return _mm512_reduce_max_ps(v); }
+  // round(v) (ties to even), saturated to int8: |v| <= 127 here, so it never saturates.
+  static void store_int8(int8_t* p, V v) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+  }
+  // int8 products: B holds 64 bytes, I 16 int32 sums. Without VNNI, vpmaddubsw (unsigned x signed
+  // bytes, pairs summed to int16) + vpmaddwd: the signs go onto the activations, |w| * (sign(w) x),
+  // and |values| <= 127 keeps the int16 pairs from saturating.
+  using B = __m512i;
+  using I = __m512i;
+  struct WeightOperand {
+    B signs, magnitudes;
+  };
+  static constexpr int kBytes = 64;
+  static constexpr int kInt8TileRows = 2;  // 2 x 4 float sums + 2 x 4 int32 sums + 8 weight vectors
+  static B load_bytes(const int8_t* p) { return _mm512_loadu_si512(p); }
+  static WeightOperand weight_operand(B w) { return {w, _mm512_abs_epi8(w)}; }
+  static B x_operand(B x) { return x; }
+  static I dot_start(const WeightOperand&) { return _mm512_setzero_si512(); }
+  static I dot_add(I acc, B x, const WeightOperand& w) {
+    const B signed_x = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w.signs), _mm512_setzero_si512(), x);
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w.magnitudes, signed_x), _mm512_set1_epi16(1)));
+  }
+  static V to_float(I v) { return _mm512_cvtepi32_ps(v); }
 };
 #include "model/decode_matmul_tiles.inc"
 }  // namespace avx512
+#pragma GCC pop_options
+
+// AVX-512 VNNI (Intel since Cascade Lake, AMD since Zen 4): the int8 products in one instruction.
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")
+namespace avx512vnni {
+// vpdpbusd takes x + 128 as the unsigned operand (x_operand: the top bit flipped) and w as it is;
+// each block's sum then starts from -128 * sum(w) (dot_start), so it comes out as sum(x * w). One
+// instruction per (x row, w row) where the sign trick takes three.
+struct Simd : avx512::Simd {
+  struct WeightOperand {
+    B values;
+    I start;  // -128 * (the sums of 4 adjacent weights)
+  };
+  static_assert(kBytes == kInt8ActivationBlock, "dot_start corrects one vector of bytes per block");
+  static constexpr int kInt8TileRows = 4;  // the int32 sums live one block only: 4 x 4 float sums fit
+  static WeightOperand weight_operand(B w) {
+    const I sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)), w);
+    return {w, _mm512_sub_epi32(_mm512_setzero_si512(), sums)};
+  }
+  static B x_operand(B x) { return _mm512_xor_si512(x, _mm512_set1_epi8(static_cast<char>(0x80))); }
+  static I dot_start(const WeightOperand& w) { return w.start; }
+  static I dot_add(I acc, B x, const WeightOperand& w) { return _mm512_dpbusd_epi32(acc, x, w.values); }
+};
+#include "model/decode_matmul_tiles.inc"
+}  // namespace avx512vnni
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
 
@@ -87,6 +157,36 @@ struct Simd {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static V broadcast(float f) { return _mm256_set1_ps(f); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V abs(V v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static float max_of(V v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  static void store_int8(int8_t* p, V v) {
+    const __m256i i = _mm256_cvtps_epi32(v);
+    const __m128i i16 = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packs_epi16(i16, i16));
+  }
+  using B = __m256i;
+  using I = __m256i;
+  struct WeightOperand {
+    B signs, magnitudes;
+  };
+  static constexpr int kBytes = 32;
+  static constexpr int kInt8TileRows = 1;
+  static B load_bytes(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static WeightOperand weight_operand(B w) { return {w, _mm256_abs_epi8(w)}; }
+  static B x_operand(B x) { return x; }
+  static I dot_start(const WeightOperand&) { return _mm256_setzero_si256(); }
+  static I dot_add(I acc, B x, const WeightOperand& w) {
+    return _mm256_add_epi32(
+        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(w.magnitudes, _mm256_sign_epi8(x, w.signs)), _mm256_set1_epi16(1)));
+  }
+  static V to_float(I v) { return _mm256_cvtepi32_ps(v); }
 };
 #include "model/decode_matmul_tiles.inc"
 }  // namespace avx2
@@ -95,8 +195,11 @@ struct Simd {
 
 namespace {
 
+using QuantizeFn = void (*)(const float* x, int64_t M, int64_t K, int8_t* values, float* scales);
+
 struct Kernel {
   KernelFn fn = nullptr;
+  QuantizeFn quantize = nullptr;
   const char* isa = "";
 };
 
@@ -105,9 +208,11 @@ std::vector<Kernel> runnable_kernels() {
   std::vector<Kernel> kernels;
 #ifdef R1_X86_KERNELS
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    kernels.push_back({avx512::rows_range, "avx512"});
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kernels.push_back({avx2::rows_range, "avx2"});
+  const bool avx512 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  if (avx512 && __builtin_cpu_supports("avx512vnni")) kernels.push_back({avx512vnni::rows_range, avx512vnni::quantize_rows, "avx512vnni"});
+  if (avx512) kernels.push_back({avx512::rows_range, avx512::quantize_rows, "avx512"});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kernels.push_back({avx2::rows_range, avx2::quantize_rows, "avx2"});
 #endif
   return kernels;
 }
@@ -124,8 +229,30 @@ const Kernel& kernel() {
   return picked;
 }
 
-void run(KernelFn fn, const float* x, int64_t M, const WeightRows& w, const float* bias, float* y) {
-  TORCH_CHECK(fn != nullptr, "decode_matmul: no kernel for this CPU");
+// x rounded to int8 (the kernel's quantize_rows), in buffers kept for the next call.
+struct Int8Buffer {
+  std::vector<int8_t> values;
+  std::vector<float> scales;
+  Int8Rows rows;
+};
+
+void quantize_activations(QuantizeFn quantize, const float* x, int64_t M, int64_t K, Int8Buffer& out) {
+  const int64_t blocks = (K + kInt8ActivationBlock - 1) / kInt8ActivationBlock;
+  out.values.resize(M * K);
+  out.scales.resize(M * blocks);
+  quantize(x, M, K, out.values.data(), out.scales.data());
+  out.rows = {out.values.data(), out.scales.data(), M, blocks};
+}
+
+void run(const Kernel& kernel, const float* x, int64_t M, const WeightRows& w, const float* bias, float* y,
+         Int8Activations int8) {
+  TORCH_CHECK(kernel.fn != nullptr, "decode_matmul: no kernel for this CPU");
+  Activations a{x, M, nullptr};
+  thread_local Int8Buffer int8_x;  // reused: decoding calls this for every matrix of every step
+  if (w.type == WeightType::kInt8 && int8 == Int8Activations::kInt8) {
+    quantize_activations(kernel.quantize, x, M, w.cols, int8_x);
+    a.int8 = &int8_x.rows;
+  }
   // Each thread takes whole blocks of 16 output rows, and at least ~64 KB of weights (splitting a
   // small matrix costs more in wake-ups than it saves).
   constexpr int64_t kBlock = 16;
@@ -133,7 +260,7 @@ void run(KernelFn fn, const float* x, int64_t M, const WeightRows& w, const floa
   const int64_t type_bytes = w.type == WeightType::kFloat32 ? 4 : w.type == WeightType::kBFloat16 ? 2 : 1;
   const int64_t grain = std::max<int64_t>(1, (64 << 10) / (kBlock * w.cols * type_bytes));
   at::parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
-    fn(x, M, w, bias, y, b0 * kBlock, std::min(w.rows, b1 * kBlock));
+    kernel.fn(a, w, bias, y, b0 * kBlock, std::min(w.rows, b1 * kBlock));
   });
 }
 
@@ -148,13 +275,19 @@ int64_t decode_kernel_max_rows(WeightType type) {
 
 const char* decode_kernel_isa() { return kernel().isa; }
 
-void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y) {
-  run(kernel().fn, x, M, w, bias, y);
+Int8Activations int8_activations() {
+  static const bool float32 = std::getenv("R1_NO_INT8_ACTIVATIONS") != nullptr;
+  return float32 ? Int8Activations::kFloat32 : Int8Activations::kInt8;
 }
 
-void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, const std::string& isa) {
+void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y) {
+  run(kernel(), x, M, w, bias, y, int8_activations());
+}
+
+void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, const std::string& isa,
+                   Int8Activations int8) {
   for (const auto& k : runnable_kernels())
-    if (isa == k.isa) return run(k.fn, x, M, w, bias, y);
+    if (isa == k.isa) return run(k, x, M, w, bias, y, int8);
   TORCH_CHECK(false, "decode_matmul: this CPU does not run '", isa, "'");
 }
 

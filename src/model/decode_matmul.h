@@ -10,8 +10,12 @@
 // narrower one; R1_NO_DECODE_KERNELS=1 switches them off and keeps libtorch's products, for A/B
 // runs). bench/run_gemv.py measures them against MKL, oneDNN and the bandwidth.
 //
-// int8 is weight-only: one float32 scale per output row (absmax / 127), activations stay float32
-// and the products accumulate in float32, so the only error is the weights' rounding.
+// int8 weights: one float32 scale per output row (absmax / 127). The activations are rounded to
+// int8 too, per block of 64 values (scale = the block's absmax / 127, llama.cpp's Q8_0 way), so
+// the products are integer dot products (AVX-512 VNNI's vpdpbusd, or vpmaddubsw + vpmaddwd),
+// summed per block in int32 and across blocks in float32: converting each int8 weight to float32
+// instead left the kernel compute-bound at ~7.5 G weights/s per core, below the bandwidth.
+// R1_NO_INT8_ACTIVATIONS=1 keeps float32 activations (weight-only rounding, the slower path).
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -36,15 +40,22 @@ struct WeightRows {
 // bench/run_gemv.py: past it the GEMM libraries' blocking wins).
 int64_t decode_kernel_max_rows(WeightType type);
 
-// "avx512", "avx2", or "" where no kernel runs (not x86-64, a CPU without AVX2, or
+// "avx512vnni", "avx512", "avx2", or "" where no kernel runs (not x86-64, a CPU without AVX2, or
 // R1_NO_DECODE_KERNELS set).
 const char* decode_kernel_isa();
+
+// How activations meet int8 weights: rounded to int8 per block of kInt8ActivationBlock values
+// (the default), or kept float32 (R1_NO_INT8_ACTIVATIONS=1).
+enum class Int8Activations { kInt8, kFloat32 };
+constexpr int64_t kInt8ActivationBlock = 64;
+Int8Activations int8_activations();
 
 // y [M, N] = x [M, K] W^T (+ bias [N]); x and y float32, row-major. Threads split N.
 void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y);
 // The same with a chosen instruction set, one of decode_kernel_isas(): every set this CPU runs
-// (tests check each one, whichever the process picked).
-void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, const std::string& isa);
+// (tests check each one, whichever the process picked), and a chosen int8 activation path.
+void decode_matmul(const float* x, int64_t M, const WeightRows& w, const float* bias, float* y, const std::string& isa,
+                   Int8Activations int8 = int8_activations());
 std::vector<std::string> decode_kernel_isas();
 
 // The same for tensors: x [..., K] float32 or bfloat16 (returned in x's dtype). Undefined when the
