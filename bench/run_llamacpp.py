@@ -4,8 +4,8 @@ llama.cpp runs its own tools, llama-bench (prompt processing, batch-1 decoding) 
 (8, 32 and 64 sequences decoded together: GRPO's rollout shape), built for this CPU from the source PyPI's
 llama-cpp-python sdist vendors (bench/build_llamacpp.sh); r1 runs `r1_bench decode` on the imported
 directory. Each row's two programs run back to back; peak memory is each process's maximum resident set.
---batched-only / --batch-one-only: one of the two tables.
-Usage: run_llamacpp.py BUILD_DIR [--batched-only | --batch-one-only]"""
+--batched-only / --batch-one-only: one of the two tables; --only DTYPE[,DTYPE...]: the rows of those r1 dtypes.
+Usage: run_llamacpp.py BUILD_DIR [--batched-only | --batch-one-only] [--only int8,float32]"""
 import importlib.util
 import json
 import os
@@ -85,6 +85,9 @@ def main():
         # bfloat16-weights (float32 activations and cache) against llama.cpp's bf16 and f16.
         pairs = [("float32", "f32"), ("bfloat16", "bf16"), ("bfloat16-weights", "bf16"), ("bfloat16-weights", "f16"),
                  ("int8", "q8_0")]
+        if "--only" in sys.argv:
+            wanted = sys.argv[sys.argv.index("--only") + 1].split(",")
+            pairs = [p for p in pairs if p[0] in wanted]
         if "--batched-only" not in sys.argv:
             batch_one(build, bin_dir, model, files, pairs)
         if "--batch-one-only" not in sys.argv:

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "io/model_dir.h"
+#include "util/device.h"
 #include "util/error.h"
 
 namespace r1::cli {
@@ -27,15 +28,8 @@ torch::Device RuntimeOptions::setup() const {
     n = env ? std::atoi(env) : 0;
   }
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const torch::Device dev = open_device(device);  // first: CUDA's libraries load before any CUDA query
   torch::set_num_threads(n);
-  torch::Device dev(torch::kCPU);
-  try {
-    dev = torch::Device(device);
-  } catch (const c10::Error&) {
-    throw Error("--device '" + device + "' is not a device (cpu, cuda, cuda:N)");
-  }
-  if (dev.is_cuda() && !torch::cuda::is_available())
-    throw Error("--device " + device + ": no CUDA GPU is available on this machine");
   return dev;
 }
 

@@ -1,15 +1,17 @@
 #include "dist/process_group.h"
 
+#include <dlfcn.h>
+
 #include <cstring>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#ifdef R1_WITH_NCCL
-#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
-#endif
 
+#include "dist/nccl_backend.h"
+#include "util/device.h"
 #include "util/error.h"
+#include "util/helper_programs.h"
 
 namespace r1 {
 
@@ -24,6 +26,20 @@ struct ProcessGroup::Impl {
 namespace {
 
 std::string seconds(std::chrono::milliseconds t) { return std::to_string(t.count() / 1000) + " s"; }
+
+// The NCCL plugin's entry point (loaded once, with CUDA support first).
+ConnectNcclFn connect_nccl() {
+  static const ConnectNcclFn fn = [] {
+    load_cuda_support();
+    const std::string path = helper_program(kNcclPluginName, "R1_NCCL_PLUGIN");
+    void* plugin = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (plugin == nullptr) throw Error("cannot load " + path + ": " + dlerror());
+    auto* symbol = dlsym(plugin, kConnectNcclSymbol);
+    if (symbol == nullptr) throw Error(path + " has no " + kConnectNcclSymbol);
+    return reinterpret_cast<ConnectNcclFn>(symbol);
+  }();
+  return fn;
+}
 
 }  // namespace
 
@@ -53,14 +69,10 @@ c10::intrusive_ptr<c10d::Backend> ProcessGroup::connect(const c10::intrusive_ptr
   const std::string where = env_.master_addr + ":" + std::to_string(env_.master_port);
   try {
     if (impl_->device.is_cuda()) {
-#ifdef R1_WITH_NCCL
-      if (impl_->device.has_index()) c10::cuda::set_device(impl_->device.index());
-      auto options = c10d::ProcessGroupNCCL::Options::create();
-      options->timeout = impl_->timeout;
-      return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env_.rank, env_.world_size, options);
-#else
-      throw Error("this build of r1 has no NCCL: data-parallel training on CUDA is unavailable");
-#endif
+      c10::intrusive_ptr<c10d::Backend> backend;
+      connect_nccl()(store, env_.rank, env_.world_size, impl_->device.has_index() ? impl_->device.index() : -1,
+                     impl_->timeout, &backend);
+      return backend;
     }
     // Options::create_default picks the network interface like torch does (GLOO_SOCKET_IFNAME,
     // else this host's address, else loopback).

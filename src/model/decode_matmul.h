@@ -6,8 +6,8 @@
 // products to MKL, whose matrix-vector path is fast on Intel but generic ("def") on AMD CPUs
 // (2.5x behind llama.cpp there), and to oneDNN for bfloat16, which reached 45% of the bandwidth
 // on Intel. These kernels are written once against a small SIMD interface and compiled for
-// AVX-512 and AVX2; the widest the CPU has is picked at run time (R1_DECODE_ISA=avx2 forces the
-// narrower one; R1_NO_DECODE_KERNELS=1 switches them off and keeps libtorch's products, for A/B
+// AVX-512 (with VNNI and without) and AVX2; the widest the CPU has is picked at run time
+// (R1_DECODE_ISA=avx512 or avx2 forces a narrower one; R1_NO_DECODE_KERNELS=1 switches them off and keeps libtorch's products, for A/B
 // runs). bench/run_gemv.py measures them against MKL, oneDNN and the bandwidth.
 //
 // int8 weights: one float32 scale per output row (absmax / 127). The activations are rounded to

@@ -60,7 +60,11 @@ class Cli(TempDirCase, unittest.TestCase):
         d = self.make_model()
         self.assert_fails(["generate", "--model", d, "--prompt-ids", "1,x"], "'x' is not an integer")
         self.assert_fails(["generate", "--model", d, "--prompt-ids", "1,999"], "outside the vocabulary")
-        self.assert_fails(["generate", "--model", d, "--prompt-ids", "1", "--device", "cuda"], "cuda")
+        # CUDA's libraries load when named (util/device.h): torch's CUDA hooks answer, with no GPU here.
+        self.assert_fails(["generate", "--model", d, "--prompt-ids", "1", "--device", "cuda"],
+                          "--device cuda: no CUDA GPU is available on this machine (CUDA runtime ")
+        self.assert_fails(["generate", "--model", d, "--prompt-ids", "1", "--device", "gpu"],
+                          "--device 'gpu' is not a device")
         # int8 weights are for inference: the gradient and training commands refuse them by name.
         ids = os.path.join(self.tmp, "ids.json")
         with open(ids, "w") as f:
