@@ -26,6 +26,7 @@
 #include "model/packed_matmul.h"
 #include "model/presets.h"
 #include "model/transformer.h"
+#include "util/device.h"
 #include "util/memory.h"
 
 namespace {
@@ -325,15 +326,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
+  const torch::Device torch_device = r1::open_device(device);  // (CUDA's libraries load here, for cuda)
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   nlohmann::json r;
   if (*matmul) r = bench_matmul(n, reps);
   if (*bandwidth) r = bench_bandwidth(reps);
-  if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps, torch::Device(device));
+  if (*train) r = bench_train(r1::preset_config(preset), batch, seq, steps, torch_device);
   if (*grpo_pass)
     r = bench_grpo_pass(r1::preset_config(preset), batch, groups, prompt, shortest, longest, pad, steps,
-                        torch::Device(device));
+                        torch_device);
   if (*gemv) r = bench_gemv(batch, gemv_n, gemv_k, gemv_type, gemv_path, reps);
   if (*attention) r = bench_attention(r1::preset_config(preset), batch, prefix, reps, r1::torch_dtype_from_name(dtype));
   if (*decode) {
@@ -345,9 +347,9 @@ int main(int argc, char** argv) {
     if (dtype == "bfloat16-weights") frozen = r1::WeightType::kBFloat16;
     const auto scalar = frozen ? torch::kFloat32 : r1::torch_dtype_from_name(dtype);
     if (!model_dir.empty()) {
-      model = r1::load_model_dir(model_dir, {torch::Device(device), scalar, frozen});
+      model = r1::load_model_dir(model_dir, {torch_device, scalar, frozen});
     } else {
-      model = r1::Transformer(r1::preset_config(preset), torch::TensorOptions().device(device).dtype(scalar));
+      model = r1::Transformer(r1::preset_config(preset), torch::TensorOptions().device(torch_device).dtype(scalar));
       model->init_weights(0);
     }
     if (frozen) model->freeze_linears(*frozen);

@@ -14,15 +14,19 @@ from machine import describe, measured_ceilings  # noqa: E402
 THREADS = 2
 SHAPES = [("gate/up 1536x576", 1536, 576), ("down 576x1536", 576, 1536), ("head 49152x576", 49152, 576)]
 ROWS = (1, 4, 16, 64)
-PATHS = {"float32": ("r1", "torch", "mkl-packed"), "bfloat16": ("r1", "torch"), "int8": ("r1", "torch")}
+# "r1 float32 x": the int8 kernel with float32 activations (R1_NO_INT8_ACTIVATIONS=1), the int8 path before
+# activations were rounded too.
+PATHS = {"float32": ("r1", "torch", "mkl-packed"), "bfloat16": ("r1", "torch"),
+         "int8": ("r1", "r1 float32 x", "torch")}
 LIBRARY = {("float32", "torch"): "MKL", ("float32", "mkl-packed"): "MKL packed", ("bfloat16", "torch"): "oneDNN",
            ("int8", "torch"): "dequantise + MKL"}
 
 
 def gemv(build, rows, n, k, dtype, path):
+    env = dict(os.environ, R1_NO_INT8_ACTIVATIONS="1") if path == "r1 float32 x" else None
     proc = subprocess.run([os.path.join(build, "bench", "r1_bench"), "--threads", str(THREADS), "gemv", "--rows",
-                           str(rows), "--n", str(n), "--k", str(k), "--type", dtype, "--path", path, "--reps", "5"],
-                          capture_output=True, text=True)
+                           str(rows), "--n", str(n), "--k", str(k), "--type", dtype, "--path", path.split()[0],
+                           "--reps", "5"], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return None  # the path does not take this product (r1's kernels past their row limit, packed at 1 row)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -44,7 +48,7 @@ def main():
                     r = gemv(build, rows, n, k, dtype, path)
                     if r is None:
                         continue
-                    label = f"r1 ({r['isa']})" if path == "r1" else LIBRARY[(dtype, path)]
+                    label = f"{path} ({r['isa']})" if path.startswith("r1") else LIBRARY[(dtype, path)]
                     print(f"| {dtype} | {name} | {rows} | {label} | {r['gb_per_s']:.1f} | "
                           f"{100 * r['gb_per_s'] / bandwidth:.0f}% | {r['gflops']:.1f} | {100 * r['gflops'] / peak:.0f}% |",
                           flush=True)

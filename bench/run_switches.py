@@ -4,6 +4,8 @@ today, each measured with and without its switch by the same binary, alternating
   R1_NO_FUSED_OPS=1 turns them off;
 - the weights packed once for MKL's GEMM in the engine: R1_NO_PACKED_GEMM=1 turns it off;
 - r1's decode kernels for products of few rows (fp32, bf16, int8 weights): R1_NO_DECODE_KERNELS=1;
+- int8 weights meeting int8 activations (VNNI / vpmaddubsw dot products) in those kernels:
+  R1_NO_INT8_ACTIVATIONS=1 keeps float32 activations;
 - r1's answer to MKL's "is this CPU Intel's?" (MKL's fast kernels on AMD): R1_MKL_VENDOR_CHECK=1 keeps
   MKL's own answer (on an Intel CPU both answers are yes: the row shows the hook costs nothing).
 Usage: run_switches.py BUILD_DIR"""
@@ -33,6 +35,12 @@ WORKLOADS = [  # (switch, what, r1_bench arguments, JSON field, unit)
      "tokens_per_s", "tokens/s"),
     ("R1_NO_DECODE_KERNELS", "greedy decode, bench-m bf16, batch 8",
      ["decode", "--preset", "bench-m", "--batch", "8", "--new-tokens", "64", "--dtype", "bfloat16"],
+     "tokens_per_s", "tokens/s"),
+    ("R1_NO_INT8_ACTIVATIONS", "greedy decode, bench-m int8, batch 1",
+     ["decode", "--preset", "bench-m", "--batch", "1", "--new-tokens", "64", "--dtype", "int8"],
+     "tokens_per_s", "tokens/s"),
+    ("R1_NO_INT8_ACTIVATIONS", "greedy decode, bench-m int8, batch 8",
+     ["decode", "--preset", "bench-m", "--batch", "8", "--new-tokens", "64", "--dtype", "int8"],
      "tokens_per_s", "tokens/s"),
     ("R1_MKL_VENDOR_CHECK", "training step, bench-s, 8 x 256 tokens", ["train", "--preset", "bench-s", "--steps", "3"],
      "tokens_per_s", "tokens/s"),
