@@ -8,7 +8,7 @@ today, each measured with and without its switch by the same binary, alternating
   R1_NO_INT8_ACTIVATIONS=1 keeps float32 activations;
 - r1's answer to MKL's "is this CPU Intel's?" (MKL's fast kernels on AMD): R1_MKL_VENDOR_CHECK=1 keeps
   MKL's own answer (on an Intel CPU both answers are yes: the row shows the hook costs nothing).
-Usage: run_switches.py BUILD_DIR"""
+Usage: run_switches.py BUILD_DIR [--only SWITCH]"""
 import json
 import os
 import subprocess
@@ -58,11 +58,14 @@ def measure(build, args, field, switch_off):
 
 def main():
     print(f"Machine: {describe()}")
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    build = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "build"
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     print("\n## Optimisation switches (same binary, alternating runs, two rounds, 2 threads)\n")
     print("| switch | workload | off | on | on / off |")
     print("|---|---|---|---|---|")
     for switch, what, args, field, unit in WORKLOADS:
+        if only and switch != only:
+            continue
         off, on = [], []
         for _ in range(2):
             off.append(measure(build, args, field, switch))

@@ -268,9 +268,12 @@ void run(const Kernel& kernel, const float* x, int64_t M, const WeightRows& w, c
 
 int64_t decode_kernel_max_rows(WeightType type) {
   // bench/run_gemv.py on SmolLM2's shapes, 2 threads, Intel Xeon: MKL's packed float32 GEMM passes
-  // the kernel from 8 rows (69 vs 59 GFLOP/s); oneDNN's bfloat16 product (and int8 dequantised for
-  // MKL) only past 64 (at 128: 147 vs 118, 189 vs 140).
-  return type == WeightType::kFloat32 ? 4 : 64;
+  // the kernel from 8 rows (69 vs 59 GFLOP/s); oneDNN's bfloat16 product and int8 with float32
+  // activations (dequantised for MKL) only past 64 (at 128: 147 vs 118, 189 vs 140); int8 with int8
+  // activations past 128 (at 128: 245-285 vs 195-207 GFLOP/s; at 256 even, 244-284 vs 237-242).
+  if (type == WeightType::kFloat32) return 4;
+  if (type == WeightType::kInt8 && int8_activations() == Int8Activations::kInt8) return 128;
+  return 64;
 }
 
 const char* decode_kernel_isa() { return kernel().isa; }
