@@ -17,31 +17,29 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from machine import describe  # noqa: E402
 
+
+def bench_m_decode(switch, batch, dtype=None):
+    """A workload row: greedy decoding of 64 tokens on the bench-m preset."""
+    args = ["decode", "--preset", "bench-m", "--batch", str(batch), "--new-tokens", "64"]
+    short = {None: "", "bfloat16": " bf16", "int8": " int8"}[dtype]
+    return (switch, f"greedy decode, bench-m{short}, batch {batch}", args + (["--dtype", dtype] if dtype else []),
+            "tokens_per_s", "tokens/s")
+
+
 WORKLOADS = [  # (switch, what, r1_bench arguments, JSON field, unit)
     ("R1_NO_FUSED_OPS", "training step, tiny, 8 x 256 tokens", ["train", "--preset", "tiny", "--steps", "4"],
      "tokens_per_s", "tokens/s"),
     ("R1_NO_FUSED_OPS", "greedy decode, tiny, batch 64", ["decode", "--preset", "tiny", "--batch", "64"],
      "tokens_per_s", "tokens/s"),
-    ("R1_NO_FUSED_OPS", "greedy decode, bench-m, batch 1", ["decode", "--preset", "bench-m", "--batch", "1",
-                                                            "--new-tokens", "64"], "tokens_per_s", "tokens/s"),
+    bench_m_decode("R1_NO_FUSED_OPS", 1),
     ("R1_NO_PACKED_GEMM", "greedy decode, small, batch 64", ["decode", "--preset", "small", "--batch", "64"],
      "tokens_per_s", "tokens/s"),
-    ("R1_NO_PACKED_GEMM", "greedy decode, bench-m, batch 8", ["decode", "--preset", "bench-m", "--batch", "8",
-                                                              "--new-tokens", "64"], "tokens_per_s", "tokens/s"),
-    ("R1_NO_DECODE_KERNELS", "greedy decode, bench-m, batch 1", ["decode", "--preset", "bench-m", "--batch", "1",
-                                                                 "--new-tokens", "64"], "tokens_per_s", "tokens/s"),
-    ("R1_NO_DECODE_KERNELS", "greedy decode, bench-m bf16, batch 1",
-     ["decode", "--preset", "bench-m", "--batch", "1", "--new-tokens", "64", "--dtype", "bfloat16"],
-     "tokens_per_s", "tokens/s"),
-    ("R1_NO_DECODE_KERNELS", "greedy decode, bench-m bf16, batch 8",
-     ["decode", "--preset", "bench-m", "--batch", "8", "--new-tokens", "64", "--dtype", "bfloat16"],
-     "tokens_per_s", "tokens/s"),
-    ("R1_NO_INT8_ACTIVATIONS", "greedy decode, bench-m int8, batch 1",
-     ["decode", "--preset", "bench-m", "--batch", "1", "--new-tokens", "64", "--dtype", "int8"],
-     "tokens_per_s", "tokens/s"),
-    ("R1_NO_INT8_ACTIVATIONS", "greedy decode, bench-m int8, batch 8",
-     ["decode", "--preset", "bench-m", "--batch", "8", "--new-tokens", "64", "--dtype", "int8"],
-     "tokens_per_s", "tokens/s"),
+    bench_m_decode("R1_NO_PACKED_GEMM", 8),
+    bench_m_decode("R1_NO_DECODE_KERNELS", 1),
+    bench_m_decode("R1_NO_DECODE_KERNELS", 1, "bfloat16"),
+    bench_m_decode("R1_NO_DECODE_KERNELS", 8, "bfloat16"),
+    bench_m_decode("R1_NO_INT8_ACTIVATIONS", 1, "int8"),
+    bench_m_decode("R1_NO_INT8_ACTIVATIONS", 8, "int8"),
     ("R1_MKL_VENDOR_CHECK", "training step, bench-s, 8 x 256 tokens", ["train", "--preset", "bench-s", "--steps", "3"],
      "tokens_per_s", "tokens/s"),
 ]

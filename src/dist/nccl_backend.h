@@ -4,12 +4,8 @@
 #pragma once
 #include <chrono>
 
-#include <torch/torch.h>
-
-namespace c10d {
-class Backend;
-class Store;
-}  // namespace c10d
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Store.hpp>
 
 namespace r1 {
 
