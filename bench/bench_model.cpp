@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 
@@ -27,6 +28,7 @@
 #include "model/presets.h"
 #include "model/transformer.h"
 #include "util/device.h"
+#include "util/error.h"
 #include "util/memory.h"
 
 namespace {
@@ -326,7 +328,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();
   CLI11_PARSE(app, argc, argv);
-  const torch::Device torch_device = r1::open_device(device);  // (CUDA's libraries load here, for cuda)
+  torch::Device torch_device = torch::kCPU;
+  try {
+    torch_device = r1::open_device(device);  // (CUDA's libraries load here, for cuda)
+  } catch (const r1::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  }
   torch::set_num_threads(threads);
   torch::manual_seed(0);
   nlohmann::json r;
