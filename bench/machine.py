@@ -1,5 +1,5 @@
 """The machine a benchmark ran on, for the header of every table: CPU model and vendor, the cores
-the run may use, the instruction sets that change the numbers (AVX-512, AVX512-BF16, AMX), and the
+the run may use, the instruction sets that change the numbers (AVX-512, AVX512-VNNI, AVX512-BF16, AMX), and the
 fp32 matmul peak and memory bandwidth measured in the same run (r1_bench matmul / bandwidth of the
 build the benchmark was given: the ceilings its numbers are read against)."""
 import json
@@ -49,8 +49,8 @@ def describe(build=None, ceilings=None):
                     break
     except OSError:
         pass
-    isa = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX"))
-           if flag in flags]
+    names = (("avx512f", "AVX-512"), ("avx512_vnni", "AVX512-VNNI"), ("avx512_bf16", "AVX512-BF16"), ("amx_tile", "AMX"))
+    isa = [name for flag, name in names if flag in flags]
     cores = len(os.sched_getaffinity(0))
     text = f"{model} ({vendor}), {cores} cores, {', '.join(isa) if isa else 'no AVX-512'}{'' if 'amx_tile' in flags else ', no AMX'}"
     ceilings = ceilings or measured_ceilings(build)
