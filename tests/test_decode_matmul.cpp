@@ -136,7 +136,8 @@ TEST(DecodeMatmul, Int8ModelReleasesItsWeightsAndStaysClose) {
   auto config = preset_config("tiny");
   Transformer model(config);
   model->init_weights(1);
-  const auto tokens = torch::randint(config.vocab_size, {2, 12});
+  // More rows than the int8 kernels take, so the forward below is the dequantised product's.
+  const auto tokens = torch::randint(config.vocab_size, {2, decode_kernel_max_rows(WeightType::kInt8) / 2 + 8});
   const auto want = torch::log_softmax(model->logits(model->forward(tokens)), -1);
   const auto [before, after] = model->freeze_linears(WeightType::kInt8);
   EXPECT_GT(before, 3 * after) << "int8 takes about a quarter of float32's bytes";
@@ -165,7 +166,8 @@ TEST(DecodeMatmul, BFloat16WeightsAreTheRoundedModel) {
   for (auto& [name, linear] : rounded->freezable_linears()) linear->weight.copy_(linear->weight.to(torch::kBFloat16));
   const auto [before, after] = model->freeze_linears(WeightType::kBFloat16);
   EXPECT_EQ(before, 2 * after) << "bfloat16 copies take half float32's bytes";
-  const auto tokens = torch::randint(config.vocab_size, {2, 9});
+  // More rows than the bfloat16 kernels take, so the first forward below is libtorch's product.
+  const auto tokens = torch::randint(config.vocab_size, {2, decode_kernel_max_rows(WeightType::kBFloat16) / 2 + 8});
   const auto want = rounded->logits(rounded->forward(tokens));
   // Prefill (libtorch's product of the widened weights) and a decode-sized product (the kernel).
   EXPECT_LT((model->logits(model->forward(tokens)) - want).abs().max().item<float>(), 1e-4);

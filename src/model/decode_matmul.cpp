@@ -89,16 +89,17 @@ struct Simd {
   using B = __m512i;
   using I = __m512i;
   struct WeightOperand {
-    B signs, magnitudes;
+    __mmask64 negative;  // the weights' signs, found once per weight vector for every x row
+    B magnitudes;
   };
   static constexpr int kBytes = 64;
   static constexpr int kInt8TileRows = 2;  // 2 x 4 float sums + 2 x 4 int32 sums + 8 weight vectors
   static B load_bytes(const int8_t* p) { return _mm512_loadu_si512(p); }
-  static WeightOperand weight_operand(B w) { return {w, _mm512_abs_epi8(w)}; }
+  static WeightOperand weight_operand(B w) { return {_mm512_movepi8_mask(w), _mm512_abs_epi8(w)}; }
   static B x_operand(B x) { return x; }
   static I dot_start(const WeightOperand&) { return _mm512_setzero_si512(); }
   static I dot_add(I acc, B x, const WeightOperand& w) {
-    const B signed_x = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w.signs), _mm512_setzero_si512(), x);
+    const B signed_x = _mm512_mask_sub_epi8(x, w.negative, _mm512_setzero_si512(), x);
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(w.magnitudes, signed_x), _mm512_set1_epi16(1)));
   }
   static V to_float(I v) { return _mm512_cvtepi32_ps(v); }
@@ -210,9 +211,11 @@ std::vector<Kernel> runnable_kernels() {
   __builtin_cpu_init();
   const bool avx512 =
       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  if (avx512 && __builtin_cpu_supports("avx512vnni")) kernels.push_back({avx512vnni::rows_range, avx512vnni::quantize_rows, "avx512vnni"});
+  if (avx512 && __builtin_cpu_supports("avx512vnni"))
+    kernels.push_back({avx512vnni::rows_range, avx512vnni::quantize_rows, "avx512vnni"});
   if (avx512) kernels.push_back({avx512::rows_range, avx512::quantize_rows, "avx512"});
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) kernels.push_back({avx2::rows_range, avx2::quantize_rows, "avx2"});
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    kernels.push_back({avx2::rows_range, avx2::quantize_rows, "avx2"});
 #endif
   return kernels;
 }
@@ -229,29 +232,27 @@ const Kernel& kernel() {
   return picked;
 }
 
-// x rounded to int8 (the kernel's quantize_rows), in buffers kept for the next call.
-struct Int8Buffer {
-  std::vector<int8_t> values;
-  std::vector<float> scales;
-  Int8Rows rows;
-};
-
-void quantize_activations(QuantizeFn quantize, const float* x, int64_t M, int64_t K, Int8Buffer& out) {
+// x rounded to int8 by the kernel's quantize_rows, into `values` and `scales` (kept by the caller
+// for the next call: decoding multiplies by every matrix of every step).
+Int8Rows quantize_activations(QuantizeFn quantize, const float* x, int64_t M, int64_t K, std::vector<int8_t>& values,
+                              std::vector<float>& scales) {
   const int64_t blocks = (K + kInt8ActivationBlock - 1) / kInt8ActivationBlock;
-  out.values.resize(M * K);
-  out.scales.resize(M * blocks);
-  quantize(x, M, K, out.values.data(), out.scales.data());
-  out.rows = {out.values.data(), out.scales.data(), M, blocks};
+  values.resize(M * K);
+  scales.resize(M * blocks);
+  quantize(x, M, K, values.data(), scales.data());
+  return {values.data(), scales.data(), M, blocks};
 }
 
 void run(const Kernel& kernel, const float* x, int64_t M, const WeightRows& w, const float* bias, float* y,
          Int8Activations int8) {
   TORCH_CHECK(kernel.fn != nullptr, "decode_matmul: no kernel for this CPU");
   Activations a{x, M, nullptr};
-  thread_local Int8Buffer int8_x;  // reused: decoding calls this for every matrix of every step
+  thread_local std::vector<int8_t> int8_values;
+  thread_local std::vector<float> int8_scales;
+  Int8Rows int8_x;
   if (w.type == WeightType::kInt8 && int8 == Int8Activations::kInt8) {
-    quantize_activations(kernel.quantize, x, M, w.cols, int8_x);
-    a.int8 = &int8_x.rows;
+    int8_x = quantize_activations(kernel.quantize, x, M, w.cols, int8_values, int8_scales);
+    a.int8 = &int8_x;
   }
   // Each thread takes whole blocks of 16 output rows, and at least ~64 KB of weights (splitting a
   // small matrix costs more in wake-ups than it saves).

@@ -7,8 +7,9 @@
 // (2.5x behind llama.cpp there), and to oneDNN for bfloat16, which reached 45% of the bandwidth
 // on Intel. These kernels are written once against a small SIMD interface and compiled for
 // AVX-512 (with VNNI and without) and AVX2; the widest the CPU has is picked at run time
-// (R1_DECODE_ISA=avx512 or avx2 forces a narrower one; R1_NO_DECODE_KERNELS=1 switches them off and keeps libtorch's products, for A/B
-// runs). bench/run_gemv.py measures them against MKL, oneDNN and the bandwidth.
+// (R1_DECODE_ISA=avx512 or avx2 forces a narrower one; R1_NO_DECODE_KERNELS=1 switches them off
+// and keeps libtorch's products, for A/B runs). bench/run_gemv.py measures them against MKL,
+// oneDNN and the bandwidth.
 //
 // int8 weights: one float32 scale per output row (absmax / 127). The activations are rounded to
 // int8 too, per block of 64 values (scale = the block's absmax / 127, llama.cpp's Q8_0 way), so
